@@ -1,0 +1,147 @@
+// Package httpapi holds the pieces of api.md's HTTP conventions that the auth
+// and chat roles share: the error shape, JSON bodies with their limits, and
+// the same-origin rule for cookie-authenticated unsafe requests. It imports
+// only the standard library.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error is an API error: an HTTP status, a snake_case code and a message
+// that may be shown to a user.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration // sets Retry-After when > 0 (429, 503)
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Common errors.
+var (
+	ErrUnauthenticated = &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "authentication required"}
+	ErrForbidden       = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "forbidden"}
+	ErrNotFound        = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
+	ErrUnavailable     = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "a backend is unavailable, try again", RetryAfter: 2 * time.Second}
+)
+
+type body struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// WriteError writes e in api.md's error shape.
+func WriteError(w http.ResponseWriter, e *Error) {
+	if e.RetryAfter > 0 {
+		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	var b body
+	b.Error.Code, b.Error.Message = e.Code, e.Message
+	WriteJSON(w, e.Status, b)
+}
+
+// WriteJSON writes v as a JSON response with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(buf, '\n'))
+}
+
+// DecodeJSON reads r's body, at most limit bytes, into v. It returns the
+// fitting *Error: 415 without a JSON content type, 413 over the limit, 400
+// for malformed JSON. Unknown fields are ignored.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return Errorf(http.StatusRequestEntityTooLarge, "too_large", "the body is larger than %d bytes", limit)
+		}
+		return Errorf(http.StatusBadRequest, "invalid_request", "could not read the body")
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return Errorf(http.StatusBadRequest, "invalid_request", "the body is not valid JSON for this request: %s", jsonProblem(err))
+	}
+	return nil
+}
+
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return "field " + te.Field + " must be " + te.Type.String()
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return "syntax error at byte " + strconv.FormatInt(se.Offset, 10)
+	}
+	return "malformed"
+}
+
+// IsUnsafe reports whether the method changes state.
+func IsUnsafe(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
+}
+
+// SameOrigin reports whether r comes from one of allowed origins (each
+// "scheme://host[:port]"), or, when allowed is empty, from r's own host.
+// A request saying Sec-Fetch-Site: same-origin is same-origin; a request
+// with neither Origin nor Sec-Fetch-Site is not.
+func SameOrigin(r *http.Request, allowed []string) bool {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		return OriginAllowed(r, o, allowed)
+	}
+	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+}
+
+// OriginAllowed reports whether origin is in allowed or, with allowed empty,
+// names r's own host (the Host header, as a proxy forwards it).
+func OriginAllowed(r *http.Request, origin string, allowed []string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	if len(allowed) == 0 {
+		return strings.EqualFold(u.Host, r.Host)
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(strings.TrimSuffix(a, "/"), u.Scheme+"://"+u.Host) {
+			return true
+		}
+	}
+	return false
+}

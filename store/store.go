@@ -1,0 +1,166 @@
+// Package store defines chatd's records and the persistence interface that
+// every storage backend implements (sqlitestore for one node, mongostore for
+// replicas). It imports only the standard library: no driver type appears in
+// a signature, so handlers never depend on a backend.
+//
+// The store is the record of truth: a message is acknowledged to its sender
+// only after AppendMessage returned it.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with %w; callers test with errors.Is.
+var (
+	// ErrNotFound: the record asked for does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a uniqueness rule or a compare-and-swap precondition failed
+	// (username taken, refresh hash no longer current, session revoked).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// User is an account. Username is stored folded to lower case.
+type User struct {
+	ID           string
+	Username     string
+	DisplayName  string
+	PasswordHash string // argon2id PHC string; never leaves the auth package
+	CreatedAt    time.Time
+}
+
+// Session is one login. The refresh token itself is never stored, only its
+// hash. PrevRefreshHash is the hash of the token the current one replaced: a
+// client presenting it again has replayed a rotated token, and the session
+// must be revoked.
+type Session struct {
+	ID              string
+	UserID          string
+	RefreshHash     string
+	PrevRefreshHash string
+	CreatedAt       time.Time
+	ExpiresAt       time.Time // when the refresh token stops working
+	RevokedAt       time.Time // zero while the session is active
+}
+
+// Revoked reports whether the session was revoked.
+func (s Session) Revoked() bool { return !s.RevokedAt.IsZero() }
+
+// Message is one stored chat message. Seq is assigned by the store, per
+// conversation, strictly increasing in commit order; gaps are allowed,
+// repeats never.
+type Message struct {
+	ID             string
+	ConversationID string
+	Seq            int64
+	From           string
+	To             string
+	Text           string
+	ClientMsgID    string
+	CreatedAt      time.Time
+}
+
+// ConversationView is a conversation as seen by one of its two members.
+type ConversationView struct {
+	ID               string
+	PeerID           string
+	LastMessage      *Message // nil only if the conversation has no message
+	LastSeq          int64
+	Unread           int64 // messages from the peer with seq > ReadSeq
+	ReadSeq          int64 // this member's read pointer
+	DeliveredSeq     int64 // this member's delivered pointer (>= ReadSeq)
+	PeerReadSeq      int64
+	PeerDeliveredSeq int64
+	UpdatedAt        time.Time // time of the last message
+}
+
+// ConversationID returns the id of the conversation between users a and b.
+// It is the same whichever order the two are given in.
+func ConversationID(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return a + "." + b
+}
+
+// NewID returns a fresh random id: 26 lower-case base32 characters (130 bits).
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return idEncoding.EncodeToString(b[:])
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// Store is everything chatd keeps. Implementations are safe for concurrent use.
+// Every method returns ctx.Err() (possibly wrapped) when ctx ends first, and a
+// wrapped backend error when the backend fails; callers map those to 503.
+type Store interface {
+	// CreateUser inserts u (ID, Username, DisplayName, PasswordHash, CreatedAt
+	// set by the caller). ErrConflict if the username is taken.
+	CreateUser(ctx context.Context, u User) error
+	// UserByID returns the user or ErrNotFound.
+	UserByID(ctx context.Context, id string) (User, error)
+	// UserByUsername returns the user with that (lower-case) username or ErrNotFound.
+	UserByUsername(ctx context.Context, username string) (User, error)
+	// UsersByIDs returns the users that exist among ids, in no particular order.
+	UsersByIDs(ctx context.Context, ids []string) ([]User, error)
+	// SearchUsers returns at most limit users, other than excludeID, whose
+	// username or display name starts with prefix (case-insensitively),
+	// ordered by username. An empty prefix matches everyone.
+	SearchUsers(ctx context.Context, prefix, excludeID string, limit int) ([]User, error)
+
+	// CreateSession inserts s.
+	CreateSession(ctx context.Context, s Session) error
+	// SessionByID returns the session (revoked or not) or ErrNotFound.
+	SessionByID(ctx context.Context, id string) (Session, error)
+	// RotateRefresh atomically replaces the session's refresh hash oldHash by
+	// newHash (PrevRefreshHash becomes oldHash) and sets ExpiresAt. It returns
+	// ErrConflict when the session is revoked or its current hash is not
+	// oldHash (a concurrent rotation won), ErrNotFound when there is no session.
+	RotateRefresh(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) error
+	// RevokeSession marks the session revoked at at. Revoking a revoked
+	// session keeps the first time and returns nil. ErrNotFound if unknown.
+	RevokeSession(ctx context.Context, id string, at time.Time) error
+
+	// AppendMessage stores m. The caller sets ID, From, To, Text, ClientMsgID
+	// and CreatedAt; the store sets ConversationID (ConversationID(From, To))
+	// and Seq, creating the conversation on its first message, and returns the
+	// stored message with created=true. If a message with the same From and
+	// ClientMsgID exists already, nothing is written and that message is
+	// returned with created=false. When AppendMessage returns nil the message
+	// is durable.
+	AppendMessage(ctx context.Context, m Message) (stored Message, created bool, err error)
+	// MessagesBefore returns up to limit messages of the conversation with
+	// seq < before (before <= 0: the newest), ascending by seq, and whether
+	// older ones exist.
+	MessagesBefore(ctx context.Context, conversationID string, before int64, limit int) (msgs []Message, hasMore bool, err error)
+	// MessagesAfter returns up to limit messages with seq > after, ascending
+	// by seq, and whether newer ones exist.
+	MessagesAfter(ctx context.Context, conversationID string, after int64, limit int) (msgs []Message, hasMore bool, err error)
+
+	// Conversations returns userID's conversations, most recent activity first.
+	Conversations(ctx context.Context, userID string) ([]ConversationView, error)
+	// Conversation returns the conversation of userID with peerID, or
+	// ErrNotFound if they have exchanged no message yet.
+	Conversation(ctx context.Context, userID, peerID string) (ConversationView, error)
+	// PeerIDs returns the ids of everyone userID shares a conversation with.
+	PeerIDs(ctx context.Context, userID string) ([]string, error)
+	// MarkRead moves userID's read pointer in the conversation with peerID
+	// forward to seq, clamped to the conversation's LastSeq; the delivered
+	// pointer is raised to at least the read pointer. It returns the pointer
+	// after the call and whether it moved. A lower seq changes nothing.
+	// ErrNotFound if there is no such conversation.
+	MarkRead(ctx context.Context, userID, peerID string, seq int64) (readSeq int64, moved bool, err error)
+	// MarkDelivered moves userID's delivered pointer forward, like MarkRead.
+	MarkDelivered(ctx context.Context, userID, peerID string, seq int64) (deliveredSeq int64, moved bool, err error)
+
+	// Ping reports whether the backend answers (used by /readyz).
+	Ping(ctx context.Context) error
+	// Close waits for pending writes and releases the backend.
+	Close() error
+}
