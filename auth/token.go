@@ -1,0 +1,168 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/chatd/chatd/store"
+)
+
+// Cookie names.
+const (
+	SessionCookie = "chatd_session" // access JWT
+	RefreshCookie = "chatd_refresh" // opaque refresh token, Path=/auth
+)
+
+var (
+	// ErrInvalidToken: every verification failure wraps it.
+	ErrInvalidToken = errors.New("auth: invalid token")
+	// ErrUnknownKey: a KeySet has no key with the asked kid.
+	ErrUnknownKey = errors.New("auth: unknown key id")
+	// ErrNoToken: the request carries no access token. It wraps ErrInvalidToken.
+	ErrNoToken = fmt.Errorf("%w: no access token", ErrInvalidToken)
+)
+
+// verifyLeeway tolerates clock skew between replicas when checking exp.
+const verifyLeeway = 30 * time.Second
+
+// Claims is what a verified access token says.
+type Claims struct {
+	UserID    string    // sub
+	SessionID string    // sid
+	TokenID   string    // jti
+	ExpiresAt time.Time // exp
+}
+
+// tokenClaims is the JWT payload: the registered claims and sid.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	SessionID string `json:"sid,omitempty"`
+}
+
+// Signer issues access tokens. Safe for concurrent use.
+type Signer struct {
+	key      *SigningKey
+	issuer   string
+	audience string
+	ttl      time.Duration
+}
+
+// NewSigner returns a Signer of EdDSA access tokens valid for ttl.
+func NewSigner(key *SigningKey, issuer, audience string, ttl time.Duration) *Signer {
+	return &Signer{key: key, issuer: issuer, audience: audience, ttl: ttl}
+}
+
+// Sign returns an EdDSA JWT with header kid, claims iss, aud, sub, sid, jti, iat, exp.
+// expiresAt is exp (whole seconds).
+func (s *Signer) Sign(userID, sessionID string, now time.Time) (token string, expiresAt time.Time, err error) {
+	if s == nil || s.key == nil {
+		return "", time.Time{}, errors.New("auth: sign: no signing key")
+	}
+	iat := now.UTC().Truncate(time.Second)
+	expiresAt = now.Add(s.ttl).UTC().Truncate(time.Second)
+	claims := tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    s.issuer,
+			Subject:   userID,
+			Audience:  jwt.ClaimStrings{s.audience},
+			ExpiresAt: jwt.NewNumericDate(expiresAt),
+			IssuedAt:  jwt.NewNumericDate(iat),
+			ID:        store.NewID(),
+		},
+		SessionID: sessionID,
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	t.Header["kid"] = s.key.ID
+	token, err = t.SignedString(s.key.Private)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("auth: sign: %w", err)
+	}
+	return token, expiresAt, nil
+}
+
+// Verifier checks access tokens against a KeySet. It is pure: it never
+// touches the store, so it cannot know about revocation (callers that must
+// refuse revoked sessions look the session up). Safe for concurrent use.
+type Verifier struct {
+	keys   KeySet
+	parser *jwt.Parser
+}
+
+// NewVerifier returns a Verifier that accepts EdDSA tokens of issuer for
+// audience signed by a key of keys.
+func NewVerifier(keys KeySet, issuer, audience string) *Verifier {
+	return &Verifier{
+		keys: keys,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+			jwt.WithIssuer(issuer),
+			jwt.WithAudience(audience),
+			jwt.WithExpirationRequired(),
+			jwt.WithLeeway(verifyLeeway),
+			jwt.WithStrictDecoding(),
+		),
+	}
+}
+
+// Verify pins alg EdDSA, requires kid known to keys, checks exp (30 s of
+// leeway), iss, aud, and that sub and sid are present. Every error wraps
+// ErrInvalidToken (and ErrUnknownKey for an unknown kid).
+func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
+	if token == "" {
+		return Claims{}, ErrNoToken
+	}
+	var tc tokenClaims
+	_, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, fmt.Errorf("%w: no kid", ErrUnknownKey)
+		}
+		return v.keys.Key(ctx, kid)
+	})
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if tc.Subject == "" || tc.SessionID == "" {
+		return Claims{}, fmt.Errorf("%w: sub or sid missing", ErrInvalidToken)
+	}
+	return Claims{
+		UserID:    tc.Subject,
+		SessionID: tc.SessionID,
+		TokenID:   tc.ID,
+		ExpiresAt: tc.ExpiresAt.Time,
+	}, nil
+}
+
+// FromRequest takes the token from "Authorization: Bearer" if present, else
+// the chatd_session cookie; viaCookie reports which (cookie-authenticated
+// unsafe requests need the same-origin check). Without either it returns
+// ErrNoToken.
+func (v *Verifier) FromRequest(r *http.Request) (c Claims, viaCookie bool, err error) {
+	if tok, ok := BearerToken(r); ok {
+		c, err = v.Verify(r.Context(), tok)
+		return c, false, err
+	}
+	ck, err := r.Cookie(SessionCookie)
+	if err != nil || ck.Value == "" {
+		return Claims{}, false, ErrNoToken
+	}
+	c, err = v.Verify(r.Context(), ck.Value)
+	return c, true, err
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>" header.
+func BearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
