@@ -1,0 +1,225 @@
+// Package mempubsub is the in-process pubsub backend: a Broker and a Presence
+// registry for a single chatd process (`--role=all` on a laptop).
+//
+// Publish calls the topic's handlers synchronously on the publisher's
+// goroutine: no goroutine and no queue per message, and the order of one
+// goroutine's Publish calls is kept. Handlers must not block (the pubsub
+// contract); they may be called concurrently by different publishing
+// goroutines.
+package mempubsub
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/chatd/chatd/pubsub"
+)
+
+// ErrClosed is returned by Publish and Subscribe after Close.
+var ErrClosed = errors.New("mempubsub: broker closed")
+
+var (
+	_ pubsub.Broker   = (*Broker)(nil)
+	_ pubsub.Presence = (*Broker)(nil)
+)
+
+// Broker is an in-process pubsub.Broker that is also a pubsub.Presence.
+// The zero value is not usable; call New.
+type Broker struct {
+	mu     sync.RWMutex
+	topics map[string][]*subscription // slices are copy-on-write, never modified in place
+	closed bool
+
+	pmu   sync.Mutex
+	users map[string]*presenceEntry
+}
+
+type presenceEntry struct {
+	nodes    map[string]struct{}
+	lastSeen time.Time
+}
+
+// New returns an empty Broker.
+func New() *Broker {
+	return &Broker{
+		topics: make(map[string][]*subscription),
+		users:  make(map[string]*presenceEntry),
+	}
+}
+
+type subscription struct {
+	b     *Broker
+	topic string
+	h     pubsub.Handler
+
+	// mu is read-locked around every handler call, so Unsubscribe (which
+	// write-locks it) waits for running calls and no call starts after it.
+	// Concurrent publishers still call the handler concurrently.
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (s *subscription) deliver(payload []byte) {
+	s.mu.RLock()
+	if !s.closed {
+		s.h(payload)
+	}
+	s.mu.RUnlock()
+}
+
+// Unsubscribe implements pubsub.Subscription. It waits for running calls
+// of the handler to return, so it must not be called from inside the
+// subscription's own handler.
+func (s *subscription) Unsubscribe() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.b.remove(s)
+}
+
+func (b *Broker) remove(s *subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	subs := b.topics[s.topic]
+	for i, x := range subs {
+		if x == s {
+			if len(subs) == 1 {
+				delete(b.topics, s.topic)
+				return
+			}
+			n := make([]*subscription, 0, len(subs)-1)
+			n = append(n, subs[:i]...)
+			n = append(n, subs[i+1:]...)
+			b.topics[s.topic] = n
+			return
+		}
+	}
+}
+
+// Publish implements pubsub.Broker: it calls every handler of topic before
+// returning. The context is not used (nothing here waits).
+func (b *Broker) Publish(_ context.Context, topic string, payload []byte) error {
+	b.mu.RLock()
+	subs, closed := b.topics[topic], b.closed
+	b.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	for _, s := range subs {
+		s.deliver(payload)
+	}
+	return nil
+}
+
+// Subscribe implements pubsub.Broker. The subscription is active at once.
+func (b *Broker) Subscribe(_ context.Context, topic string, h pubsub.Handler) (pubsub.Subscription, error) {
+	if h == nil {
+		return nil, errors.New("mempubsub: subscribe: nil handler")
+	}
+	s := &subscription{b: b, topic: topic, h: h}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	old := b.topics[topic]
+	n := make([]*subscription, len(old), len(old)+1)
+	copy(n, old)
+	b.topics[topic] = append(n, s)
+	return s, nil
+}
+
+// Ping implements pubsub.Broker; it fails only after Close.
+func (b *Broker) Ping(context.Context) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close ends every subscription: no handler is called after it returns.
+// It is idempotent. Presence data stays readable.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	topics := b.topics
+	b.topics = make(map[string][]*subscription)
+	b.mu.Unlock()
+	for _, subs := range topics {
+		for _, s := range subs {
+			s.mu.Lock()
+			s.closed = true
+			s.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// Connect implements pubsub.Presence.
+func (b *Broker) Connect(_ context.Context, userID, nodeID string) (bool, error) {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	e := b.users[userID]
+	if e == nil {
+		e = &presenceEntry{}
+		b.users[userID] = e
+	}
+	if e.nodes == nil {
+		e.nodes = make(map[string]struct{}, 1)
+	}
+	first := len(e.nodes) == 0
+	e.nodes[nodeID] = struct{}{}
+	return first, nil
+}
+
+// Disconnect implements pubsub.Presence. last is true only when this call
+// removed nodeID's entry and no other node holds the user, so one offline
+// transition is reported once.
+func (b *Broker) Disconnect(_ context.Context, userID, nodeID string, at time.Time) (bool, error) {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	e := b.users[userID]
+	if e == nil {
+		return false, nil
+	}
+	if _, ok := e.nodes[nodeID]; !ok {
+		return false, nil
+	}
+	delete(e.nodes, nodeID)
+	if len(e.nodes) > 0 {
+		return false, nil
+	}
+	e.lastSeen = at
+	return true, nil
+}
+
+// Lookup implements pubsub.Presence.
+func (b *Broker) Lookup(_ context.Context, userIDs []string) (map[string]pubsub.Status, error) {
+	out := make(map[string]pubsub.Status, len(userIDs))
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	for _, id := range userIDs {
+		if e := b.users[id]; e != nil {
+			out[id] = pubsub.Status{Online: len(e.nodes) > 0, LastSeen: e.lastSeen}
+		} else {
+			out[id] = pubsub.Status{}
+		}
+	}
+	return out, nil
+}
+
+// Refresh implements pubsub.Presence; entries of one process never expire,
+// so it does nothing.
+func (b *Broker) Refresh(context.Context, string, []string) error { return nil }
