@@ -1,0 +1,123 @@
+package mongostore
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/chatd/chatd/store"
+)
+
+type userDoc struct {
+	ID           string        `bson:"_id"`
+	Username     string        `bson:"username"`
+	DisplayName  string        `bson:"display_name"`
+	DisplayFold  string        `bson:"display_fold"` // lower-cased, for prefix search
+	PasswordHash string        `bson:"password_hash"`
+	CreatedAt    bson.DateTime `bson:"created_at"`
+}
+
+func (d userDoc) user() store.User {
+	return store.User{
+		ID:           d.ID,
+		Username:     d.Username,
+		DisplayName:  d.DisplayName,
+		PasswordHash: d.PasswordHash,
+		CreatedAt:    fromDate(d.CreatedAt),
+	}
+}
+
+// CreateUser inserts u; ErrConflict if the username (or the id) is taken.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	_, err := s.users.InsertOne(ctx, userDoc{
+		ID:           u.ID,
+		Username:     u.Username,
+		DisplayName:  u.DisplayName,
+		DisplayFold:  lowerPrefix(u.DisplayName),
+		PasswordHash: u.PasswordHash,
+		CreatedAt:    toDate(u.CreatedAt),
+	})
+	if isDuplicate(err) {
+		return fmt.Errorf("mongostore: create user: username %q taken: %w", u.Username, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("mongostore: create user: %w", wrapCtx(ctx, err))
+	}
+	return nil
+}
+
+// UserByID returns the user or ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id string) (store.User, error) {
+	var d userDoc
+	if err := s.users.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d); err != nil {
+		return store.User{}, fmt.Errorf("mongostore: user by id: %w", wrapCtx(ctx, notFound(err)))
+	}
+	return d.user(), nil
+}
+
+// UserByUsername returns the user with that username or ErrNotFound.
+func (s *Store) UserByUsername(ctx context.Context, username string) (store.User, error) {
+	var d userDoc
+	if err := s.users.FindOne(ctx, bson.D{{Key: "username", Value: username}}).Decode(&d); err != nil {
+		return store.User{}, fmt.Errorf("mongostore: user by username: %w", wrapCtx(ctx, notFound(err)))
+	}
+	return d.user(), nil
+}
+
+// UsersByIDs returns the users that exist among ids.
+func (s *Store) UsersByIDs(ctx context.Context, ids []string) ([]store.User, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	users, err := s.findUsers(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find())
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: users by ids: %w", err)
+	}
+	return users, nil
+}
+
+// SearchUsers returns at most limit users other than excludeID whose
+// username or display name starts with prefix, case-insensitively, ordered
+// by username. Both fields are matched in lower case with an anchored,
+// quoted regular expression, which an index can serve as a range.
+func (s *Store) SearchUsers(ctx context.Context, prefix, excludeID string, limit int) ([]store.User, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	filter := bson.D{}
+	if excludeID != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$ne", Value: excludeID}}})
+	}
+	if prefix != "" {
+		re := bson.Regex{Pattern: "^" + regexp.QuoteMeta(lowerPrefix(prefix))}
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "username", Value: re}},
+			bson.D{{Key: "display_fold", Value: re}},
+		}})
+	}
+	fo := options.Find().SetSort(bson.D{{Key: "username", Value: 1}}).SetLimit(int64(limit))
+	users, err := s.findUsers(ctx, filter, fo)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: search users: %w", err)
+	}
+	return users, nil
+}
+
+func (s *Store) findUsers(ctx context.Context, filter bson.D, fo *options.FindOptionsBuilder) ([]store.User, error) {
+	cur, err := s.users.Find(ctx, filter, fo)
+	if err != nil {
+		return nil, wrapCtx(ctx, err)
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrapCtx(ctx, err)
+	}
+	users := make([]store.User, len(docs))
+	for i, d := range docs {
+		users[i] = d.user()
+	}
+	return users, nil
+}
