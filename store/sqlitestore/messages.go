@@ -1,0 +1,153 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/chatd/chatd/store"
+)
+
+// AppendMessage stores m (see store.Store): idempotent on From+ClientMsgID,
+// seq allocated from the conversation row, durable when it returns nil.
+func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Message, bool, error) {
+	m.ConversationID = store.ConversationID(m.From, m.To)
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = time.Now()
+	}
+	m.CreatedAt = fromMillis(millis(m.CreatedAt)) // what a read returns
+	if m.ID == "" {
+		m.ID = store.NewID()
+	}
+	var stored store.Message
+	var created bool
+	err := s.write(ctx, func(b *batch) error {
+		var err error
+		stored, created, err = appendMessage(b, m)
+		return err
+	})
+	if err != nil {
+		return store.Message{}, false, fmt.Errorf("sqlitestore: append message: %w", err)
+	}
+	return stored, created, nil
+}
+
+// appendMessage runs in the writer, inside the batch transaction: look for
+// a retry, take the next seq from the conversation row (creating the
+// conversation and its two members on the first message), insert.
+func appendMessage(b *batch, m store.Message) (store.Message, bool, error) {
+	if m.ClientMsgID != "" {
+		old := store.Message{ConversationID: m.ConversationID, From: m.From, ClientMsgID: m.ClientMsgID}
+		var created int64
+		err := b.queryRow(wMessageByClient, m.From, m.ClientMsgID).Scan(&old.Seq, &old.ID, &old.To, &old.Text, &created)
+		if err == nil {
+			old.ConversationID = store.ConversationID(old.From, old.To)
+			old.CreatedAt = fromMillis(created)
+			return old, false, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return store.Message{}, false, err
+		}
+	}
+	at := millis(m.CreatedAt)
+	userA, userB := m.From, m.To
+	if userB < userA {
+		userA, userB = userB, userA
+	}
+	sentA, sentB := 0, 0
+	if m.From == userA {
+		sentA = 1
+	}
+	if m.From == userB {
+		sentB = 1
+	}
+	var conv int64
+	err := b.queryRow(wBumpConversation, at, sentA, sentB, m.ConversationID).Scan(&conv, &m.Seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The first message: create the conversation and both members.
+		m.Seq = 1
+		res, err := b.exec(wInsertConversation, m.ConversationID, userA, userB, at, sentA, sentB)
+		if err != nil {
+			return store.Message{}, false, err
+		}
+		if conv, err = res.LastInsertId(); err != nil {
+			return store.Message{}, false, err
+		}
+		for _, p := range [2][2]string{{m.From, m.To}, {m.To, m.From}} {
+			if _, err := b.exec(wInsertMember, p[0], conv, p[1]); err != nil {
+				if isForeignKeyViolation(err) {
+					return store.Message{}, false, fmt.Errorf("no user %q: %w", p[0], store.ErrNotFound)
+				}
+				return store.Message{}, false, err
+			}
+		}
+	} else if err != nil {
+		return store.Message{}, false, err
+	}
+	if _, err := b.exec(wInsertMessage, conv, m.Seq, m.ID, m.From, m.To, m.Text, m.ClientMsgID, at); err != nil {
+		return store.Message{}, false, err
+	}
+	return m, true, nil
+}
+
+// MessagesBefore returns up to limit messages with seq < before (before <= 0:
+// the newest), ascending, and whether older ones exist.
+func (s *Store) MessagesBefore(ctx context.Context, conversationID string, before int64, limit int) ([]store.Message, bool, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	msgs, more, err := s.messages(ctx, rMessagesBefore, conversationID, before, limit)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlitestore: messages before: %w", err)
+	}
+	for i, j := 0, len(msgs)-1; i < j; i, j = i+1, j-1 {
+		msgs[i], msgs[j] = msgs[j], msgs[i]
+	}
+	return msgs, more, nil
+}
+
+// MessagesAfter returns up to limit messages with seq > after, ascending,
+// and whether newer ones exist.
+func (s *Store) MessagesAfter(ctx context.Context, conversationID string, after int64, limit int) ([]store.Message, bool, error) {
+	msgs, more, err := s.messages(ctx, rMessagesAfter, conversationID, after, limit)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlitestore: messages after: %w", err)
+	}
+	return msgs, more, nil
+}
+
+// messages reads limit+1 rows in the statement's order to learn whether
+// there are more.
+func (s *Store) messages(ctx context.Context, stmt int, conversationID string, seq int64, limit int) ([]store.Message, bool, error) {
+	if limit < 0 {
+		limit = 0
+	}
+	rows, err := s.rstmts[stmt].QueryContext(ctx, conversationID, seq, limit+1)
+	if err != nil {
+		return nil, false, wrapCtx(ctx, err)
+	}
+	defer rows.Close()
+	msgs := make([]store.Message, 0, min(limit, 256))
+	more := false
+	for rows.Next() {
+		if len(msgs) == limit {
+			more = true
+			break
+		}
+		var m store.Message
+		var created int64
+		if err := rows.Scan(&m.Seq, &m.ID, &m.From, &m.To, &m.Text, &m.ClientMsgID, &created); err != nil {
+			return nil, false, wrapCtx(ctx, err)
+		}
+		m.ConversationID = conversationID
+		m.CreatedAt = fromMillis(created)
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, wrapCtx(ctx, err)
+	}
+	return msgs, more, nil
+}

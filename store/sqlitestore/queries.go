@@ -1,0 +1,100 @@
+package sqlitestore
+
+// Prepared statements of the writer, run inside batch transactions.
+const (
+	wInsertUser = iota
+	wInsertSession
+	wRotateRefresh
+	wSessionRevokedAt
+	wRevokeSession
+	wMessageByClient
+	wBumpConversation
+	wInsertConversation
+	wInsertMember
+	wInsertMessage
+	wPointers
+	wCountFrom
+	wSetPointers
+	numWriteStmts
+)
+
+var writeQueries = [numWriteStmts]string{
+	wInsertUser: `INSERT INTO users (id, username, display_name, display_fold, password_hash, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+	wInsertSession: `INSERT INTO sessions (id, user_id, refresh_hash, prev_refresh_hash, created_at, expires_at, revoked_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	wRotateRefresh: `UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?, expires_at = ?
+		WHERE id = ? AND refresh_hash = ? AND revoked_at = 0`,
+	wSessionRevokedAt: `SELECT revoked_at FROM sessions WHERE id = ?`,
+	wRevokeSession:    `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0`,
+	wMessageByClient: `SELECT seq, id, to_id, text, created_at FROM messages
+		WHERE from_id = ? AND client_msg_id = ?`,
+	// ?2 and ?3 are 1 for the sender's side (user_a or user_b), else 0.
+	wBumpConversation: `UPDATE conversations
+		SET last_seq = last_seq + 1, updated_at = ?1, sent_a = sent_a + ?2, sent_b = sent_b + ?3
+		WHERE id = ?4 RETURNING k, last_seq`,
+	wInsertConversation: `INSERT INTO conversations (id, user_a, user_b, last_seq, updated_at, sent_a, sent_b)
+		VALUES (?, ?, ?, 1, ?, ?, ?)`,
+	wInsertMember: `INSERT OR IGNORE INTO conversation_members (user_id, conv, peer_id) VALUES (?, ?, ?)`,
+	wInsertMessage: `INSERT INTO messages (conv, seq, id, from_id, to_id, text, client_msg_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, nullif(?, ''), ?)`,
+	wPointers: `SELECT m.conv, m.read_seq, m.delivered_seq, m.read_count, c.last_seq
+		FROM conversations c JOIN conversation_members m ON m.conv = c.k AND m.user_id = ?
+		WHERE c.id = ?`,
+	wCountFrom: `SELECT count(*) FROM messages WHERE conv = ? AND seq > ? AND seq <= ? AND from_id = ?`,
+	wSetPointers: `UPDATE conversation_members SET read_seq = ?, delivered_seq = ?, read_count = ?
+		WHERE user_id = ? AND conv = ?`,
+}
+
+// Prepared statements of the read pool.
+const (
+	rPing = iota
+	rUserByID
+	rUserByUsername
+	rUsersByIDs
+	rSearchUsers
+	rSessionByID
+	rMessagesBefore
+	rMessagesAfter
+	rConversations
+	rConversation
+	rPeerIDs
+	numReadStmts
+)
+
+const userColumns = `id, username, display_name, password_hash, created_at`
+
+const messageColumns = `seq, id, from_id, to_id, text, coalesce(client_msg_id, ''), created_at`
+
+// conversationSelect is a member's view of its conversations: m is the
+// member's row, p the peer's, l the last message.
+const conversationSelect = `SELECT c.id, m.peer_id, c.last_seq, c.updated_at,
+		m.read_seq, m.delivered_seq, p.read_seq, p.delivered_seq,
+		CASE WHEN m.user_id = c.user_a THEN c.sent_b ELSE c.sent_a END - m.read_count,
+		l.id, l.from_id, l.to_id, l.text, coalesce(l.client_msg_id, ''), l.created_at
+	FROM conversation_members m
+	JOIN conversations c ON c.k = m.conv
+	JOIN conversation_members p ON p.user_id = m.peer_id AND p.conv = m.conv
+	LEFT JOIN messages l ON l.conv = m.conv AND l.seq = c.last_seq`
+
+var readQueries = [numReadStmts]string{
+	rPing:           `SELECT 1`,
+	rUserByID:       `SELECT ` + userColumns + ` FROM users WHERE id = ?`,
+	rUserByUsername: `SELECT ` + userColumns + ` FROM users WHERE username = ?`,
+	rUsersByIDs:     `SELECT ` + userColumns + ` FROM users WHERE id IN (SELECT value FROM json_each(?))`,
+	// ?2..?3 is the range of strings that start with the prefix: every
+	// valid UTF-8 string below prefix+"\xff".
+	rSearchUsers: `SELECT ` + userColumns + ` FROM users
+		WHERE id != ?1 AND ((username >= ?2 AND username < ?3) OR (display_fold >= ?2 AND display_fold < ?3))
+		ORDER BY username LIMIT ?4`,
+	rSessionByID: `SELECT id, user_id, refresh_hash, prev_refresh_hash, created_at, expires_at, revoked_at
+		FROM sessions WHERE id = ?`,
+	rMessagesBefore: `SELECT ` + messageColumns + ` FROM messages
+		WHERE conv = (SELECT k FROM conversations WHERE id = ?) AND seq < ? ORDER BY seq DESC LIMIT ?`,
+	rMessagesAfter: `SELECT ` + messageColumns + ` FROM messages
+		WHERE conv = (SELECT k FROM conversations WHERE id = ?) AND seq > ? ORDER BY seq ASC LIMIT ?`,
+	rConversations: conversationSelect + ` WHERE m.user_id = ? ORDER BY c.updated_at DESC, c.id`,
+	rConversation: conversationSelect + ` WHERE m.user_id = ?
+		AND m.conv = (SELECT k FROM conversations WHERE id = ?)`,
+	rPeerIDs: `SELECT peer_id FROM conversation_members WHERE user_id = ? ORDER BY peer_id`,
+}

@@ -1,0 +1,110 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order by Open; PRAGMA user_version records how
+// many have run. Never edit a released migration: append a new one.
+var migrations = []string{
+	// 1: the initial schema. Times are unix milliseconds; 0 means unset.
+	`
+CREATE TABLE users (
+	id            TEXT PRIMARY KEY,
+	username      TEXT NOT NULL UNIQUE,
+	display_name  TEXT NOT NULL,
+	display_fold  TEXT NOT NULL, -- display_name lower-cased, for prefix search
+	password_hash TEXT NOT NULL,
+	created_at    INTEGER NOT NULL
+);
+CREATE INDEX users_display_fold ON users (display_fold);
+
+CREATE TABLE sessions (
+	id                TEXT PRIMARY KEY,
+	user_id           TEXT NOT NULL REFERENCES users (id),
+	refresh_hash      TEXT NOT NULL,
+	prev_refresh_hash TEXT NOT NULL DEFAULT '',
+	created_at        INTEGER NOT NULL,
+	expires_at        INTEGER NOT NULL,
+	revoked_at        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+
+-- A conversation has an integer key k for the message rows and indexes to
+-- refer to (smaller pages than its text id), and per-member counts of the
+-- messages each member sent, from which unread counts are derived.
+CREATE TABLE conversations (
+	k          INTEGER PRIMARY KEY,
+	id         TEXT NOT NULL UNIQUE, -- store.ConversationID(user_a, user_b)
+	user_a     TEXT NOT NULL,        -- the lower user id
+	user_b     TEXT NOT NULL,
+	last_seq   INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,     -- time of the last message
+	sent_a     INTEGER NOT NULL,     -- messages user_a sent
+	sent_b     INTEGER NOT NULL
+);
+
+-- One row per member: its pointers, and who the peer is. read_count is the
+-- number of the peer's messages with seq <= read_seq, so that the member's
+-- unread count is the peer's sent count minus read_count.
+CREATE TABLE conversation_members (
+	user_id       TEXT NOT NULL REFERENCES users (id),
+	conv          INTEGER NOT NULL REFERENCES conversations (k),
+	peer_id       TEXT NOT NULL,
+	read_seq      INTEGER NOT NULL DEFAULT 0,
+	delivered_seq INTEGER NOT NULL DEFAULT 0,
+	read_count    INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (user_id, conv)
+) WITHOUT ROWID;
+
+-- No foreign key on conv: only the writer inserts messages, right after
+-- finding or creating their conversation, and the check would cost a
+-- lookup per message.
+CREATE TABLE messages (
+	rowid         INTEGER PRIMARY KEY,
+	conv          INTEGER NOT NULL,
+	seq           INTEGER NOT NULL,
+	id            TEXT NOT NULL,
+	from_id       TEXT NOT NULL,
+	to_id         TEXT NOT NULL,
+	text          TEXT NOT NULL,
+	client_msg_id TEXT, -- NULL when the sender gave none (no idempotency)
+	created_at    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX messages_seq ON messages (conv, seq);
+CREATE UNIQUE INDEX messages_client ON messages (from_id, client_msg_id);
+`,
+}
+
+// migrate brings the database to the latest schema version, one transaction
+// per migration. It is a no-op on an up-to-date database.
+func migrate(ctx context.Context, db *sql.DB) error {
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this binary knows (%d)", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		// PRAGMA takes no bound parameters; v is an int we control.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+	}
+	return nil
+}

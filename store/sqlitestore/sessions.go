@@ -1,0 +1,105 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chatd/chatd/store"
+)
+
+// CreateSession inserts sess. ErrNotFound if its user does not exist,
+// ErrConflict if its id is taken.
+func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
+	err := s.write(ctx, func(b *batch) error {
+		_, err := b.exec(wInsertSession, sess.ID, sess.UserID, sess.RefreshHash, sess.PrevRefreshHash,
+			millis(sess.CreatedAt), millis(sess.ExpiresAt), millis(sess.RevokedAt))
+		switch {
+		case isUniqueViolation(err):
+			return fmt.Errorf("session id taken: %w", store.ErrConflict)
+		case isForeignKeyViolation(err):
+			return fmt.Errorf("no user %q: %w", sess.UserID, store.ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create session: %w", err)
+	}
+	return nil
+}
+
+// SessionByID returns the session or ErrNotFound.
+func (s *Store) SessionByID(ctx context.Context, id string) (store.Session, error) {
+	var sess store.Session
+	var created, expires, revoked int64
+	err := s.rstmts[rSessionByID].QueryRowContext(ctx, id).Scan(&sess.ID, &sess.UserID, &sess.RefreshHash,
+		&sess.PrevRefreshHash, &created, &expires, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.Session{}, fmt.Errorf("sqlitestore: session by id: %w", wrapCtx(ctx, err))
+	}
+	sess.CreatedAt, sess.ExpiresAt, sess.RevokedAt = fromMillis(created), fromMillis(expires), fromMillis(revoked)
+	return sess, nil
+}
+
+// RotateRefresh replaces the refresh hash oldHash by newHash if it is still
+// current and the session is not revoked.
+func (s *Store) RotateRefresh(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) error {
+	err := s.write(ctx, func(b *batch) error {
+		res, err := b.exec(wRotateRefresh, newHash, millis(expiresAt), id, oldHash)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var revoked int64
+		err = b.queryRow(wSessionRevokedAt, id).Scan(&revoked)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return store.ErrNotFound
+		case err != nil:
+			return err
+		case revoked != 0:
+			return fmt.Errorf("session revoked: %w", store.ErrConflict)
+		default:
+			return fmt.Errorf("refresh hash not current: %w", store.ErrConflict)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: rotate refresh: %w", err)
+	}
+	return nil
+}
+
+// RevokeSession marks the session revoked at at, keeping an earlier
+// revocation time.
+func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) error {
+	ms := millis(at)
+	if ms == 0 {
+		ms = time.Now().UnixMilli() // 0 would mean "not revoked"
+	}
+	err := s.write(ctx, func(b *batch) error {
+		res, err := b.exec(wRevokeSession, ms, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var revoked int64
+		err = b.queryRow(wSessionRevokedAt, id).Scan(&revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		return err // nil: revoked already
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: revoke session: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,348 @@
+// Package sqlitestore is chatd's embedded store: one SQLite file (through the
+// pure-Go modernc.org/sqlite driver) for a single node.
+//
+// Writes go through group commit: one writer goroutine owns the only write
+// connection, takes every pending request (up to Options.BatchMax), runs them
+// in one transaction, commits once and then answers every waiter. If one
+// request fails, the batch is run again with a savepoint around each
+// request, so that it fails alone. With synchronous=FULL every acknowledged
+// write survives a power cut, and the fsync is paid once per batch rather
+// than once per message. Reads use a separate pool of read-only
+// connections, which WAL mode runs beside the writer; a background
+// goroutine checkpoints the log into the database file, off the writer's
+// path.
+//
+// Besides the database file, SQLite keeps path-wal and path-shm beside it
+// while the store is open (WAL mode).
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/chatd/chatd/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Options tune a Store. Zero values pick good defaults.
+type Options struct {
+	// BatchMax is the most write requests committed in one transaction
+	// (default 512).
+	BatchMax int
+	// QueueSize is how many write requests may wait for the writer before
+	// callers block (default 4 × BatchMax).
+	QueueSize int
+	// ReadConns is the size of the read connection pool (default
+	// max(4, GOMAXPROCS)).
+	ReadConns int
+	// Synchronous is SQLite's synchronous setting: "FULL" (default: a
+	// committed write survives a power cut) or "NORMAL" (survives a crash of
+	// the process, may lose the last commits on a power cut), or "EXTRA".
+	Synchronous string
+	// BusyTimeout is how long a connection waits for a lock held by another
+	// process (default 5 s).
+	BusyTimeout time.Duration
+	// CheckpointInterval is the least time between two checkpoints (copies
+	// of the write-ahead log into the database file), which a background
+	// goroutine runs beside the writer after writes (default 200 ms).
+	CheckpointInterval time.Duration
+}
+
+func (o *Options) setDefaults() error {
+	if o.BatchMax <= 0 {
+		o.BatchMax = 512
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 4 * o.BatchMax
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = max(4, runtime.GOMAXPROCS(0))
+	}
+	switch s := strings.ToUpper(o.Synchronous); s {
+	case "":
+		o.Synchronous = "FULL"
+	case "FULL", "NORMAL", "EXTRA":
+		o.Synchronous = s
+	default:
+		return fmt.Errorf("invalid synchronous %q (want FULL, NORMAL or EXTRA)", o.Synchronous)
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 200 * time.Millisecond
+	}
+	return nil
+}
+
+// Store is a store.Store on one SQLite file. Use Open.
+type Store struct {
+	opts   Options
+	wdb    *sql.DB   // exactly one connection: wconn
+	wconn  *sql.Conn // used only by the writer goroutine
+	rdb    *sql.DB   // read-only pool
+	rstmts [numReadStmts]*sql.Stmt
+	cdb    *sql.DB // the checkpointer's connection
+
+	ckpt     chan struct{} // the writer's "there were writes" signal, capacity 1
+	ckptStop chan struct{} // closed by Close to stop the checkpointer
+	ckptDone chan struct{} // closed when the checkpointer has exited
+
+	mu     sync.RWMutex // guards closed and sending on reqs
+	closed bool
+	reqs   chan *writeReq
+	done   chan struct{} // closed when the writer goroutine has exited
+
+	batches atomic.Int64 // transactions the writer ran
+	writes  atomic.Int64 // requests they carried
+}
+
+// errClosed is returned by every call after Close.
+var errClosed = errors.New("sqlitestore: store is closed")
+
+// Open opens (creating if needed) the database file at path, applies the
+// schema migrations and starts the writer. Close releases it. The directory
+// must exist. A process should open a file once: two Stores on one file stay
+// correct (every batch is a BEGIN IMMEDIATE transaction) but their writers
+// wait for each other's lock (Options.BusyTimeout).
+func Open(path string, opts Options) (*Store, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	if path == "" || strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("sqlitestore: open: invalid database path %q", path)
+	}
+	ctx := context.Background()
+	busy := opts.BusyTimeout.Milliseconds()
+
+	wq := url.Values{}
+	wq.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy))
+	wq.Add("_pragma", "foreign_keys(1)")
+	wq.Add("_pragma", "journal_mode(WAL)")
+	wq.Add("_pragma", "synchronous("+opts.Synchronous+")")
+	wq.Add("_pragma", "journal_size_limit(67108864)")
+	wq.Add("_pragma", "cache_size(-16384)") // 16 MiB: the writer's working set stays cached
+	// The checkpointer copies the log into the database beside the writer;
+	// the writer checkpoints itself only if the log grows past 64 MiB.
+	wq.Add("_pragma", "wal_autocheckpoint(16384)")
+	wdb, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, wdb); err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+
+	wconn, err := wdb.Conn(ctx)
+	if err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+
+	rq := url.Values{}
+	rq.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy))
+	rq.Add("_pragma", "query_only(1)")
+	rdb, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	if err != nil {
+		_ = wconn.Close()
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	rdb.SetMaxOpenConns(opts.ReadConns)
+	rdb.SetMaxIdleConns(opts.ReadConns)
+	rdb.SetConnMaxLifetime(0)
+	rdb.SetConnMaxIdleTime(0)
+
+	cq := url.Values{}
+	cq.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy))
+	cq.Add("_pragma", "synchronous("+opts.Synchronous+")")
+	cdb, err := sql.Open("sqlite", path+"?"+cq.Encode())
+	if err != nil {
+		_ = rdb.Close()
+		_ = wconn.Close()
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	cdb.SetMaxOpenConns(1)
+	cdb.SetMaxIdleConns(1)
+	cdb.SetConnMaxLifetime(0)
+	cdb.SetConnMaxIdleTime(0)
+
+	s := &Store{
+		opts:  opts,
+		wdb:   wdb,
+		wconn: wconn,
+		rdb:   rdb,
+		cdb:   cdb,
+		reqs:  make(chan *writeReq, opts.QueueSize),
+		done:  make(chan struct{}),
+
+		ckpt:     make(chan struct{}, 1),
+		ckptStop: make(chan struct{}),
+		ckptDone: make(chan struct{}),
+	}
+	if err := s.prepare(ctx); err != nil {
+		_ = s.closeDBs()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	ready := make(chan error, 1)
+	go s.writer(ready)
+	if err := <-ready; err != nil {
+		<-s.done
+		_ = s.closeDBs()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	go s.checkpointer()
+	return s, nil
+}
+
+// checkpointer runs a passive checkpoint after writes, at most once per
+// CheckpointInterval, so that the writer's commits do not pay for it. A
+// failed checkpoint (the log busy) is retried after the next writes.
+func (s *Store) checkpointer() {
+	defer close(s.ckptDone)
+	pause := time.NewTimer(time.Hour)
+	pause.Stop()
+	for {
+		select {
+		case <-s.ckptStop:
+			return
+		case <-s.ckpt:
+		}
+		_, _ = s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		pause.Reset(s.opts.CheckpointInterval)
+		select {
+		case <-s.ckptStop:
+			pause.Stop()
+			return
+		case <-pause.C:
+		}
+	}
+}
+
+// prepare prepares the statements of the read pool.
+func (s *Store) prepare(ctx context.Context) error {
+	for i, q := range readQueries {
+		st, err := s.rdb.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.rstmts[i] = st
+	}
+	return nil
+}
+
+func (s *Store) closeDBs() error {
+	for _, st := range s.rstmts {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	err := s.rdb.Close()
+	if cerr := s.cdb.Close(); cerr != nil {
+		err = cerr
+	}
+	if werr := s.wconn.Close(); werr != nil {
+		err = werr
+	}
+	if werr := s.wdb.Close(); werr != nil {
+		err = werr
+	}
+	return err
+}
+
+// Close waits for the pending writes, stops the writer and closes the
+// database. Calls after Close fail; a second Close returns nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.reqs) // the writer drains what is queued, then exits
+	s.mu.Unlock()
+	<-s.done
+	close(s.ckptStop)
+	<-s.ckptDone
+	if err := s.closeDBs(); err != nil {
+		return fmt.Errorf("sqlitestore: close: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return errClosed
+	}
+	var one int
+	if err := s.rstmts[rPing].QueryRowContext(ctx).Scan(&one); err != nil {
+		return fmt.Errorf("sqlitestore: ping: %w", wrapCtx(ctx, err))
+	}
+	return nil
+}
+
+// ---- helpers ----
+
+// millis converts t to unix milliseconds; the zero time is 0.
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// fromMillis is the inverse of millis, in UTC.
+func fromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+func isUniqueViolation(err error) bool {
+	c := sqliteCode(err)
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+func isForeignKeyViolation(err error) bool {
+	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// wrapCtx returns ctx's error when ctx ended (the driver reports an
+// interrupted query in its own words), else err.
+func wrapCtx(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	return err
+}

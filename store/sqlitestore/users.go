@@ -1,0 +1,113 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/chatd/chatd/store"
+)
+
+// CreateUser inserts u; ErrConflict if the username (or id) is taken.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	err := s.write(ctx, func(b *batch) error {
+		_, err := b.exec(wInsertUser, u.ID, u.Username, u.DisplayName, strings.ToLower(u.DisplayName),
+			u.PasswordHash, millis(u.CreatedAt))
+		if isUniqueViolation(err) {
+			return fmt.Errorf("username %q (or id) taken: %w", u.Username, store.ErrConflict)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: create user: %w", err)
+	}
+	return nil
+}
+
+// UserByID returns the user or ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(s.rstmts[rUserByID].QueryRowContext(ctx, id))
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlitestore: user by id: %w", wrapCtx(ctx, err))
+	}
+	return u, nil
+}
+
+// UserByUsername returns the user or ErrNotFound.
+func (s *Store) UserByUsername(ctx context.Context, username string) (store.User, error) {
+	u, err := scanUser(s.rstmts[rUserByUsername].QueryRowContext(ctx, username))
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlitestore: user by username: %w", wrapCtx(ctx, err))
+	}
+	return u, nil
+}
+
+// UsersByIDs returns the users that exist among ids.
+func (s *Store) UsersByIDs(ctx context.Context, ids []string) ([]store.User, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: users by ids: %w", err)
+	}
+	rows, err := s.rstmts[rUsersByIDs].QueryContext(ctx, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: users by ids: %w", wrapCtx(ctx, err))
+	}
+	users, err := scanUsers(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: users by ids: %w", wrapCtx(ctx, err))
+	}
+	return users, nil
+}
+
+// SearchUsers returns at most limit users other than excludeID whose
+// username or display name starts with prefix, case-insensitively, ordered
+// by username.
+func (s *Store) SearchUsers(ctx context.Context, prefix, excludeID string, limit int) ([]store.User, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	lo := strings.ToLower(prefix)
+	hi := lo + "\xff" // no valid UTF-8 byte is 0xff
+	rows, err := s.rstmts[rSearchUsers].QueryContext(ctx, excludeID, lo, hi, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: search users: %w", wrapCtx(ctx, err))
+	}
+	users, err := scanUsers(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: search users: %w", wrapCtx(ctx, err))
+	}
+	return users, nil
+}
+
+func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
+	var u store.User
+	var created int64
+	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.PasswordHash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.User{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	u.CreatedAt = fromMillis(created)
+	return u, nil
+}
+
+func scanUsers(rows *sql.Rows) ([]store.User, error) {
+	defer rows.Close()
+	var users []store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	return users, rows.Err()
+}
