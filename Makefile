@@ -1,0 +1,29 @@
+# chatd: the two commands of the README are `make run` and `make test`.
+GO ?= go
+
+.PHONY: run build test testdeps test-short bench lint
+
+run:
+	$(GO) run . serve --role=all
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/chatd .
+
+# Installs redis-server and Chromium when missing and builds the MongoDB-wire
+# test server, then runs every test with the race detector.
+test: testdeps
+	$(GO) vet ./...
+	$(GO) test -race -timeout 20m ./...
+
+testdeps:
+	./scripts/testdeps.sh
+
+# Unit tests only: no browser, no split deployment.
+test-short:
+	$(GO) test -short ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/sqlitestore ./pubsub/mempubsub ./chat
+
+lint:
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run

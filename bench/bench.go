@@ -1,0 +1,429 @@
+// Package bench is `chatd bench`, a load generator that speaks only the
+// public API (docs/api.md): it signs up user pairs, connects them over
+// WebSocket, sends one-to-one messages and reports throughput and latency
+// (send → ack at the sender, send → message at the recipient). With
+// --idle it instead holds many idle connections and reports the server's
+// memory per connection from its /metrics.
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/spf13/cobra"
+)
+
+// Options are the load's parameters.
+type Options struct {
+	URL      string
+	Pairs    int
+	Duration time.Duration
+	Rate     float64 // total messages per second; 0 = as fast as the window allows
+	Window   int     // sends in flight per sender when Rate is 0
+	TextSize int
+	Idle     int // hold this many idle connections instead of sending
+	Password string
+}
+
+// Command is the cobra command `chatd bench`.
+func Command() *cobra.Command {
+	var o Options
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load a running chatd through its public API and report throughput and latency",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if o.Idle > 0 {
+				r, err := Idle(ctx, o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), r)
+				return nil
+			}
+			r, err := Run(ctx, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), r)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "base URL of chatd (a gateway or an all-in-one node)")
+	f.IntVar(&o.Pairs, "pairs", 50, "sender/recipient pairs, one WebSocket each")
+	f.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to send")
+	f.Float64Var(&o.Rate, "rate", 0, "total messages per second (0 = as fast as acks allow)")
+	f.IntVar(&o.Window, "window", 4, "unacknowledged sends per sender when --rate is 0")
+	f.IntVar(&o.TextSize, "text-size", 64, "bytes of text per message")
+	f.IntVar(&o.Idle, "idle", 0, "hold this many idle connections and report server memory per connection")
+	f.StringVar(&o.Password, "password", "bench-password-1", "password of the bench users")
+	return cmd
+}
+
+// Result is what a run measured.
+type Result struct {
+	Sent, Acked, Delivered, Errors int64
+	Elapsed                        time.Duration
+	Ack, Delivery                  []time.Duration
+}
+
+func (r Result) String() string {
+	secs := r.Elapsed.Seconds()
+	return fmt.Sprintf("sent=%d acked=%d delivered=%d errors=%d elapsed=%.1fs\nthroughput: %.0f acked msg/s, %.0f delivered msg/s\nack latency:      %s\ndelivery latency: %s",
+		r.Sent, r.Acked, r.Delivered, r.Errors, secs, float64(r.Acked)/secs, float64(r.Delivered)/secs,
+		quantiles(r.Ack), quantiles(r.Delivery))
+}
+
+func quantiles(d []time.Duration) string {
+	if len(d) == 0 {
+		return "n/a"
+	}
+	slices.Sort(d)
+	q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
+	return fmt.Sprintf("p50=%s p90=%s p99=%s max=%s", q(0.50), q(0.90), q(0.99), d[len(d)-1])
+}
+
+type client struct {
+	http  *http.Client
+	base  *url.URL
+	token string
+	id    string
+}
+
+func newClient(base string) (*client, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("bench: bad --url %q", base)
+	}
+	return &client{http: &http.Client{Timeout: 30 * time.Second}, base: u}, nil
+}
+
+func (c *client) post(ctx context.Context, path string, body, out any) (int, error) {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base.JoinPath(path).String(), bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if out != nil {
+		return resp.StatusCode, json.Unmarshal(data, out)
+	}
+	return resp.StatusCode, nil
+}
+
+// login signs up name (ignoring "taken") and takes a bearer token.
+func login(ctx context.Context, base, name, password string) (*client, error) {
+	c, err := newClient(base)
+	if err != nil {
+		return nil, err
+	}
+	if code, err := c.post(ctx, "/auth/signup", map[string]string{"username": name, "password": password}, nil); err != nil && code != http.StatusConflict {
+		return nil, err
+	}
+	var tok struct {
+		Token string `json:"token"`
+		User  struct {
+			ID string `json:"id"`
+		} `json:"user"`
+	}
+	if _, err := c.post(ctx, "/auth/token", map[string]string{"username": name, "password": password}, &tok); err != nil {
+		return nil, err
+	}
+	c.token, c.id = tok.Token, tok.User.ID
+	return c, nil
+}
+
+func (c *client) dial(ctx context.Context) (*websocket.Conn, error) {
+	u := *c.base
+	u.Scheme = map[string]string{"https": "wss"}[u.Scheme]
+	if u.Scheme == "" {
+		u.Scheme = "ws"
+	}
+	u.Path = "/ws"
+	conn, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	conn.SetReadLimit(1 << 20)
+	// The first frame is hello: the connection is subscribed after it.
+	if _, _, err := conn.Read(ctx); err != nil {
+		return nil, fmt.Errorf("read hello: %w", err)
+	}
+	return conn, nil
+}
+
+func users(ctx context.Context, o Options, n int) ([]*client, error) {
+	prefix := "b" + strings.ToLower(rand.Text()[:8])
+	out := make([]*client, n)
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	sem := make(chan struct{}, 8)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := login(ctx, o.URL, prefix+"_"+strconv.Itoa(i), o.Password)
+			if err != nil {
+				firstErr.CompareAndSwap(nil, &err)
+				return
+			}
+			out[i] = c
+		})
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return nil, *p
+	}
+	return out, nil
+}
+
+type frame struct {
+	Type        string `json:"type"`
+	ClientMsgID string `json:"client_msg_id"`
+	Message     struct {
+		ClientMsgID string `json:"client_msg_id"`
+	} `json:"message"`
+}
+
+// Run drives o.Pairs senders, each talking to its own recipient.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if o.Pairs <= 0 {
+		return Result{}, errors.New("bench: --pairs must be > 0")
+	}
+	cs, err := users(ctx, o, 2*o.Pairs)
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: sign up: %w", err)
+	}
+	var (
+		mu        sync.Mutex
+		sentAt    = map[string]time.Time{}
+		res       Result
+		sent      atomic.Int64
+		acked     atomic.Int64
+		delivered atomic.Int64
+		errs      atomic.Int64
+	)
+	record := func(id string, ack bool) {
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		t, ok := sentAt[id]
+		if !ok {
+			return
+		}
+		if ack {
+			res.Ack = append(res.Ack, now.Sub(t))
+		} else {
+			res.Delivery = append(res.Delivery, now.Sub(t))
+		}
+	}
+	runCtx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	text := strings.Repeat("x", max(1, o.TextSize))
+	var wg sync.WaitGroup
+	for p := range o.Pairs {
+		sender, recipient := cs[2*p], cs[2*p+1]
+		sc, err := sender.dial(ctx)
+		if err != nil {
+			return Result{}, fmt.Errorf("bench: dial: %w", err)
+		}
+		rc, err := recipient.dial(ctx)
+		if err != nil {
+			return Result{}, fmt.Errorf("bench: dial: %w", err)
+		}
+		defer sc.CloseNow()
+		defer rc.CloseNow()
+		window := make(chan struct{}, max(1, o.Window))
+		// Recipient reader.
+		wg.Go(func() {
+			for {
+				_, data, err := rc.Read(ctx)
+				if err != nil {
+					return
+				}
+				var f frame
+				if json.Unmarshal(data, &f) == nil && f.Type == "message" {
+					delivered.Add(1)
+					record(f.Message.ClientMsgID, false)
+				}
+			}
+		})
+		// Sender reader: acks free window slots.
+		wg.Go(func() {
+			for {
+				_, data, err := sc.Read(ctx)
+				if err != nil {
+					return
+				}
+				var f frame
+				if json.Unmarshal(data, &f) != nil {
+					continue
+				}
+				switch f.Type {
+				case "ack":
+					acked.Add(1)
+					record(f.ClientMsgID, true)
+					select {
+					case <-window:
+					default:
+					}
+				case "error":
+					errs.Add(1)
+					select {
+					case <-window:
+					default:
+					}
+				}
+			}
+		})
+		// Sender writer.
+		wg.Go(func() {
+			var tick <-chan time.Time
+			if o.Rate > 0 {
+				t := time.NewTicker(time.Duration(float64(time.Second) * float64(o.Pairs) / o.Rate))
+				defer t.Stop()
+				tick = t.C
+			}
+			for n := 0; ; n++ {
+				if tick != nil {
+					select {
+					case <-tick:
+					case <-runCtx.Done():
+						return
+					}
+				} else {
+					select {
+					case window <- struct{}{}:
+					case <-runCtx.Done():
+						return
+					}
+				}
+				id := fmt.Sprintf("%d-%d", p, n)
+				msg, _ := json.Marshal(map[string]string{"type": "send", "to": recipient.id, "text": text, "client_msg_id": id})
+				mu.Lock()
+				sentAt[id] = time.Now()
+				mu.Unlock()
+				if err := sc.Write(ctx, websocket.MessageText, msg); err != nil {
+					errs.Add(1)
+					return
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	start := time.Now()
+	<-runCtx.Done()
+	res.Elapsed = time.Since(start)
+	// Let in-flight acks and deliveries land, then stop the readers.
+	time.Sleep(time.Second)
+	cancel() // the deferred CloseNow calls end the readers
+	mu.Lock()
+	res.Sent, res.Acked, res.Delivered, res.Errors = sent.Load(), acked.Load(), delivered.Load(), errs.Load()
+	out := Result{Sent: res.Sent, Acked: res.Acked, Delivered: res.Delivered, Errors: res.Errors, Elapsed: res.Elapsed,
+		Ack: slices.Clone(res.Ack), Delivery: slices.Clone(res.Delivery)}
+	mu.Unlock()
+	return out, nil
+}
+
+// Idle opens o.Idle connections (over 10 users), waits for the server to
+// settle and reports its resident memory growth per connection, read from
+// /metrics (process_resident_memory_bytes and go_memstats_heap_inuse_bytes).
+func Idle(ctx context.Context, o Options) (string, error) {
+	cs, err := users(ctx, o, 10)
+	if err != nil {
+		return "", fmt.Errorf("bench: sign up: %w", err)
+	}
+	before, err := serverMemory(ctx, o.URL)
+	if err != nil {
+		return "", err
+	}
+	conns := make([]*websocket.Conn, 0, o.Idle)
+	defer func() {
+		for _, c := range conns {
+			c.CloseNow()
+		}
+	}()
+	for i := range o.Idle {
+		c, err := cs[i%len(cs)].dial(ctx)
+		if err != nil {
+			return "", fmt.Errorf("bench: connection %d: %w", i, err)
+		}
+		// Keep reading so pings are answered and presence frames drained.
+		go func() {
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+		conns = append(conns, c)
+	}
+	time.Sleep(3 * time.Second)
+	after, err := serverMemory(ctx, o.URL)
+	if err != nil {
+		return "", err
+	}
+	n := float64(o.Idle)
+	return fmt.Sprintf("idle connections=%d\nserver RSS growth: %.1f KB/conn (%.1f MB -> %.1f MB)\nserver heap in use growth: %.1f KB/conn\nserver goroutines: %.0f -> %.0f",
+		o.Idle, (after["process_resident_memory_bytes"]-before["process_resident_memory_bytes"])/n/1024,
+		before["process_resident_memory_bytes"]/1e6, after["process_resident_memory_bytes"]/1e6,
+		(after["go_memstats_heap_inuse_bytes"]-before["go_memstats_heap_inuse_bytes"])/n/1024,
+		before["go_goroutines"], after["go_goroutines"]), nil
+}
+
+func serverMemory(ctx context.Context, base string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bench: read /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		switch name {
+		case "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes", "go_goroutines":
+			f, _ := strconv.ParseFloat(val, 64)
+			out[name] = f
+		}
+	}
+	return out, sc.Err()
+}

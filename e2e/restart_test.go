@@ -1,0 +1,75 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/internal/apitest"
+)
+
+// lowArgon keeps signups fast in tests; production uses OWASP's parameters.
+var lowArgon = []string{"CHATD_AUTH_ARGON2_MEMORY_KIB=1024", "CHATD_LOG_LEVEL=info"}
+
+// TestRestartKeepsMessagesAndSessions writes messages, stops the node with
+// SIGTERM and starts it again on the same data directory: every message,
+// the session cookies and the refresh token still work.
+func TestRestartKeepsMessagesAndSessions(t *testing.T) {
+	dataDir := t.TempDir()
+	args := []string{"--role=all", "--http-addr=127.0.0.1:0", "--data-dir=" + dataDir}
+	n := startNode(t, "all", lowArgon, args...)
+	alice := apitest.SignUp(t, n.url(), "alice")
+	bob := apitest.SignUp(t, n.url(), "bob")
+	ac := alice.Dial()
+	const total = 60
+	var acked []apitest.Message
+	for i := range total {
+		id := fmt.Sprintf("m%d", i)
+		if i%2 == 0 {
+			ac.Send(map[string]string{"type": "send", "to": bob.ID, "text": "hello " + id, "client_msg_id": id})
+			acked = append(acked, ac.Wait(apitest.IsMessage("ack", id), 10*time.Second).Message)
+			continue
+		}
+		r := bob.Do("POST", "/api/messages", map[string]string{"to": alice.ID, "text": "hello " + id, "client_msg_id": id})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("REST send: %d %s", r.Status, r.Body)
+		}
+		var out struct{ Message apitest.Message }
+		r.JSON(t, &out)
+		acked = append(acked, out.Message)
+	}
+	n.stop()
+	if ac.WaitClosed(5*time.Second) != 1001 {
+		t.Errorf("a socket open during SIGTERM must close with 1001")
+	}
+
+	// Same data directory, new process (and a new port: cookies are per host, not port).
+	n = startNode(t, "all-again", lowArgon, args...)
+	alice.Base, bob.Base = n.url(), n.url()
+	if r := alice.Do("GET", "/auth/me", nil); r.Status != http.StatusOK {
+		t.Fatalf("the session did not survive the restart: %d %s", r.Status, r.Body)
+	}
+	if r := bob.Do("POST", "/auth/refresh", nil); r.Status != http.StatusOK {
+		t.Fatalf("the refresh token did not survive the restart: %d %s", r.Status, r.Body)
+	}
+	got := alice.History(bob.ID)
+	if len(got) != total {
+		t.Fatalf("after restart %d messages, want %d", len(got), total)
+	}
+	for i, m := range got {
+		if m.ID != acked[i].ID || m.Seq != acked[i].Seq || m.Text != acked[i].Text {
+			t.Fatalf("message %d: got %+v, want %+v", i, m, acked[i])
+		}
+	}
+	// Seqs keep growing after the restart, and the idempotency key is still known.
+	ac = alice.Dial()
+	ac.Send(map[string]string{"type": "send", "to": bob.ID, "text": "again", "client_msg_id": "m0"})
+	if again := ac.Wait(apitest.IsMessage("ack", "m0"), 5*time.Second).Message; again.ID != acked[0].ID {
+		t.Fatalf("a resend after restart made a new message: %+v", again)
+	}
+	ac.Send(map[string]string{"type": "send", "to": bob.ID, "text": "after", "client_msg_id": "after"})
+	if m := ac.Wait(apitest.IsMessage("ack", "after"), 5*time.Second).Message; m.Seq <= acked[total-1].Seq {
+		t.Fatalf("seq went back after restart: %d <= %d", m.Seq, acked[total-1].Seq)
+	}
+}

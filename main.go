@@ -1,0 +1,108 @@
+// Command chatd is a real-time one-to-one chat server. One executable runs
+// every role (`chatd serve --role=all`) or one of them (gateway, auth, chat)
+// as a replica of a split deployment. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chatd/chatd/app"
+	"github.com/chatd/chatd/bench"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "chatd:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "chatd",
+		Short:         "chatd is a real-time one-to-one chat server",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCmd(), versionCmd(), bench.Command())
+	return root
+}
+
+func serveCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run chatd (every role by default)",
+		Long: `Run chatd. --role picks the modules: all (default: auth, chat and the web UI
+in one process with SQLite and the in-process broker), or gateway, auth, chat
+(a comma list is allowed) for a split deployment over Redis and MongoDB.
+Settings come from config.yaml (or --config), CHATD_* environment variables
+and flags, flags winning.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := app.LoadConfig(cmd.Flags(), configPath)
+			if err != nil {
+				return err
+			}
+			a, err := app.New(cfg, app.NewLogger(cfg.Log, os.Stderr))
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			if err := a.Start(ctx); err != nil {
+				return err
+			}
+			serveErr := a.Wait(ctx)
+			stop()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+			defer cancel()
+			if err := a.Shutdown(shutdownCtx); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			return serveErr
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "config file (default ./config.yaml when present; env CHATD_CONFIG)")
+	f.String("role", "all", "roles to run: all, or a comma list of gateway, auth, chat (env CHATD_ROLES)")
+	f.String("http-addr", ":8080", "listen address (env CHATD_HTTP_ADDR)")
+	f.String("data-dir", "./data", "directory for the SQLite file and the signing key (env CHATD_DATA_DIR)")
+	f.String("node-id", "", "name of this node in hello frames and presence (default: hostname + random; env CHATD_NODE_ID)")
+	f.String("log-level", "info", "debug, info, warn or error (env CHATD_LOG_LEVEL)")
+	f.String("log-format", "text", "text or json (env CHATD_LOG_FORMAT)")
+	return cmd
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			v := version
+			info, ok := debug.ReadBuildInfo()
+			if v == "" && ok {
+				v = info.Main.Version
+			}
+			if v == "" {
+				v = "(devel)"
+			}
+			goVersion := ""
+			if ok {
+				goVersion = info.GoVersion
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "chatd %s %s\n", v, goVersion)
+		},
+	}
+}
