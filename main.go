@@ -6,10 +6,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,7 +36,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), versionCmd(), bench.Command())
+	root.AddCommand(serveCmd(), versionCmd(), probeCmd(), bench.Command())
 	return root
 }
 
@@ -82,6 +84,28 @@ and flags, flags winning.`,
 	f.String("log-level", "info", "debug, info, warn or error (env CHATD_LOG_LEVEL)")
 	f.String("log-format", "text", "text or json (env CHATD_LOG_FORMAT)")
 	return cmd
+}
+
+// probeCmd is the container health check: the runtime image has no shell
+// or curl, so the binary checks its own /readyz.
+func probeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "probe URL",
+		Short: "Exit 0 if GET URL answers 200 (a health check for containers)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client := &http.Client{Timeout: 3 * time.Second}
+			resp, err := client.Get(args[0])
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("probe %s: %s", args[0], resp.Status)
+			}
+			return nil
+		},
+	}
 }
 
 func versionCmd() *cobra.Command {
