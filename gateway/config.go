@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"time"
+)
+
+// Config is the gateway's part of the configuration (key prefix "gateway.").
+type Config struct {
+	// AuthUpstreams are the base URLs of the auth replicas, such as
+	// http://auth-1:8080. /auth/* goes to them, round robin among the healthy.
+	AuthUpstreams []string `mapstructure:"auth_upstreams"`
+	// ChatUpstreams are the base URLs of the chat replicas. /api/* and /ws go
+	// to the healthy one with the fewest active requests and WebSockets.
+	ChatUpstreams []string `mapstructure:"chat_upstreams"`
+	// HealthInterval is the period of the active check, GET <upstream>/readyz
+	// (200 = healthy).
+	HealthInterval time.Duration `mapstructure:"health_interval"`
+	// HealthTimeout bounds one active check.
+	HealthTimeout time.Duration `mapstructure:"health_timeout"`
+	// EjectAfter is the number of consecutive proxy failures (connection
+	// errors, 502 answers) after which an upstream is taken out of rotation
+	// until its next successful active check.
+	EjectAfter int `mapstructure:"eject_after"`
+	// LoginRateLimit is the number of POST /auth/login and /auth/token
+	// attempts per second allowed per client address (token bucket refill
+	// rate); 0 turns the limit off.
+	LoginRateLimit float64 `mapstructure:"login_rate_limit"`
+	// LoginBurst is the token bucket's size.
+	LoginBurst int `mapstructure:"login_burst"`
+	// TrustedProxies are CIDRs (or single addresses) of proxies in front of
+	// the gateway whose X-Forwarded-For, -Proto and -Host are believed.
+	// Empty: the client address is the connection's remote address.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+}
+
+// DefaultConfig returns the defaults: no upstreams (they must be
+// configured), checks every 2 s with a 1 s timeout, ejection after 3
+// consecutive failures, 1 login attempt per second with a burst of 10, and
+// no trusted proxies.
+func DefaultConfig() Config {
+	return Config{
+		HealthInterval: 2 * time.Second,
+		HealthTimeout:  time.Second,
+		EjectAfter:     3,
+		LoginRateLimit: 1,
+		LoginBurst:     10,
+	}
+}
+
+// Validate reports the first bad setting, naming its key.
+func (c Config) Validate() error {
+	if len(c.AuthUpstreams) == 0 {
+		return errors.New("gateway.auth_upstreams: at least one upstream is required (for example http://auth:8080)")
+	}
+	if len(c.ChatUpstreams) == 0 {
+		return errors.New("gateway.chat_upstreams: at least one upstream is required (for example http://chat:8080)")
+	}
+	for _, u := range c.AuthUpstreams {
+		if _, err := parseUpstream(u); err != nil {
+			return fmt.Errorf("gateway.auth_upstreams: %w", err)
+		}
+	}
+	for _, u := range c.ChatUpstreams {
+		if _, err := parseUpstream(u); err != nil {
+			return fmt.Errorf("gateway.chat_upstreams: %w", err)
+		}
+	}
+	if c.HealthInterval <= 0 {
+		return errors.New("gateway.health_interval: must be > 0 (for example 2s)")
+	}
+	if c.HealthTimeout <= 0 {
+		return errors.New("gateway.health_timeout: must be > 0 (for example 1s)")
+	}
+	if c.EjectAfter < 1 {
+		return errors.New("gateway.eject_after: must be >= 1")
+	}
+	if c.LoginRateLimit < 0 {
+		return errors.New("gateway.login_rate_limit: must be >= 0 (0 turns the limit off)")
+	}
+	if c.LoginRateLimit > 0 && c.LoginBurst < 1 {
+		return errors.New("gateway.login_burst: must be >= 1 while gateway.login_rate_limit is on")
+	}
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		return fmt.Errorf("gateway.trusted_proxies: %w", err)
+	}
+	return nil
+}
+
+// parseUpstream checks that s is an absolute http(s) base URL.
+func parseUpstream(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("%q is not a base URL like http://chat-1:8080", s)
+	}
+	return u, nil
+}
+
+// parsePrefixes parses CIDRs; a bare address stands for itself alone.
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(ss))
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a CIDR like 10.0.0.0/8 or an address", s)
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

@@ -1,0 +1,351 @@
+// Package gateway is the public edge of a split chatd deployment: one
+// origin that serves the web UI and reverse-proxies /auth/* to the auth
+// replicas and /api/* and /ws to the chat replicas.
+//
+// It balances (round robin for auth, least active connections for chat),
+// checks upstream health actively (GET /readyz) and passively (consecutive
+// proxy failures), retries idempotent requests once on another replica,
+// verifies access tokens at the edge before anything reaches a chat replica,
+// scrubs identity and forwarding headers a client might forge, and rate
+// limits logins per client address.
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/httpapi"
+)
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	// Verifier checks access tokens at the edge (required). In production
+	// its key set is auth.NewRemoteKeySet on an auth replica's /auth/jwks.
+	Verifier *auth.Verifier
+	// UI serves every path that is not /auth, /api or /ws; nil answers 404.
+	UI      http.Handler
+	Logger  *slog.Logger          // nil discards
+	Metrics prometheus.Registerer // nil: metrics are kept but not exported
+}
+
+// Gateway is the edge reverse proxy. Create it with New, mount Handler,
+// then Start its health checks; Stop ends them and any proxied WebSocket.
+type Gateway struct {
+	cfg      Config
+	verifier *auth.Verifier
+	ui       http.Handler
+	log      *slog.Logger
+	metrics  *metrics
+
+	auth, chat   *pool
+	pools        []*pool
+	trusted      []netip.Prefix
+	limiter      *limiter // nil when the login limit is off
+	tokens       *tokenCache
+	retryAfter   time.Duration
+	proxy        *httputil.ReverseProxy
+	transport    *http.Transport
+	healthClient *http.Client
+
+	// closing is canceled by Stop: proxied WebSockets end with it.
+	closing   context.Context
+	closeAll  context.CancelFunc
+	tunnels   atomic.Int64 // proxied upgrade requests in flight
+	mu        sync.Mutex
+	started   bool
+	stopped   bool
+	stopLoop  context.CancelFunc
+	loopDone  chan struct{}
+	handlerFn http.Handler
+}
+
+// Timeouts of the proxy transport; not configurable because nothing in
+// chatd should come near them.
+const (
+	dialTimeout           = 3 * time.Second
+	responseHeaderTimeout = 30 * time.Second
+	// maxReplayBody is the largest request body buffered for a retry (the
+	// API's body limit).
+	maxReplayBody = 64 << 10
+	// maxLimiterEntries bounds the login limiter's per-address map.
+	maxLimiterEntries = 100_000
+)
+
+// New builds a gateway from a valid cfg.
+func New(cfg Config, d Deps) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Verifier == nil {
+		return nil, errors.New("gateway: a token verifier is required")
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	trusted, err := parsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("gateway.trusted_proxies: %w", err)
+	}
+	g := &Gateway{
+		cfg:        cfg,
+		verifier:   d.Verifier,
+		ui:         d.UI,
+		log:        log,
+		auth:       &pool{kind: kindAuth},
+		chat:       &pool{kind: kindChat, leastConn: true},
+		trusted:    trusted,
+		retryAfter: max(cfg.HealthInterval, time.Second),
+		tokens:     newTokenCache(maxVerifiedTokens),
+	}
+	g.pools = []*pool{g.auth, g.chat}
+	for _, s := range cfg.AuthUpstreams {
+		u, err := newUpstream(kindAuth, s)
+		if err != nil {
+			return nil, fmt.Errorf("gateway.auth_upstreams: %w", err)
+		}
+		g.auth.ups = append(g.auth.ups, u)
+	}
+	for _, s := range cfg.ChatUpstreams {
+		u, err := newUpstream(kindChat, s)
+		if err != nil {
+			return nil, fmt.Errorf("gateway.chat_upstreams: %w", err)
+		}
+		g.chat.ups = append(g.chat.ups, u)
+	}
+	if cfg.LoginRateLimit > 0 {
+		g.limiter = newLimiter(cfg.LoginRateLimit, cfg.LoginBurst, maxLimiterEntries)
+	}
+	if g.metrics, err = newMetrics(d.Metrics, g.pools); err != nil {
+		return nil, err
+	}
+	g.closing, g.closeAll = context.WithCancel(context.Background())
+	g.transport = &http.Transport{
+		Proxy:                 nil, // never an environment proxy between the gateway and its replicas
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: responseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	g.healthClient = &http.Client{
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: cfg.HealthTimeout}).DialContext,
+			MaxIdleConnsPerHost: 1,
+			IdleConnTimeout:     max(2*cfg.HealthInterval, 30*time.Second),
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:        g.rewrite,
+		Transport:      upgradeTransport{g.transport},
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   recordError,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	g.handlerFn = http.HandlerFunc(g.serveHTTP)
+	return g, nil
+}
+
+// Handler returns the handler of the whole public origin: /auth/*, /api/*,
+// /ws and the UI. /healthz, /readyz and /metrics are not in it; the app
+// mounts those ahead of it.
+func (g *Gateway) Handler() http.Handler { return g.handlerFn }
+
+// Start runs a first round of health checks (so that Ready is accurate
+// when it returns) and then checks every HealthInterval until Stop. ctx
+// only bounds Start itself.
+func (g *Gateway) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("gateway: start: %w", err)
+	}
+	g.mu.Lock()
+	if g.started || g.stopped {
+		g.mu.Unlock()
+		return errors.New("gateway: start: already started or stopped")
+	}
+	g.started = true
+	loopCtx, cancel := context.WithCancel(context.Background())
+	g.stopLoop, g.loopDone = cancel, make(chan struct{})
+	g.mu.Unlock()
+
+	g.checkAll(loopCtx)
+	go g.healthLoop(loopCtx, g.loopDone)
+	return nil
+}
+
+// Stop ends the health checks and closes every proxied WebSocket (the
+// client sees the connection drop and reconnects; the chat replica behind
+// it sees its socket close). It waits for them until ctx ends. Call it
+// after http.Server.Shutdown, which does not track hijacked connections.
+func (g *Gateway) Stop(ctx context.Context) error {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return nil
+	}
+	g.stopped = true
+	stopLoop, loopDone := g.stopLoop, g.loopDone
+	g.mu.Unlock()
+
+	g.closeAll()
+	if stopLoop != nil {
+		stopLoop()
+		select {
+		case <-loopDone:
+		case <-ctx.Done():
+			return fmt.Errorf("gateway: stop: %w", ctx.Err())
+		}
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for g.tunnels.Load() > 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("gateway: stop: %d websocket(s) still open: %w", g.tunnels.Load(), ctx.Err())
+		}
+	}
+	g.transport.CloseIdleConnections()
+	g.healthClient.CloseIdleConnections()
+	return nil
+}
+
+// Ready reports an error unless at least one auth and one chat upstream
+// are healthy.
+func (g *Gateway) Ready(ctx context.Context) error {
+	for _, p := range g.pools {
+		if p.availableCount() == 0 {
+			return fmt.Errorf("gateway: no healthy %s upstream", p.kind)
+		}
+	}
+	return nil
+}
+
+// Route kinds, the "route" label of the request metric.
+const (
+	routeAuth = "auth"
+	routeAPI  = "api"
+	routeWS   = "ws"
+	routeUI   = "ui"
+)
+
+func routeOf(path string) string {
+	switch {
+	case path == "/ws":
+		return routeWS
+	case path == "/api" || strings.HasPrefix(path, "/api/"):
+		return routeAPI
+	case path == "/auth" || strings.HasPrefix(path, "/auth/"):
+		return routeAuth
+	}
+	return routeUI
+}
+
+func (g *Gateway) serveHTTP(rw http.ResponseWriter, r *http.Request) {
+	route := routeOf(r.URL.Path)
+	w := &statusWriter{ResponseWriter: rw}
+	defer func() {
+		status := w.status
+		if status == 0 {
+			if r.Context().Err() != nil {
+				status = 499 // the client went away before an answer
+			} else {
+				status = http.StatusOK
+			}
+		}
+		g.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	}()
+
+	switch route {
+	case routeUI:
+		if g.ui == nil {
+			httpapi.WriteError(w, httpapi.ErrNotFound)
+			return
+		}
+		g.ui.ServeHTTP(w, r)
+	case routeAuth:
+		if g.limiter != nil && r.Method == http.MethodPost &&
+			(r.URL.Path == "/auth/login" || r.URL.Path == "/auth/token") {
+			if ok, wait := g.limiter.allow(limitKey(g.clientIP(r), r.RemoteAddr), time.Now()); !ok {
+				httpapi.WriteError(w, &httpapi.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+					Message: "too many login attempts from this address, try again later", RetryAfter: wait})
+				return
+			}
+		}
+		g.forward(w, r, g.auth)
+	default: // api, ws
+		// Edge authentication: a request without a valid access token never
+		// reaches a chat replica (which verifies it again, and also checks
+		// revocation and the same-origin rule).
+		if !g.authenticated(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="chatd"`)
+			httpapi.WriteError(w, httpapi.ErrUnauthenticated)
+			return
+		}
+		g.forward(w, r, g.chat)
+	}
+}
+
+// statusWriter records the status for metrics and whether the response has
+// started (then a failed attempt can no longer be retried or answered).
+type statusWriter struct {
+	http.ResponseWriter
+	status   int  // final status written, 101 once hijacked
+	wrote    bool // any header, informational ones included
+	hijacked bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.wrote = true
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush is used by the reverse proxy for streamed responses.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.wrote = true
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack is used by the reverse proxy after a 101 Switching Protocols.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked, w.wrote, w.status = true, true, http.StatusSwitchingProtocols
+	}
+	return c, brw, err
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

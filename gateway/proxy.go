@@ -1,0 +1,331 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+
+	"github.com/chatd/chatd/httpapi"
+)
+
+// attempt carries one proxy attempt's upstream into the Rewrite hook and
+// its outcome out of the ModifyResponse and ErrorHandler hooks.
+type attempt struct {
+	up     *upstream
+	status int   // the upstream's status, 0 if no response arrived
+	err    error // the proxy error, if any
+}
+
+type attemptKey struct{}
+
+func attemptOf(ctx context.Context) *attempt {
+	a, _ := ctx.Value(attemptKey{}).(*attempt)
+	return a
+}
+
+// forward proxies r to an upstream of p, retrying once on another upstream
+// when that is safe:
+//   - a request that failed to connect (dial error) never reached the
+//     upstream, so any request may go elsewhere, a WebSocket upgrade too;
+//   - an idempotent request (GET or HEAD, and POST /api/messages, which
+//     client_msg_id makes idempotent; its body is buffered to replay it) is
+//     also retried after any other transport error before a response.
+//
+// A WebSocket upgrade that reached an upstream is never retried.
+func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
+	upgrade := isUpgrade(r.Header)
+	replayable := !upgrade && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+	var body []byte
+	if !upgrade && r.Method == http.MethodPost && r.URL.Path == "/api/messages" {
+		var err error
+		if body, replayable, err = bufferBody(r); err != nil {
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "invalid_request", "could not read the body"))
+			return
+		}
+	}
+
+	ctx := r.Context()
+	if upgrade {
+		if g.closing.Err() != nil {
+			g.writeUnavailable(w, p.kind)
+			return
+		}
+		// Stop closes proxied WebSockets: the reverse proxy closes the
+		// upstream connection when the request's context ends.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(g.closing, cancel)()
+		g.tunnels.Add(1)
+		defer g.tunnels.Add(-1)
+	}
+
+	var failed *upstream
+	for try := 0; try < 2; try++ {
+		u := p.pick(failed)
+		if u == nil {
+			break
+		}
+		if try > 0 {
+			g.metrics.retries.WithLabelValues(p.kind).Inc()
+		}
+		a := &attempt{up: u}
+		req := r.WithContext(context.WithValue(ctx, attemptKey{}, a))
+		if body != nil {
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			req.ContentLength = int64(len(body))
+			req.TransferEncoding = nil
+		}
+		g.serveUpstream(w, req, u)
+
+		if a.err == nil {
+			if a.status == http.StatusBadGateway {
+				g.proxyFailed(u, errors.New("upstream answered 502"))
+			} else {
+				proxySucceeded(u)
+			}
+			return
+		}
+		if r.Context().Err() != nil {
+			return // the client went away: nothing to say about u, no one to answer
+		}
+		if ctx.Err() != nil {
+			break // Stop: answer 503 without blaming u
+		}
+		if a.status == 0 && !w.hijacked {
+			g.proxyFailed(u, a.err)
+		}
+		g.log.Warn("proxy error", "kind", p.kind, "upstream", u.name, "method", r.Method,
+			"path", r.URL.Path, "attempt", try+1, "err", a.err)
+		if w.wrote || !(replayable || isDialError(a.err)) {
+			break
+		}
+		failed = u
+	}
+	if !w.wrote && r.Context().Err() == nil {
+		g.writeUnavailable(w, p.kind)
+	}
+}
+
+// serveUpstream proxies req to u, counting it as active on u until the
+// response (or the WebSocket, for an upgrade) is done.
+func (g *Gateway) serveUpstream(w http.ResponseWriter, req *http.Request, u *upstream) {
+	u.active.Add(1)
+	defer u.active.Add(-1)
+	g.proxy.ServeHTTP(w, req)
+}
+
+func (g *Gateway) writeUnavailable(w http.ResponseWriter, kind string) {
+	httpapi.WriteError(w, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
+		Message: "the " + kind + " service is unavailable, try again", RetryAfter: g.retryAfter})
+}
+
+// bufferBody reads r's body for replay when it is at most maxReplayBody
+// bytes; a longer body is put back, unread parts included, and not replayable.
+func bufferBody(r *http.Request) (body []byte, replayable bool, err error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return []byte{}, true, nil
+	}
+	if r.ContentLength > maxReplayBody {
+		return nil, false, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, maxReplayBody+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if len(buf) > maxReplayBody {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+		return nil, false, nil
+	}
+	return buf, true, nil
+}
+
+// isUpgrade reports a protocol upgrade request (a WebSocket handshake), as
+// the reverse proxy sees it: "Connection: upgrade" and an Upgrade header.
+func isUpgrade(h http.Header) bool {
+	if h.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range h.Values("Connection") {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// modifyResponse records that the upstream answered.
+func modifyResponse(res *http.Response) error {
+	if a := attemptOf(res.Request.Context()); a != nil {
+		a.status = res.StatusCode
+	}
+	return nil
+}
+
+// recordError keeps the proxy error for forward, which decides between a
+// retry and an answer; nothing is written here.
+func recordError(_ http.ResponseWriter, r *http.Request, err error) {
+	if a := attemptOf(r.Context()); a != nil {
+		a.err = err
+	}
+}
+
+// identityHeaders are request headers some deployments use to carry an
+// authenticated identity or client address from a trusted front proxy. chatd
+// uses none of them, so a client's copy is dropped rather than passed on to
+// a replica that might some day believe it.
+var identityHeaders = []string{
+	"X-User-Id", "X-Chatd-User", "X-Forwarded-User", "X-Forwarded-Email",
+	"X-Forwarded-Preferred-Username", "X-Remote-User", "Remote-User",
+	"X-Real-Ip", "X-Client-Ip",
+}
+
+// identityPrefixes: every header starting with one of these is dropped
+// too. X-Forwarded-* goes as a whole (-Port, -Server, -Prefix, ...);
+// setForwarded then sets For, Proto and Host.
+var identityPrefixes = []string{"X-Auth-", "X-Chatd-", "X-Forwarded-"}
+
+func stripIdentity(h http.Header) {
+	for _, k := range identityHeaders {
+		delete(h, k)
+	}
+	for k := range h {
+		for _, p := range identityPrefixes {
+			if len(k) >= len(p) && strings.EqualFold(k[:len(p)], p) {
+				delete(h, k)
+			}
+		}
+	}
+}
+
+// rewrite is the reverse proxy's Rewrite hook. By then the proxy has
+// removed the hop-by-hop headers (keeping Upgrade for a WebSocket) and the
+// client's Forwarded and X-Forwarded-* headers.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	a := attemptOf(pr.In.Context())
+	pr.SetURL(a.up.url)
+	// Keep the client's Host: the chat replicas check a WebSocket's Origin
+	// (and a cookie-authenticated request's) against the request's Host by
+	// default, so they must see the public host, not their own address.
+	pr.Out.Host = pr.In.Host
+	stripIdentity(pr.Out.Header)
+	g.setForwarded(pr)
+}
+
+// setForwarded sets X-Forwarded-For/-Proto/-Host. The values a client sent
+// are kept only when the connection comes from a trusted proxy; the
+// connection's address is then appended to the chain.
+func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
+	h := pr.Out.Header
+	proto := "http"
+	if pr.In.TLS != nil {
+		proto = "https"
+	}
+	host := pr.In.Host
+	peer := peerIP(pr.In)
+	var xff string
+	if peer.IsValid() {
+		xff = peer.String()
+	}
+	if peer.IsValid() && g.isTrusted(peer) {
+		if prior := strings.Join(pr.In.Header.Values("X-Forwarded-For"), ", "); prior != "" {
+			xff = prior + ", " + xff
+		}
+		if p := strings.ToLower(pr.In.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+			proto = p
+		}
+		if fh := pr.In.Header.Get("X-Forwarded-Host"); fh != "" {
+			host = fh
+		}
+	}
+	if xff != "" {
+		h.Set("X-Forwarded-For", xff)
+	}
+	h.Set("X-Forwarded-Proto", proto)
+	h.Set("X-Forwarded-Host", host)
+}
+
+func (g *Gateway) isTrusted(ip netip.Addr) bool {
+	for _, p := range g.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerIP is the address of the connection's other end.
+func peerIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		a, _ := netip.ParseAddr(r.RemoteAddr)
+		return a.Unmap()
+	}
+	return ap.Addr().Unmap()
+}
+
+// clientIP is the client's address: the connection's, or, when that is a
+// trusted proxy, the right-most X-Forwarded-For hop that is not a trusted
+// proxy (entries left of it could be forged by the client).
+func (g *Gateway) clientIP(r *http.Request) netip.Addr {
+	ip := peerIP(r)
+	if !ip.IsValid() || !g.isTrusted(ip) {
+		return ip
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := parseHop(strings.TrimSpace(hops[i]))
+		if !hop.IsValid() {
+			return ip // garbage: stop at the last hop we could vouch for
+		}
+		if !g.isTrusted(hop) {
+			return hop
+		}
+		ip = hop
+	}
+	return ip
+}
+
+// parseHop parses an X-Forwarded-For entry: an address, possibly with a
+// port ("1.2.3.4:5678", "[::1]:80").
+func parseHop(s string) netip.Addr {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// limitKey is the login limiter's key for a client: its IPv4 address, or
+// its IPv6 /64 (one subscriber's usual allocation).
+func limitKey(ip netip.Addr, remoteAddr string) string {
+	if !ip.IsValid() {
+		return remoteAddr
+	}
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}

@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Upstream kinds, also the "kind" label of the upstream metrics.
+const (
+	kindAuth = "auth"
+	kindChat = "chat"
+)
+
+// upstream is one replica behind the gateway.
+type upstream struct {
+	kind   string
+	url    *url.URL
+	name   string // url without credentials, for logs and labels
+	readyz string // url + /readyz
+
+	// healthy is the last active check's verdict; true until the first check
+	// so that a gateway that was never started still routes.
+	healthy atomic.Bool
+	// ejected is set by passive ejection and cleared by a good active check.
+	ejected atomic.Bool
+	fails   atomic.Int32 // consecutive proxy failures
+	active  atomic.Int64 // in-flight requests and open WebSockets
+}
+
+func newUpstream(kind, raw string) (*upstream, error) {
+	u, err := parseUpstream(raw)
+	if err != nil {
+		return nil, err
+	}
+	up := &upstream{kind: kind, url: u, name: u.Redacted(), readyz: u.JoinPath("readyz").String()}
+	up.healthy.Store(true)
+	return up, nil
+}
+
+// available reports whether requests may go to u.
+func (u *upstream) available() bool { return u.healthy.Load() && !u.ejected.Load() }
+
+// pool is the set of replicas of one kind.
+type pool struct {
+	kind      string
+	ups       []*upstream
+	leastConn bool          // chat: fewest active; auth: round robin
+	next      atomic.Uint64 // round-robin cursor, also the tie-break start
+}
+
+// pick returns an available upstream other than exclude, or nil.
+// Round robin skips unavailable upstreams; least-connections takes the one
+// with the fewest active requests, ties going round robin.
+func (p *pool) pick(exclude *upstream) *upstream {
+	n := len(p.ups)
+	start := int(p.next.Add(1) % uint64(n))
+	var best *upstream
+	var bestActive int64
+	for i := range n {
+		u := p.ups[(start+i)%n]
+		if u == exclude || !u.available() {
+			continue
+		}
+		if !p.leastConn {
+			return u
+		}
+		if a := u.active.Load(); best == nil || a < bestActive {
+			best, bestActive = u, a
+		}
+	}
+	return best
+}
+
+func (p *pool) availableCount() int {
+	n := 0
+	for _, u := range p.ups {
+		if u.available() {
+			n++
+		}
+	}
+	return n
+}
+
+// proxyFailed records a failed proxy attempt on u (connection error or a
+// 502 answer) and ejects u after EjectAfter consecutive ones.
+func (g *Gateway) proxyFailed(u *upstream, err error) {
+	if int(u.fails.Add(1)) < g.cfg.EjectAfter || !u.ejected.CompareAndSwap(false, true) {
+		return
+	}
+	g.metrics.ejections.WithLabelValues(u.kind, u.name).Inc()
+	g.log.Warn("upstream ejected after consecutive failures", "kind", u.kind, "upstream", u.name,
+		"failures", u.fails.Load(), "err", err)
+}
+
+// proxySucceeded resets u's consecutive failure count.
+func proxySucceeded(u *upstream) {
+	if u.fails.Load() != 0 {
+		u.fails.Store(0)
+	}
+}
+
+// healthLoop runs the active checks every HealthInterval until ctx ends.
+func (g *Gateway) healthLoop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(g.cfg.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.checkAll(ctx)
+		}
+	}
+}
+
+// checkAll checks every upstream concurrently and waits for the results.
+func (g *Gateway) checkAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, p := range g.pools {
+		for _, u := range p.ups {
+			wg.Go(func() { g.check(ctx, u) })
+		}
+	}
+	wg.Wait()
+}
+
+// check runs one active check of u: GET /readyz, healthy on 200.
+func (g *Gateway) check(parent context.Context, u *upstream) {
+	ctx, cancel := context.WithTimeout(parent, g.cfg.HealthTimeout)
+	defer cancel()
+	ok, reason := false, ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.readyz, nil)
+	if err == nil {
+		var res *http.Response
+		res, err = g.healthClient.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
+			_ = res.Body.Close()
+			ok = res.StatusCode == http.StatusOK
+			reason = res.Status
+		}
+	}
+	if err != nil {
+		if parent.Err() != nil {
+			return // the gateway is stopping; this says nothing about u
+		}
+		reason = err.Error()
+	}
+	if ok {
+		u.fails.Store(0)
+		wasEjected := u.ejected.Swap(false)
+		if wasHealthy := u.healthy.Swap(true); !wasHealthy || wasEjected {
+			g.log.Info("upstream healthy", "kind", u.kind, "upstream", u.name)
+		}
+		return
+	}
+	if u.healthy.Swap(false) {
+		g.log.Warn("upstream unhealthy", "kind", u.kind, "upstream", u.name, "reason", reason)
+	}
+}
