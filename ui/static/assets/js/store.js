@@ -1,0 +1,282 @@
+// The client's state: the signed-in user, conversations keyed by peer id,
+// each with its messages keyed (and sorted) by seq, and the pending sends
+// keyed by client_msg_id. Views listen to its events:
+//   conv     {peer}            a conversation's summary changed (list item, header)
+//   messages {peer, added}     messages were inserted (added: ascending Message[])
+//   loaded   {peer}            the newest page of a conversation arrived
+//   receipts {peer}            peer_delivered_seq / peer_read_seq moved
+//   typing   {peer}            the peer's typing state changed
+//   pending  {peer, cid, op}   a pending send was added, changed or removed
+//   reset                      everything was cleared (log out)
+
+import { lowerBound, ms } from './util.js';
+
+function emptyPresence() {
+  return { online: false, last_seen: null };
+}
+
+export class Store extends EventTarget {
+  constructor() {
+    super();
+    this.reset();
+  }
+
+  reset() {
+    /** @type {{id:string, username:string, display_name:string}|null} */
+    this.me = null;
+    /** @type {Map<string, any>} peer id → conversation */
+    this.convs = new Map();
+    /** @type {Map<string, string>} conversation id → peer id */
+    this.convPeer = new Map();
+    /** @type {Map<string, any>} client_msg_id → pending send */
+    this.pending = new Map();
+    /** @type {Map<string, any>} user id → presence, for users met in search only */
+    this.presence = new Map();
+    this.emit('reset', {});
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** conv returns the conversation with peer, creating an empty one for user if asked. */
+  conv(peer) {
+    return this.convs.get(peer);
+  }
+
+  ensureConv(user, presence) {
+    let c = this.convs.get(user.id);
+    if (!c) {
+      c = {
+        id: null,
+        peer: user,
+        presence: presence || this.presence.get(user.id) || emptyPresence(),
+        last_message: null,
+        last_seq: 0,
+        unread: 0,
+        read_seq: 0,
+        peer_read_seq: 0,
+        peer_delivered_seq: 0,
+        // Client-side fields.
+        msgs: [],
+        loaded: false,
+        loading: false,
+        hasMoreBefore: true,
+        activity: Date.now(),
+        typingUntil: 0,
+        sentReceived: 0,
+        placeholder: true, // not (yet) in the server's list
+      };
+      this.convs.set(user.id, c);
+    } else if (user.username && (c.peer.username !== user.username || c.peer.display_name !== user.display_name)) {
+      c.peer = user;
+    }
+    return c;
+  }
+
+  /** peerOf returns the peer id of a conversation id, if known. */
+  peerOf(conversationId) {
+    return this.convPeer.get(conversationId);
+  }
+
+  /** maxSeq is the highest seq held for a conversation (0 for none). */
+  static maxSeq(c) {
+    return c.msgs.length ? c.msgs[c.msgs.length - 1].seq : 0;
+  }
+
+  /** mergeConversations folds in GET /api/conversations. */
+  mergeConversations(list) {
+    for (const s of list) {
+      const c = this.ensureConv(s.peer, s.presence);
+      c.placeholder = false;
+      c.peer = s.peer;
+      if (s.presence) c.presence = s.presence;
+      if (s.id) {
+        c.id = s.id;
+        this.convPeer.set(s.id, s.peer.id);
+      }
+      if ((s.last_seq || 0) >= c.last_seq) {
+        c.last_seq = s.last_seq || 0;
+        if (s.last_message) c.last_message = s.last_message;
+      }
+      // The server is authoritative for my read pointer and unread count;
+      // the peer's pointers only ever move forward.
+      c.read_seq = s.read_seq || 0;
+      c.unread = s.unread || 0;
+      c.peer_read_seq = Math.max(c.peer_read_seq, s.peer_read_seq || 0);
+      c.peer_delivered_seq = Math.max(c.peer_delivered_seq, s.peer_delivered_seq || 0, c.peer_read_seq);
+      c.activity = Math.max(ms(c.last_message && c.last_message.created_at), c.last_message ? 0 : c.activity);
+      this.emit('conv', { peer: c.peer.id });
+      this.emit('receipts', { peer: c.peer.id });
+    }
+  }
+
+  /**
+   * addMessages inserts messages of the conversation with peer, ignoring
+   * seqs already held, and returns the ones inserted (ascending). silent
+   * skips the events (the caller re-renders).
+   */
+  addMessages(peer, list, silent = false) {
+    const c = this.convs.get(peer);
+    if (!c || !list.length) return [];
+    const added = [];
+    const sorted = list.length > 1 ? [...list].sort((a, b) => a.seq - b.seq) : list;
+    if (c.msgs.length && sorted.length > 1 && sorted[sorted.length - 1].seq < c.msgs[0].seq) {
+      // An older page: one concatenation instead of a splice per message.
+      let prev = -Infinity;
+      for (const m of sorted) {
+        if (typeof m.seq !== 'number' || m.seq === prev) continue;
+        prev = m.seq;
+        m._t = ms(m.created_at);
+        added.push(m);
+      }
+      c.msgs = added.concat(c.msgs);
+      if (!silent && added.length) {
+        this.emit('messages', { peer, added });
+        this.emit('conv', { peer });
+      }
+      return added;
+    }
+    for (const m of sorted) {
+      if (typeof m.seq !== 'number') continue;
+      const arr = c.msgs;
+      let i;
+      if (!arr.length || arr[arr.length - 1].seq < m.seq) i = arr.length;
+      else {
+        i = lowerBound(arr, m.seq);
+        if (i < arr.length && arr[i].seq === m.seq) continue; // held already
+      }
+      m._t = ms(m.created_at);
+      if (i === arr.length) arr.push(m);
+      else arr.splice(i, 0, m);
+      added.push(m);
+    }
+    if (!added.length) return added;
+    const last = c.msgs[c.msgs.length - 1];
+    if (last.seq >= c.last_seq) {
+      c.last_seq = last.seq;
+      c.last_message = last;
+      c.activity = Math.max(c.activity, last._t || Date.now());
+    }
+    if (last.conversation_id && !c.id) {
+      c.id = last.conversation_id;
+      this.convPeer.set(c.id, peer);
+    }
+    if (!silent) {
+      this.emit('messages', { peer, added });
+      this.emit('conv', { peer });
+    }
+    return added;
+  }
+
+  /** setNewestPage stores the first page of a conversation. */
+  setNewestPage(peer, messages, hasMore) {
+    const c = this.convs.get(peer);
+    if (!c) return;
+    if (hasMore && messages.length && c.msgs.length) {
+      // Keep the held messages contiguous with the page, so that paging
+      // backwards with before=<first seq> leaves no hole.
+      const first = messages[0].seq;
+      c.msgs = c.msgs.filter((m) => m.seq >= first);
+    }
+    c.loaded = true;
+    c.loading = false;
+    c.hasMoreBefore = hasMore;
+    this.addMessages(peer, messages, true);
+    this.emit('loaded', { peer });
+    this.emit('conv', { peer });
+  }
+
+  /** receipt applies a receipt event; returns the peer id or undefined. */
+  receipt(f) {
+    const peer = this.peerOf(f.conversation_id);
+    const c = peer && this.convs.get(peer);
+    if (!c || !this.me) return undefined;
+    if (f.user_id === this.me.id) {
+      if (f.kind === 'read' && f.seq > c.read_seq) {
+        c.read_seq = f.seq;
+        if (c.read_seq >= c.last_seq) c.unread = 0;
+        else c.unread = c.msgs.filter((m) => m.seq > c.read_seq && m.from !== this.me.id).length || c.unread;
+        this.emit('conv', { peer });
+      }
+      return peer;
+    }
+    let moved = false;
+    if (f.kind === 'read' && f.seq > c.peer_read_seq) {
+      c.peer_read_seq = f.seq;
+      moved = true;
+    }
+    if (f.seq > c.peer_delivered_seq) {
+      // A read message is a delivered one too.
+      c.peer_delivered_seq = f.seq;
+      moved = true;
+    }
+    if (moved) {
+      this.emit('receipts', { peer });
+      this.emit('conv', { peer });
+    }
+    return peer;
+  }
+
+  /** setPresence records a user's presence wherever it is shown. */
+  setPresence(userId, presence) {
+    this.presence.set(userId, presence);
+    const c = this.convs.get(userId);
+    if (c) {
+      c.presence = presence;
+      this.emit('conv', { peer: userId });
+    }
+    this.emit('presence', { userId });
+  }
+
+  /** setTyping marks the peer as typing for ttl ms. */
+  setTyping(peer, ttl) {
+    const c = this.convs.get(peer);
+    if (!c) return;
+    c.typingUntil = ttl ? Date.now() + ttl : 0;
+    this.emit('typing', { peer });
+  }
+
+  addPending(p) {
+    this.pending.set(p.cid, p);
+    this.emit('pending', { peer: p.to, cid: p.cid, op: 'add' });
+  }
+
+  updatePending(p) {
+    if (this.pending.get(p.cid) !== p) return;
+    this.emit('pending', { peer: p.to, cid: p.cid, op: 'update' });
+  }
+
+  removePending(cid) {
+    const p = this.pending.get(cid);
+    if (!p) return undefined;
+    this.pending.delete(cid);
+    clearTimeout(p.timer);
+    this.emit('pending', { peer: p.to, cid, op: 'remove' });
+    return p;
+  }
+
+  /** pendingFor lists the pending sends to peer in the order they were made. */
+  pendingFor(peer) {
+    const out = [];
+    for (const p of this.pending.values()) if (p.to === peer) out.push(p);
+    return out;
+  }
+
+  /** sortedConvs returns conversations, most recent activity first. */
+  sortedConvs() {
+    return [...this.convs.values()].sort(compareConvs);
+  }
+}
+
+export function compareConvs(a, b) {
+  if (b.activity !== a.activity) return b.activity - a.activity;
+  return a.peer.id < b.peer.id ? -1 : a.peer.id > b.peer.id ? 1 : 0;
+}
+
+/** statusOf returns an own message's tick state. */
+export function statusOf(c, m) {
+  if (m.seq <= c.peer_read_seq) return 'read';
+  if (m.seq <= c.peer_delivered_seq) return 'delivered';
+  return 'sent';
+}

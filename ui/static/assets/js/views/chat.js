@@ -1,0 +1,691 @@
+// The conversation pane: header (name, presence), the message log and the
+// composer.
+//
+// The log renders a window of the conversation's messages: at most MAX_DOM
+// rows are in the DOM. Scrolling near the top renders earlier messages from
+// memory (or fetches an older page), near the bottom later ones; the far
+// side is trimmed, and the scroll position is kept by hand (overflow-anchor
+// is off). New messages are inserted as single rows, never by re-rendering
+// the list, and the log sticks to the bottom only if it was at the bottom.
+
+import { MAX_TEXT_BYTES, byId, dayKey, displayName, el, fillAvatar, fmtDay, fmtFull, fmtPresence, fmtTime, lowerBound, utf8Length } from '../util.js';
+import { statusOf } from '../store.js';
+
+const INITIAL = 60; // rows rendered when a conversation opens
+const CHUNK = 50; // rows added per extension
+const MAX_DOM = 250; // rows kept in the DOM
+const EDGE = 600; // px from an edge that triggers an extension
+const BOTTOM_SLACK = 48; // px from the bottom that still counts as "at the bottom"
+const COUNTER_FROM = MAX_TEXT_BYTES - 512;
+
+const TICK_LABEL = { pending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' };
+
+function tickIcon(status) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 20 12');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = (d) => {
+    const p = document.createElementNS(ns, 'path');
+    p.setAttribute('d', d);
+    p.setAttribute('fill', 'none');
+    p.setAttribute('stroke', 'currentColor');
+    p.setAttribute('stroke-width', '1.8');
+    p.setAttribute('stroke-linecap', 'round');
+    p.setAttribute('stroke-linejoin', 'round');
+    svg.append(p);
+  };
+  if (status === 'pending') {
+    svg.setAttribute('viewBox', '0 0 12 12');
+    path('M6 1.5a4.5 4.5 0 1 0 0 9a4.5 4.5 0 1 0 0-9M6 3.5V6l1.8 1.2');
+  } else if (status === 'failed') {
+    svg.setAttribute('viewBox', '0 0 12 12');
+    path('M6 2v5M6 9.5v.3');
+  } else {
+    path('M1.5 6.5l3 3 6-7');
+    if (status !== 'sent') path('M8.5 9.5l.3.3 6-7.3');
+  }
+  return svg;
+}
+
+export class ChatView {
+  /**
+   * @param {import('../store.js').Store} store
+   * @param {object} actions send(peer,text), retry(cid), discard(cid), typing(peer),
+   *   loadOlder(peer) → Promise, loadNewest(peer), markRead(peer), back()
+   */
+  constructor(store, actions) {
+    this.store = store;
+    this.actions = actions;
+    this.view = byId('chat-view');
+    this.empty = byId('chat-empty');
+    this.log = byId('log');
+    this.top = byId('log-top');
+    this.msgs = byId('msgs');
+    this.pendingBox = byId('pending');
+    this.typing = byId('typing');
+    this.typingText = byId('typing-text');
+    this.jump = byId('jump');
+    this.jumpCount = byId('jump-count');
+    this.name = byId('peer-name');
+    this.presence = byId('peer-presence');
+    this.avatar = byId('peer-avatar');
+    this.form = byId('composer-form');
+    this.input = byId('composer');
+    this.counter = byId('byte-counter');
+    this.sendBtn = byId('send');
+
+    this.peer = null;
+    this.rows = new Map(); // seq → row element (rendered window)
+    this.pendingRows = new Map(); // client_msg_id → row element
+    this.loSeq = 0;
+    this.hiSeq = 0;
+    this.atEnd = true; // the window includes the newest message held
+    this.stuck = true; // the log is scrolled to the bottom
+    this.unseen = 0;
+    this.drafts = new Map();
+    this.typingTimer = 0;
+    this.scrollQueued = false;
+    this.extending = false;
+    this.swallowBreak = false; // a plain Enter sent the message: drop its line break
+    this.queue = []; // inserted messages waiting for the next frame
+    this.flushQueued = false;
+    this.headerKey = '';
+
+    store.addEventListener('messages', (e) => e.detail.peer === this.peer && this.onMessages(e.detail.added));
+    store.addEventListener('loaded', (e) => e.detail.peer === this.peer && this.renderBottom());
+    store.addEventListener('receipts', (e) => e.detail.peer === this.peer && this.refreshTicks());
+    store.addEventListener('conv', (e) => e.detail.peer === this.peer && this.renderHeader());
+    store.addEventListener('typing', (e) => e.detail.peer === this.peer && this.renderTyping());
+    store.addEventListener('pending', (e) => e.detail.peer === this.peer && this.onPending(e.detail));
+
+    this.log.addEventListener('scroll', () => this.queueScroll(), { passive: true });
+    new ResizeObserver(() => {
+      if (this.stuck) this.scrollToBottom();
+    }).observe(this.log);
+    this.jump.addEventListener('click', () => this.jumpToLatest());
+    byId('back').addEventListener('click', () => this.actions.back());
+    this.form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    this.input.addEventListener('keydown', (e) => {
+      this.swallowBreak = false;
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
+        e.preventDefault();
+        this.swallowBreak = true;
+        this.submit();
+      } else if (e.key === 'Escape' && window.matchMedia('(max-width: 767px)').matches) {
+        this.actions.back();
+      }
+    });
+    // Some input paths (synthetic key events, a few IMEs) deliver the
+    // Enter's line break separately from its keydown: drop that one.
+    this.input.addEventListener('keyup', (e) => {
+      if (e.key === 'Enter') this.swallowBreak = false;
+    });
+    this.input.addEventListener('keypress', (e) => {
+      if (e.key === 'Enter' && this.swallowBreak) e.preventDefault();
+    });
+    this.input.addEventListener('beforeinput', (e) => {
+      const lineBreak = e.inputType === 'insertLineBreak' || e.inputType === 'insertParagraph' || (e.inputType === 'insertText' && (e.data === '\n' || e.data === '\r'));
+      if (lineBreak && this.swallowBreak) {
+        e.preventDefault();
+        this.swallowBreak = false;
+      }
+    });
+    this.input.addEventListener('input', () => {
+      this.onInput();
+      if (this.input.value.trim()) this.actions.typing(this.peer);
+    });
+    this.msgs.addEventListener('click', (e) => this.onRowClick(e));
+    this.pendingBox.addEventListener('click', (e) => this.onRowClick(e));
+  }
+
+  // ---- opening and closing ----
+
+  open(peer) {
+    if (this.peer === peer) return;
+    this.close();
+    const c = this.store.conv(peer);
+    if (!c) return;
+    this.peer = peer;
+    this.view.hidden = false;
+    this.empty.hidden = true;
+    this.view.dataset.peer = peer;
+    this.renderHeader();
+    this.renderTyping();
+    this.input.value = this.drafts.get(peer) || '';
+    this.onInput();
+    if (c.loaded) this.renderBottom();
+    else {
+      this.clearRows();
+      this.setTop('loading');
+      this.actions.loadNewest(peer);
+    }
+    if (window.matchMedia('(min-width: 768px)').matches) this.input.focus({ preventScroll: true });
+  }
+
+  close() {
+    if (this.peer) this.drafts.set(this.peer, this.input.value);
+    this.peer = null;
+    this.clearRows();
+    this.view.hidden = true;
+    this.empty.hidden = false;
+    delete this.view.dataset.peer;
+    this.typing.hidden = true;
+    clearTimeout(this.typingTimer);
+  }
+
+  reset() {
+    this.close();
+    this.drafts.clear();
+    this.input.value = '';
+  }
+
+  clearRows() {
+    this.queue = [];
+    this.rows.clear();
+    this.pendingRows.clear();
+    this.msgs.replaceChildren();
+    this.pendingBox.replaceChildren();
+    this.loSeq = this.hiSeq = 0;
+    this.atEnd = true;
+    this.stuck = true;
+    this.setUnseen(0);
+    this.jump.hidden = true;
+  }
+
+  /** isReading reports whether the user can see the newest messages now. */
+  isReading() {
+    return !!this.peer && this.atEnd && this.stuck;
+  }
+
+  // ---- header, typing ----
+
+  renderHeader() {
+    const c = this.store.conv(this.peer);
+    if (!c) return;
+    const key = `${c.peer.id}\n${c.peer.username}\n${c.peer.display_name}`;
+    if (key !== this.headerKey) {
+      this.headerKey = key;
+      this.name.textContent = displayName(c.peer);
+      this.name.title = `@${c.peer.username}`;
+      fillAvatar(this.avatar, c.peer);
+    }
+    const online = !!(c.presence && c.presence.online);
+    this.avatar.querySelector('.dot').dataset.online = String(online);
+    this.presence.dataset.online = String(online);
+    const text = c.typingUntil > Date.now() ? 'typing…' : fmtPresence(c.presence);
+    if (this.presence.textContent !== text) this.presence.textContent = text;
+  }
+
+  renderTyping() {
+    const c = this.store.conv(this.peer);
+    clearTimeout(this.typingTimer);
+    const left = c ? c.typingUntil - Date.now() : 0;
+    const on = left > 0;
+    if (on) {
+      this.typingText.textContent = `${displayName(c.peer)} is typing…`;
+      this.typingTimer = setTimeout(() => this.renderTyping(), left + 20);
+    }
+    this.typing.hidden = !on;
+    this.renderHeader();
+  }
+
+  // ---- rows ----
+
+  makeRow(c, i) {
+    const m = c.msgs[i];
+    const me = this.store.me;
+    const own = !!me && m.from === me.id;
+    const row = el('div', {
+      class: own ? 'row own' : 'row peer',
+      'data-testid': 'message',
+      'data-seq': m.seq,
+      'data-from': m.from,
+    });
+    if (m.client_msg_id) row.dataset.clientMsgId = m.client_msg_id;
+    if (this.needsSeparator(c, i)) row.append(this.separator(m._t));
+    const meta = el('span', { class: 'meta' }, el('time', { datetime: m.created_at, title: fmtFull(m._t), text: fmtTime(m._t) }));
+    if (own) {
+      const status = statusOf(c, m);
+      row.dataset.status = status;
+      meta.append(el('span', { class: 'tick', role: 'img', 'data-testid': 'message-status', 'aria-label': TICK_LABEL[status] }, tickIcon(status)));
+    }
+    row.append(el('div', { class: 'bubble' }, el('span', { class: 'text', 'data-testid': 'message-text', text: m.text }), meta));
+    return row;
+  }
+
+  separator(t) {
+    return el('div', { class: 'day-sep', role: 'separator', 'data-testid': 'date-separator' }, el('span', { text: fmtDay(t) }));
+  }
+
+  needsSeparator(c, i) {
+    if (i === 0) return !c.hasMoreBefore;
+    return dayKey(c.msgs[i - 1]._t) !== dayKey(c.msgs[i]._t);
+  }
+
+  /** fixSeparator re-evaluates the date separator of the row at index i. */
+  fixSeparator(c, i) {
+    const m = c.msgs[i];
+    const row = m && this.rows.get(m.seq);
+    if (!row) return;
+    const has = row.firstElementChild && row.firstElementChild.classList.contains('day-sep');
+    const want = this.needsSeparator(c, i);
+    if (has && !want) row.firstElementChild.remove();
+    else if (!has && want) row.prepend(this.separator(m._t));
+  }
+
+  fragment(c, from, to) {
+    const f = document.createDocumentFragment();
+    for (let i = from; i < to; i++) {
+      const row = this.makeRow(c, i);
+      this.rows.set(c.msgs[i].seq, row);
+      f.append(row);
+    }
+    return f;
+  }
+
+  /**
+   * quietly marks the log busy while fn renders many rows at once, so that
+   * screen readers announce live messages, not history coming into view.
+   */
+  quietly(fn) {
+    this.log.setAttribute('aria-busy', 'true');
+    try {
+      fn();
+    } finally {
+      clearTimeout(this.busyTimer);
+      this.busyTimer = setTimeout(() => this.log.setAttribute('aria-busy', 'false'), 100);
+    }
+  }
+
+  /** renderBottom renders the newest messages and scrolls to the bottom. */
+  renderBottom() {
+    this.quietly(() => this.renderBottomNow());
+  }
+
+  renderBottomNow() {
+    const c = this.store.conv(this.peer);
+    if (!c) return;
+    this.queue = []; // everything held is rendered from the store below
+    this.rows.clear();
+    const n = c.msgs.length;
+    const from = Math.max(0, n - INITIAL);
+    this.msgs.replaceChildren(this.fragment(c, from, n));
+    this.loSeq = n ? c.msgs[from].seq : 0;
+    this.hiSeq = n ? c.msgs[n - 1].seq : 0;
+    this.atEnd = true;
+    this.renderPending();
+    this.setUnseen(0);
+    this.updateTop();
+    this.stuck = true;
+    this.scrollToBottom();
+    this.jump.hidden = true;
+    // A short conversation may not fill the log: fetch more at once.
+    requestAnimationFrame(() => this.onScroll());
+    this.actions.markRead(this.peer);
+  }
+
+  /**
+   * onMessages queues inserted messages; they are rendered once per frame,
+   * so a burst of events costs one layout, not one per message.
+   */
+  onMessages(added) {
+    const c = this.store.conv(this.peer);
+    if (!c || !c.loaded) return;
+    for (const m of added) this.queue.push(m);
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    requestAnimationFrame(() => {
+      this.flushQueued = false;
+      this.flush();
+    });
+  }
+
+  flush() {
+    const added = this.queue;
+    this.queue = [];
+    const c = this.store.conv(this.peer);
+    if (!added.length || !c || !c.loaded) return;
+    if (added.length > 1) added.sort((a, b) => a.seq - b.seq);
+    const wasStuck = this.isAtBottom();
+    const me = this.store.me;
+    let incoming = 0;
+    for (const m of added) {
+      if (this.rows.has(m.seq)) continue; // rendered meanwhile (window moved)
+      const i = lowerBound(c.msgs, m.seq);
+      if (c.msgs[i] !== m) continue; // no longer held
+      if (!this.rows.size) {
+        if (!this.atEnd) continue;
+        this.msgs.append(this.makeRowAt(c, i));
+        this.loSeq = this.hiSeq = m.seq;
+      } else if (m.seq < this.loSeq) {
+        continue; // above the window: rendered when scrolled to
+      } else if (m.seq > this.hiSeq) {
+        if (!this.atEnd) {
+          if (!me || m.from !== me.id) incoming++;
+          continue;
+        }
+        this.msgs.append(this.makeRowAt(c, i));
+        this.hiSeq = m.seq;
+      } else {
+        // Inside the window: before the next rendered row.
+        let next = null;
+        for (let j = i + 1; j < c.msgs.length && !next; j++) next = this.rows.get(c.msgs[j].seq) || null;
+        this.msgs.insertBefore(this.makeRowAt(c, i), next);
+      }
+      this.fixSeparator(c, i + 1);
+      if ((!me || m.from !== me.id) && !wasStuck) incoming++;
+    }
+    if (incoming) this.setUnseen(this.unseen + incoming);
+    if (wasStuck && this.atEnd) {
+      // Trim in chunks (not a row per message), and without keeping the
+      // position: the log goes to the bottom anyway.
+      if (this.rows.size > MAX_DOM + CHUNK) this.trimTop(c, false);
+      this.scrollToBottom();
+    } else if (incoming) this.jump.hidden = false;
+  }
+
+  makeRowAt(c, i) {
+    const row = this.makeRow(c, i);
+    this.rows.set(c.msgs[i].seq, row);
+    return row;
+  }
+
+  refreshTicks() {
+    const c = this.store.conv(this.peer);
+    if (!c) return;
+    const me = this.store.me;
+    if (!me) return;
+    // Only rows within the window can change; at most MAX_DOM of them.
+    for (const [seq, row] of this.rows) {
+      if (row.dataset.from !== me.id) continue;
+      const status = seq <= c.peer_read_seq ? 'read' : seq <= c.peer_delivered_seq ? 'delivered' : 'sent';
+      if (row.dataset.status === status) continue;
+      row.dataset.status = status;
+      const tick = row.querySelector('.tick');
+      tick.setAttribute('aria-label', TICK_LABEL[status]);
+      tick.replaceChildren(tickIcon(status));
+    }
+  }
+
+  // ---- pending sends ----
+
+  renderPending() {
+    this.pendingRows.clear();
+    const rows = this.store.pendingFor(this.peer).map((p) => this.makePendingRow(p));
+    this.pendingBox.replaceChildren(...rows);
+  }
+
+  makePendingRow(p) {
+    const row = el('div', { class: 'row own', 'data-testid': 'message', 'data-client-msg-id': p.cid, 'data-from': p.from });
+    this.pendingRows.set(p.cid, row);
+    this.fillPendingRow(row, p);
+    return row;
+  }
+
+  fillPendingRow(row, p) {
+    row.dataset.status = p.status;
+    const meta = el(
+      'span',
+      { class: 'meta' },
+      el('time', { text: fmtTime(p.createdAt) }),
+      el('span', { class: 'tick', role: 'img', 'data-testid': 'message-status', 'aria-label': TICK_LABEL[p.status] }, tickIcon(p.status)),
+    );
+    const bubble = el('div', { class: 'bubble' }, el('span', { class: 'text', 'data-testid': 'message-text', text: p.text }), meta);
+    const parts = [bubble];
+    if (p.status === 'failed') {
+      parts.push(
+        el(
+          'div',
+          { class: 'failed-bar', role: 'alert' },
+          el('span', { class: 'error-text small', 'data-testid': 'message-error', text: p.error || 'Not sent.' }),
+          el('button', { type: 'button', class: 'btn link small', 'data-action': 'retry', 'data-testid': 'retry-button', text: 'Retry' }),
+          el('button', { type: 'button', class: 'btn link small', 'data-action': 'discard', 'data-testid': 'discard-button', text: 'Discard' }),
+        ),
+      );
+    }
+    row.replaceChildren(...parts);
+  }
+
+  onPending({ cid, op }) {
+    const wasStuck = this.isAtBottom();
+    const p = this.store.pending.get(cid);
+    const row = this.pendingRows.get(cid);
+    if (op === 'remove') {
+      if (row) row.remove();
+      this.pendingRows.delete(cid);
+      return;
+    }
+    if (!p) return;
+    if (row) this.fillPendingRow(row, p);
+    else {
+      if (!this.atEnd) this.renderBottom(); // renders the pending rows too
+      if (!this.pendingRows.has(cid)) this.pendingBox.append(this.makePendingRow(p));
+      this.stuck = true;
+      this.scrollToBottom();
+      return;
+    }
+    if (wasStuck) this.scrollToBottom();
+  }
+
+  onRowClick(e) {
+    const b = e.target.closest('button[data-action]');
+    if (!b) return;
+    const row = b.closest('[data-client-msg-id]');
+    if (!row) return;
+    const cid = row.dataset.clientMsgId;
+    if (b.dataset.action === 'retry') this.actions.retry(cid);
+    else if (b.dataset.action === 'discard') this.actions.discard(cid);
+  }
+
+  // ---- scrolling and windowing ----
+
+  isAtBottom() {
+    const l = this.log;
+    return l.scrollHeight - l.scrollTop - l.clientHeight <= BOTTOM_SLACK;
+  }
+
+  scrollToBottom() {
+    this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  queueScroll() {
+    if (this.scrollQueued) return;
+    this.scrollQueued = true;
+    requestAnimationFrame(() => {
+      this.scrollQueued = false;
+      this.onScroll();
+    });
+  }
+
+  onScroll() {
+    if (!this.peer) return;
+    const c = this.store.conv(this.peer);
+    if (!c || !c.loaded) return;
+    this.stuck = this.isAtBottom();
+    const l = this.log;
+    if (l.scrollTop < EDGE) this.extendUp(c);
+    else if (l.scrollHeight - l.scrollTop - l.clientHeight < EDGE && !this.atEnd) this.extendDown(c);
+    this.jump.hidden = this.atEnd && this.stuck;
+    if (this.atEnd && this.stuck) {
+      this.setUnseen(0);
+      this.actions.markRead(this.peer);
+    }
+  }
+
+  extendUp(c) {
+    if (this.extending) return;
+    const idx = this.rows.size ? lowerBound(c.msgs, this.loSeq) : c.msgs.length;
+    if (idx > 0) {
+      this.log.setAttribute('aria-busy', 'true');
+      clearTimeout(this.busyTimer);
+      this.busyTimer = setTimeout(() => this.log.setAttribute('aria-busy', 'false'), 100);
+      const from = Math.max(0, idx - CHUNK);
+      const l = this.log;
+      const h = l.scrollHeight;
+      const top = l.scrollTop;
+      this.msgs.prepend(this.fragment(c, from, idx));
+      this.fixSeparator(c, idx);
+      this.loSeq = c.msgs[from].seq;
+      if (!this.hiSeq) this.hiSeq = c.msgs[idx - 1].seq;
+      l.scrollTop = top + (l.scrollHeight - h);
+      this.trimBottom(c);
+      this.updateTop();
+      return;
+    }
+    if (!c.hasMoreBefore || c.loadingOlder) return;
+    this.extending = true;
+    this.setTop('loading');
+    const peer = this.peer;
+    this.actions
+      .loadOlder(peer)
+      .then(() => {
+        this.extending = false;
+        if (this.peer !== peer) return;
+        // The first row may now need (or lose) its date separator.
+        const i = lowerBound(c.msgs, this.loSeq);
+        this.fixSeparator(c, i);
+        this.updateTop();
+        if (this.log.scrollTop < EDGE) this.extendUp(c);
+      })
+      .catch((e) => {
+        this.extending = false;
+        if (this.peer === peer) this.setTop('error', e.message);
+      });
+  }
+
+  extendDown(c) {
+    const idx = lowerBound(c.msgs, this.hiSeq) + 1;
+    const to = Math.min(c.msgs.length, idx + CHUNK);
+    if (idx < to) {
+      this.msgs.append(this.fragment(c, idx, to));
+      this.fixSeparator(c, idx);
+      this.hiSeq = c.msgs[to - 1].seq;
+    }
+    this.atEnd = to >= c.msgs.length;
+    this.trimTop(c);
+    if (this.atEnd) this.setUnseen(0);
+  }
+
+  /** trimTop drops rows above the window, keeping what is on screen still (if keep). */
+  trimTop(c, keep = true) {
+    const extra = this.rows.size - MAX_DOM;
+    if (extra <= 0) return;
+    const l = this.log;
+    const h = keep ? l.scrollHeight : 0;
+    const top = keep ? l.scrollTop : 0;
+    let i = lowerBound(c.msgs, this.loSeq);
+    for (let k = 0; k < extra; k++, i++) {
+      const seq = c.msgs[i].seq;
+      const row = this.rows.get(seq);
+      if (row) row.remove();
+      this.rows.delete(seq);
+    }
+    this.loSeq = c.msgs[i].seq;
+    if (keep) l.scrollTop = top - (h - l.scrollHeight);
+    this.updateTop();
+  }
+
+  /** trimBottom drops rows below the window. */
+  trimBottom(c) {
+    const extra = this.rows.size - MAX_DOM;
+    if (extra <= 0) return;
+    let i = lowerBound(c.msgs, this.hiSeq);
+    for (let k = 0; k < extra; k++, i--) {
+      const seq = c.msgs[i].seq;
+      const row = this.rows.get(seq);
+      if (row) row.remove();
+      this.rows.delete(seq);
+    }
+    this.hiSeq = c.msgs[i].seq;
+    this.atEnd = false;
+    this.jump.hidden = false;
+  }
+
+  jumpToLatest() {
+    if (this.atEnd) {
+      this.log.scrollTo({ top: this.log.scrollHeight, behavior: 'smooth' });
+    } else this.renderBottom();
+    this.setUnseen(0);
+    this.input.focus({ preventScroll: true });
+  }
+
+  setUnseen(n) {
+    this.unseen = n;
+    this.jumpCount.hidden = n <= 0;
+    this.jumpCount.textContent = n > 99 ? '99+' : String(n);
+    if (n > 0) this.jump.hidden = false;
+  }
+
+  updateTop() {
+    const c = this.store.conv(this.peer);
+    if (!c) return;
+    const first = this.rows.size ? lowerBound(c.msgs, this.loSeq) : 0;
+    if (first > 0 || c.hasMoreBefore) this.setTop('more');
+    else this.setTop(c.msgs.length ? 'start' : 'empty');
+  }
+
+  setTop(state, message) {
+    this.top.dataset.state = state;
+    const c = this.store.conv(this.peer);
+    const name = c ? displayName(c.peer) : '';
+    let content = [];
+    if (state === 'loading') content = [el('span', { class: 'spinner small', 'aria-hidden': 'true' }), el('span', { text: 'Loading messages…' })];
+    else if (state === 'start') content = [el('span', { text: `This is the beginning of your conversation with ${name}.` })];
+    else if (state === 'empty') content = [el('span', { text: `No messages yet. Say hello to ${name}!` })];
+    else if (state === 'error') {
+      const retry = el('button', { type: 'button', class: 'btn link', 'data-testid': 'history-retry', text: 'Try again' });
+      retry.addEventListener('click', () => {
+        const cc = this.store.conv(this.peer);
+        if (!cc) return;
+        if (cc.loaded) this.extendUp(cc);
+        else {
+          this.setTop('loading');
+          this.actions.loadNewest(this.peer);
+        }
+      });
+      content = [el('span', { class: 'error-text', role: 'alert', text: `Could not load messages: ${message}` }), retry];
+    }
+    this.top.replaceChildren(...content);
+  }
+
+  /** loadFailed shows a failed first load. */
+  loadFailed(peer, message) {
+    if (peer === this.peer) this.setTop('error', message);
+  }
+
+  // ---- composer ----
+
+  onInput() {
+    const input = this.input;
+    // Grow with the text up to 180 px (border-box: add the borders back).
+    input.style.height = 'auto';
+    const full = input.scrollHeight + input.offsetHeight - input.clientHeight;
+    input.style.height = `${Math.min(full, 180)}px`;
+    input.classList.toggle('scrolls', full > 180);
+    const text = input.value;
+    const bytes = utf8Length(text);
+    const over = bytes > MAX_TEXT_BYTES;
+    this.counter.hidden = bytes < COUNTER_FROM;
+    this.counter.textContent = `${bytes} / ${MAX_TEXT_BYTES}`;
+    this.counter.classList.toggle('over', over);
+    this.counter.dataset.bytes = String(bytes);
+    this.counter.setAttribute('aria-label', over ? `${bytes - MAX_TEXT_BYTES} bytes over the ${MAX_TEXT_BYTES}-byte limit` : `${MAX_TEXT_BYTES - bytes} bytes left`);
+    if (over) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
+    this.sendBtn.disabled = over || !text.trim();
+  }
+
+  submit() {
+    const text = this.input.value;
+    if (!this.peer || !text.trim() || utf8Length(text) > MAX_TEXT_BYTES) return;
+    this.actions.send(this.peer, text);
+    this.input.value = '';
+    this.drafts.delete(this.peer);
+    this.onInput();
+    this.input.focus();
+  }
+}

@@ -1,0 +1,172 @@
+// The WebSocket link to /ws: connects, reconnects with exponential backoff
+// and jitter, and reports its state for the connection banner.
+//
+// Events (CustomEvent, detail in brackets):
+//   state [{state}]  connecting | online | reconnecting | offline | idle
+//   hello [frame]    the server's hello: the connection is subscribed
+//   frame [frame]    any other server frame
+//   down  [{code}]   an open connection closed
+//   unauthenticated  the session could not be renewed (log in again)
+
+const BASE_DELAY = 500;
+const MAX_DELAY = 30000;
+
+export class Socket extends EventTarget {
+  /**
+   * @param {object} hooks
+   * @param {() => Promise<boolean>} hooks.refresh renews the session (close 4001)
+   * @param {() => Promise<boolean>} hooks.checkAuth false when the session is gone
+   */
+  constructor({ refresh, checkAuth }) {
+    super();
+    this.refresh = refresh;
+    this.checkAuth = checkAuth;
+    this.ws = null;
+    this.ready = false;
+    this.stopped = true;
+    this.attempt = 0;
+    this.everOnline = false;
+    this.timer = 0;
+    this.state = 'idle';
+    this.onOnline = () => {
+      if (!this.stopped && !this.ws) this.connectNow();
+    };
+    this.onOffline = () => {
+      if (!this.stopped && !this.ready) this.setState('offline');
+    };
+  }
+
+  /** start connects and keeps the link up until stop. */
+  start() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.attempt = 0;
+    this.everOnline = false;
+    window.addEventListener('online', this.onOnline);
+    window.addEventListener('offline', this.onOffline);
+    this.connect();
+  }
+
+  /** stop closes the link and stops reconnecting. */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    window.removeEventListener('online', this.onOnline);
+    window.removeEventListener('offline', this.onOffline);
+    const ws = this.ws;
+    this.ws = null;
+    this.ready = false;
+    if (ws) ws.close(1000, 'bye');
+    this.setState('idle');
+  }
+
+  /** connectNow skips the backoff wait (the banner's "Retry now"). */
+  connectNow() {
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.timer);
+    this.connect();
+  }
+
+  /** send writes one frame; false when not connected. */
+  send(frame) {
+    if (!this.ready || !this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    try {
+      this.ws.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state } }));
+  }
+
+  connect() {
+    if (this.stopped) return;
+    if (navigator.onLine === false) {
+      this.setState('offline');
+      this.schedule(MAX_DELAY);
+      return;
+    }
+    this.setState(this.everOnline ? 'reconnecting' : 'connecting');
+    const url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch {
+      this.afterClose(1006, false);
+      return;
+    }
+    this.ws = ws;
+    let hello = false;
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      let f;
+      try {
+        f = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (!f || typeof f.type !== 'string') return;
+      if (f.type === 'hello') {
+        hello = true;
+        this.ready = true;
+        this.attempt = 0;
+        this.everOnline = true;
+        this.setState('online');
+        this.dispatchEvent(new CustomEvent('hello', { detail: f }));
+        return;
+      }
+      this.dispatchEvent(new CustomEvent('frame', { detail: f }));
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      const wasReady = this.ready;
+      this.ready = false;
+      if (wasReady) this.dispatchEvent(new CustomEvent('down', { detail: { code: ev.code } }));
+      if (!this.stopped) this.afterClose(ev.code, hello);
+    };
+    ws.onerror = () => {
+      // A close event always follows; it decides what to do.
+    };
+  }
+
+  async afterClose(code, hadHello) {
+    if (this.stopped) return;
+    this.setState(navigator.onLine === false ? 'offline' : 'reconnecting');
+    if (code === 4001 || !hadHello) {
+      // 4001: the session expired or was revoked. A close before hello may
+      // be a refused upgrade (an expired access cookie looks like 1006).
+      let ok = true;
+      try {
+        ok = code === 4001 ? await this.refresh() : await this.checkAuth();
+      } catch {
+        ok = true; // the network is down: keep retrying
+      }
+      if (this.stopped) return;
+      if (!ok) {
+        this.stop();
+        this.dispatchEvent(new CustomEvent('unauthenticated'));
+        return;
+      }
+      if (code === 4001) {
+        this.connect();
+        return;
+      }
+    }
+    let delay = Math.min(MAX_DELAY, BASE_DELAY * 2 ** this.attempt);
+    if (code === 1013) delay = Math.max(delay, 5000); // overloaded: back off more
+    if (code === 1001 && this.attempt === 0) delay = 250; // node shutting down: go elsewhere now
+    this.attempt++;
+    this.schedule(delay / 2 + Math.random() * (delay / 2));
+  }
+
+  schedule(delay) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+}
