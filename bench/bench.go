@@ -80,14 +80,15 @@ func Command() *cobra.Command {
 // Result is what a run measured.
 type Result struct {
 	Sent, Acked, Delivered, Errors int64
+	Pairs, CrossPairs              int // pairs, and those whose two sockets are on different nodes
 	Elapsed                        time.Duration
 	Ack, Delivery                  []time.Duration
 }
 
 func (r Result) String() string {
 	secs := r.Elapsed.Seconds()
-	return fmt.Sprintf("sent=%d acked=%d delivered=%d errors=%d elapsed=%.1fs\nthroughput: %.0f acked msg/s, %.0f delivered msg/s\nack latency:      %s\ndelivery latency: %s",
-		r.Sent, r.Acked, r.Delivered, r.Errors, secs, float64(r.Acked)/secs, float64(r.Delivered)/secs,
+	return fmt.Sprintf("pairs=%d (%d across nodes) sent=%d acked=%d delivered=%d errors=%d elapsed=%.1fs\nthroughput: %.0f acked msg/s, %.0f delivered msg/s\nack latency:      %s\ndelivery latency: %s",
+		r.Pairs, r.CrossPairs, r.Sent, r.Acked, r.Delivered, r.Errors, secs, float64(r.Acked)/secs, float64(r.Delivered)/secs,
 		quantiles(r.Ack), quantiles(r.Delivery))
 }
 
@@ -131,6 +132,16 @@ func (c *client) post(ctx context.Context, path string, body, out any) (int, err
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusTooManyRequests {
+		// Honour Retry-After (the gateway limits logins per address).
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		select {
+		case <-time.After(time.Duration(max(secs, 1)) * time.Second):
+			return c.post(ctx, path, body, out)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 	if resp.StatusCode >= 300 {
 		return resp.StatusCode, fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, strings.TrimSpace(string(data)))
 	}
@@ -162,7 +173,8 @@ func login(ctx context.Context, base, name, password string) (*client, error) {
 	return c, nil
 }
 
-func (c *client) dial(ctx context.Context) (*websocket.Conn, error) {
+// dial opens /ws and returns the connection and the node named in hello.
+func (c *client) dial(ctx context.Context) (*websocket.Conn, string, error) {
 	u := *c.base
 	u.Scheme = map[string]string{"https": "wss"}[u.Scheme]
 	if u.Scheme == "" {
@@ -173,14 +185,19 @@ func (c *client) dial(ctx context.Context) (*websocket.Conn, error) {
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}},
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	conn.SetReadLimit(1 << 20)
 	// The first frame is hello: the connection is subscribed after it.
-	if _, _, err := conn.Read(ctx); err != nil {
-		return nil, fmt.Errorf("read hello: %w", err)
+	_, data, err := conn.Read(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("read hello: %w", err)
 	}
-	return conn, nil
+	var hello struct {
+		Node string `json:"node"`
+	}
+	_ = json.Unmarshal(data, &hello)
+	return conn, hello.Node, nil
 }
 
 func users(ctx context.Context, o Options, n int) ([]*client, error) {
@@ -248,19 +265,25 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			res.Delivery = append(res.Delivery, now.Sub(t))
 		}
 	}
-	runCtx, cancel := context.WithTimeout(ctx, o.Duration)
+	// Senders wait for go, closed once every connection is open, so the
+	// measured window holds only sending.
+	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	goCh := make(chan struct{})
 	text := strings.Repeat("x", max(1, o.TextSize))
 	var wg sync.WaitGroup
 	for p := range o.Pairs {
 		sender, recipient := cs[2*p], cs[2*p+1]
-		sc, err := sender.dial(ctx)
+		sc, senderNode, err := sender.dial(ctx)
 		if err != nil {
 			return Result{}, fmt.Errorf("bench: dial: %w", err)
 		}
-		rc, err := recipient.dial(ctx)
+		rc, recipientNode, err := recipient.dial(ctx)
 		if err != nil {
 			return Result{}, fmt.Errorf("bench: dial: %w", err)
+		}
+		if senderNode != recipientNode {
+			res.CrossPairs++
 		}
 		defer sc.CloseNow()
 		defer rc.CloseNow()
@@ -309,6 +332,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		})
 		// Sender writer.
 		wg.Go(func() {
+			<-goCh
 			var tick <-chan time.Time
 			if o.Rate > 0 {
 				t := time.NewTicker(time.Duration(float64(time.Second) * float64(o.Pairs) / o.Rate))
@@ -343,6 +367,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		})
 	}
 	start := time.Now()
+	close(goCh)
+	stop := time.AfterFunc(o.Duration, cancel)
+	defer stop.Stop()
 	<-runCtx.Done()
 	res.Elapsed = time.Since(start)
 	// Let in-flight acks and deliveries land, then stop the readers.
@@ -350,7 +377,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	cancel() // the deferred CloseNow calls end the readers
 	mu.Lock()
 	res.Sent, res.Acked, res.Delivered, res.Errors = sent.Load(), acked.Load(), delivered.Load(), errs.Load()
-	out := Result{Sent: res.Sent, Acked: res.Acked, Delivered: res.Delivered, Errors: res.Errors, Elapsed: res.Elapsed,
+	out := Result{Pairs: o.Pairs, CrossPairs: res.CrossPairs, Sent: res.Sent, Acked: res.Acked, Delivered: res.Delivered, Errors: res.Errors, Elapsed: res.Elapsed,
 		Ack: slices.Clone(res.Ack), Delivery: slices.Clone(res.Delivery)}
 	mu.Unlock()
 	return out, nil
@@ -375,7 +402,7 @@ func Idle(ctx context.Context, o Options) (string, error) {
 		}
 	}()
 	for i := range o.Idle {
-		c, err := cs[i%len(cs)].dial(ctx)
+		c, _, err := cs[i%len(cs)].dial(ctx)
 		if err != nil {
 			return "", fmt.Errorf("bench: connection %d: %w", i, err)
 		}
