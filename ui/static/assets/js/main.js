@@ -123,6 +123,17 @@ class App {
       this.onAttention();
       if (this.store.me) this.socket.connectNow();
     });
+    // Leaving the page (another site, or the tab going away): close the
+    // socket. A page kept in the back/forward cache otherwise keeps it open
+    // (Chromium does), so the user would stay "online" and the server would
+    // deliver to a page nobody sees. A page restored from that cache
+    // connects again, and the hello runs the catch-up.
+    window.addEventListener('pagehide', () => {
+      if (this.store.me) this.socket.stop();
+    });
+    window.addEventListener('pageshow', (e) => {
+      if (e.persisted && this.store.me) this.socket.start();
+    });
     this.store.addEventListener('conv', () => this.queueTitle());
     setInterval(() => {
       if (!this.store.me) return;
@@ -514,7 +525,8 @@ class App {
           const c = this.store.conv(sc.peer.id);
           // A conversation never opened holds nothing: its newest page is
           // read when it opens, so only held histories are paged forward.
-          if (c.loaded && (sc.last_seq || 0) > Store.maxSeq(c)) await this.pageAfter(c, s);
+          // Paged from the synced pointer, not the highest seq held: see Store.advanceSynced.
+          if (c.loaded && (sc.last_seq || 0) > c.synced) await this.pageAfter(c, s);
           if (s !== this.session) return;
           const lm = c.last_message;
           if (lm && lm.from === c.peer.id) this.markReceived(c, lm.seq);
@@ -535,10 +547,12 @@ class App {
   async pageAfter(c, s) {
     const peer = c.peer.id;
     for (;;) {
-      const r = await api.messagesAfter(peer, Store.maxSeq(c), CATCHUP);
+      const r = await api.messagesAfter(peer, c.synced, CATCHUP);
       if (s !== this.session) return;
       const msgs = (r && r.messages) || [];
       this.ingest(msgs, false);
+      // An after= page is complete: everything up to its last message is held.
+      if (msgs.length) this.store.markSynced(c, msgs[msgs.length - 1].seq);
       if (!r || !r.has_more || !msgs.length) return;
     }
   }

@@ -65,6 +65,7 @@ export class Store extends EventTarget {
         activity: Date.now(),
         typingUntil: 0,
         sentReceived: 0,
+        synced: 0, // every message with seq <= synced is held (see advanceSynced)
         placeholder: true, // not (yet) in the server's list
       };
       this.convs.set(user.id, c);
@@ -82,6 +83,34 @@ export class Store extends EventTarget {
   /** maxSeq is the highest seq held for a conversation (0 for none). */
   static maxSeq(c) {
     return c.msgs.length ? c.msgs[c.msgs.length - 1].seq : 0;
+  }
+
+  /**
+   * markSynced records that every message up to seq is held (a history
+   * read returned them all), then advances further over consecutive seqs.
+   */
+  markSynced(c, seq) {
+    if (seq > c.synced) c.synced = seq;
+    Store.advanceSynced(c);
+  }
+
+  /**
+   * advanceSynced moves a loaded conversation's synced pointer over the
+   * held messages whose seqs follow it without a gap (seq synced+1, +2, …):
+   * nothing can be missing between them. Any other message (a live one
+   * after a gap, or one from a REST send) leaves it where it is, so the
+   * catch-up pages after= it and fills the gap. The highest seq held is
+   * not enough: a message that arrives on a new connection before the
+   * catch-up read, or while it runs, can be above messages never received.
+   */
+  static advanceSynced(c) {
+    if (!c.loaded) return;
+    const arr = c.msgs;
+    let i = lowerBound(arr, c.synced + 1);
+    while (i < arr.length && arr[i].seq === c.synced + 1) {
+      c.synced++;
+      i++;
+    }
   }
 
   /** mergeConversations folds in GET /api/conversations. */
@@ -152,6 +181,7 @@ export class Store extends EventTarget {
       added.push(m);
     }
     if (!added.length) return added;
+    Store.advanceSynced(c);
     const last = c.msgs[c.msgs.length - 1];
     if (last.seq >= c.last_seq) {
       c.last_seq = last.seq;
@@ -183,6 +213,8 @@ export class Store extends EventTarget {
     c.loading = false;
     c.hasMoreBefore = hasMore;
     this.addMessages(peer, messages, true);
+    // The newest page holds everything up to its last message.
+    if (messages.length) this.markSynced(c, messages[messages.length - 1].seq);
     this.emit('loaded', { peer });
     this.emit('conv', { peer });
   }
