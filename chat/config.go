@@ -1,0 +1,86 @@
+package chat
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Config is the chat role's configuration (the `chat` section of config.yaml).
+type Config struct {
+	// MaxTextBytes is the largest message text, in UTF-8 bytes as sent.
+	MaxTextBytes int `mapstructure:"max_text_bytes"`
+	// BodyLimit is the largest REST request body.
+	BodyLimit int64 `mapstructure:"body_limit"`
+	// FrameLimit is the largest WebSocket frame a client may send; a larger
+	// one closes the connection with 1009.
+	FrameLimit int64 `mapstructure:"frame_limit"`
+	// Heartbeat is the ping interval (heartbeat_s in hello); a connection
+	// silent for more than twice as long is closed.
+	Heartbeat time.Duration `mapstructure:"heartbeat"`
+	// SendQueue bounds each connection's outbound queue; a connection whose
+	// queue is full is closed with 1013.
+	SendQueue int `mapstructure:"send_queue"`
+	// PublicOrigins are the allowed Origins ("scheme://host[:port]") for /ws
+	// and for cookie-authenticated unsafe requests; empty means the request's
+	// own host.
+	PublicOrigins []string `mapstructure:"public_origins"`
+	// OfflineGrace is how long a user's last connection may be gone before
+	// the user is announced offline (a reconnect in between cancels it).
+	OfflineGrace time.Duration `mapstructure:"offline_grace"`
+	// TypingInterval is the least time between two forwarded typing events
+	// of one user to one peer.
+	TypingInterval time.Duration `mapstructure:"typing_interval"`
+	// HistoryLimit is the default page size of the history, HistoryMax the largest.
+	HistoryLimit int `mapstructure:"history_limit"`
+	HistoryMax   int `mapstructure:"history_max"`
+}
+
+// DefaultConfig returns the defaults of api.md.
+func DefaultConfig() Config {
+	return Config{
+		MaxTextBytes:   4096,
+		BodyLimit:      64 << 10,
+		FrameLimit:     16 << 10,
+		Heartbeat:      25 * time.Second,
+		SendQueue:      256,
+		OfflineGrace:   2 * time.Second,
+		TypingInterval: 2 * time.Second,
+		HistoryLimit:   50,
+		HistoryMax:     200,
+	}
+}
+
+// maxOfflineGrace keeps the offline announcement within api.md's 5 s.
+const maxOfflineGrace = 4 * time.Second
+
+// Validate reports the first bad key.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxTextBytes <= 0:
+		return fmt.Errorf("chat: max_text_bytes must be positive (got %d)", c.MaxTextBytes)
+	case c.BodyLimit < 1024:
+		return fmt.Errorf("chat: body_limit must be at least 1024 bytes (got %d)", c.BodyLimit)
+	case c.FrameLimit < 1024:
+		return fmt.Errorf("chat: frame_limit must be at least 1024 bytes (got %d)", c.FrameLimit)
+	case c.Heartbeat < time.Second:
+		return fmt.Errorf("chat: heartbeat must be at least 1s (got %s)", c.Heartbeat)
+	case c.SendQueue <= 0:
+		return fmt.Errorf("chat: send_queue must be positive (got %d)", c.SendQueue)
+	case c.OfflineGrace < 0 || c.OfflineGrace > maxOfflineGrace:
+		return fmt.Errorf("chat: offline_grace must be between 0 and %s (got %s)", maxOfflineGrace, c.OfflineGrace)
+	case c.TypingInterval <= 0:
+		return fmt.Errorf("chat: typing_interval must be positive (got %s)", c.TypingInterval)
+	case c.HistoryMax <= 0:
+		return fmt.Errorf("chat: history_max must be positive (got %d)", c.HistoryMax)
+	case c.HistoryLimit <= 0 || c.HistoryLimit > c.HistoryMax:
+		return fmt.Errorf("chat: history_limit must be between 1 and history_max (got %d)", c.HistoryLimit)
+	}
+	for _, o := range c.PublicOrigins {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("chat: public_origins: %q is not scheme://host[:port]", o)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/chatd/chatd/httpapi"
+	"github.com/chatd/chatd/pubsub"
+	"github.com/chatd/chatd/store"
+)
+
+const maxClientMsgID = 64
+
+// sendRequest is a validated-to-be send, from REST or WebSocket.
+type sendRequest struct {
+	from, to, text, clientMsgID string
+	hasClientMsgID              bool
+	except                      uint64 // the sending connection, 0 for REST
+	wantAck                     bool
+}
+
+// sendResult is a stored message and its encodings.
+type sendResult struct {
+	msg     store.Message
+	created bool
+	env     []byte // the envelope of its `message` frame
+	ack     []byte // the ack frame when asked for
+}
+
+// validateSend checks a send against api.md's rules.
+func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Error {
+	switch {
+	case !req.hasClientMsgID || req.clientMsgID == "":
+		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "client_msg_id is required")
+	case !utf8.ValidString(req.clientMsgID) || utf8.RuneCountInString(req.clientMsgID) > maxClientMsgID:
+		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "client_msg_id must be 1 to %d characters", maxClientMsgID)
+	case req.to == "":
+		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "to is required")
+	case !utf8.ValidString(req.text):
+		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "text must be valid UTF-8")
+	case len(req.text) > s.cfg.MaxTextBytes:
+		return httpapi.Errorf(http.StatusBadRequest, "text_too_long", "text is longer than %d bytes", s.cfg.MaxTextBytes)
+	case strings.TrimSpace(req.text) == "":
+		return httpapi.Errorf(http.StatusBadRequest, "text_empty", "text is empty")
+	case req.to == req.from:
+		return httpapi.Errorf(http.StatusBadRequest, "cannot_message_self", "you cannot message yourself")
+	}
+	if _, err := s.userByID(ctx, req.to); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return httpapi.Errorf(http.StatusNotFound, "not_found", "no such user")
+		}
+		return s.backendError(ctx, "user lookup", err)
+	}
+	return nil
+}
+
+// send validates and stores one message and encodes its frames once; the
+// caller answers its sender, then calls fanOut. A retry (same sender and
+// client_msg_id) returns the stored message with created false.
+func (s *Service) send(ctx context.Context, req sendRequest) (sendResult, *httpapi.Error) {
+	if herr := s.validateSend(ctx, req); herr != nil {
+		return sendResult{}, herr
+	}
+	start := time.Now()
+	msg, created, err := s.store.AppendMessage(ctx, store.Message{
+		ID: store.NewID(), From: req.from, To: req.to, Text: req.text,
+		ClientMsgID: req.clientMsgID, CreatedAt: start.UTC().Truncate(time.Millisecond),
+	})
+	observe(s.m.storeAppend, start)
+	if err != nil {
+		return sendResult{}, s.backendError(ctx, "append message", err)
+	}
+	if msg.From != req.from { // cannot happen: the store keys retries by sender
+		s.log.Error("store returned a foreign message on append", "msg", msg.ID)
+		return sendResult{}, httpapi.ErrUnavailable
+	}
+	env, ack, err := messageFrames(msg, req.except, req.wantAck)
+	if err != nil {
+		s.log.Error("encode message", "err", err)
+		return sendResult{}, &httpapi.Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+	}
+	if created {
+		s.m.stored.Inc()
+	}
+	return sendResult{msg: msg, created: created, env: env, ack: ack}, nil
+}
+
+// fanOut publishes a newly stored message to its recipient's and its
+// sender's topics (the same envelope on both; the sending connection, named
+// in it, is skipped). A retry publishes nothing: its first send did.
+func (s *Service) fanOut(ctx context.Context, res sendResult) {
+	if !res.created {
+		return
+	}
+	s.publish(ctx, pubsub.UserTopic(res.msg.To), res.env)
+	s.publish(ctx, pubsub.UserTopic(res.msg.From), res.env)
+}
+
+// publish hands an envelope to the broker; the broker is best effort, so a
+// failure is logged and the store stays the record.
+func (s *Service) publish(ctx context.Context, topic string, env []byte) {
+	if err := s.broker.Publish(ctx, topic, env); err != nil && ctx.Err() == nil {
+		s.log.Warn("publish failed", "topic_kind", "user", "err", err)
+	}
+}
+
+// markPointer moves userID's read or delivered pointer in its conversation
+// with peerID and, when it moved, sends a receipt to both members. An
+// unknown peer is not_found; a known peer without a conversation is a no-op.
+func (s *Service) markPointer(ctx context.Context, userID, peerID string, seq int64, kind string) *httpapi.Error {
+	if peerID == "" {
+		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "peer is required")
+	}
+	if seq < 0 {
+		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "seq must not be negative")
+	}
+	if _, err := s.userByID(ctx, peerID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return httpapi.Errorf(http.StatusNotFound, "not_found", "no such user")
+		}
+		return s.backendError(ctx, "user lookup", err)
+	}
+	var (
+		ptr   int64
+		moved bool
+		err   error
+		start = time.Now()
+	)
+	if kind == "read" {
+		ptr, moved, err = s.store.MarkRead(ctx, userID, peerID, seq)
+		observe(s.m.storeMarkRead, start)
+	} else {
+		ptr, moved, err = s.store.MarkDelivered(ctx, userID, peerID, seq)
+		observe(s.m.storeMarkDlv, start)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil // a known peer without a conversation: nothing to move
+	case err != nil:
+		return s.backendError(ctx, "mark "+kind, err)
+	}
+	if moved {
+		env, err := eventEnvelope(receiptFrame{
+			Type: "receipt", ConversationID: store.ConversationID(userID, peerID),
+			UserID: userID, Kind: kind, Seq: ptr,
+		})
+		if err == nil {
+			s.publish(ctx, pubsub.UserTopic(userID), env)
+			s.publish(ctx, pubsub.UserTopic(peerID), env)
+		}
+	}
+	return nil
+}
+
+// publishPresence sends userID's presence to everyone it shares a
+// conversation with.
+func (s *Service) publishPresence(ctx context.Context, userID string, st pubsub.Status) {
+	start := time.Now()
+	peers, err := s.store.PeerIDs(ctx, userID)
+	observe(s.m.storeOp("peer_ids"), start)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("presence: peer lookup failed", "err", err)
+		}
+		return
+	}
+	if len(peers) == 0 {
+		return
+	}
+	if st.Online {
+		st.LastSeen = time.Time{}
+	}
+	env, err := eventEnvelope(presenceFrame{Type: "presence", UserID: userID, Presence: toPresenceJSON(st)})
+	if err != nil {
+		return
+	}
+	for _, p := range peers {
+		s.publish(ctx, pubsub.UserTopic(p), env)
+	}
+}
+
+// lookupPresence returns the presence of ids; when the registry fails it
+// logs and reports everyone offline rather than failing the request.
+func (s *Service) lookupPresence(ctx context.Context, ids []string) map[string]pubsub.Status {
+	if len(ids) == 0 {
+		return nil
+	}
+	st, err := s.presence.Lookup(ctx, ids)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("presence lookup failed", "err", err)
+		}
+		return nil
+	}
+	return st
+}

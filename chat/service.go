@@ -1,0 +1,444 @@
+// Package chat is the chat role: the REST endpoints under /api and the /ws
+// WebSocket of api.md, the hub of this node's connections, delivery through
+// the broker, presence, receipts and typing.
+//
+// A message goes: send (REST or WS) → store.AppendMessage → the `message`
+// frame is encoded once and published in a small envelope on the recipient's
+// and the sender's user topics → every node holding a connection of either
+// user hands the same bytes to each local connection's bounded queue → one
+// writer goroutine per connection writes them.
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/httpapi"
+	"github.com/chatd/chatd/pubsub"
+	"github.com/chatd/chatd/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Deps are the chat role's collaborators.
+type Deps struct {
+	Store    store.Store
+	Broker   pubsub.Broker
+	Presence pubsub.Presence
+	Verifier *auth.Verifier
+	NodeID   string
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer // nil: metrics are kept but not exported
+}
+
+// Service is the chat role of one node.
+type Service struct {
+	cfg      Config
+	store    store.Store
+	broker   pubsub.Broker
+	presence pubsub.Presence
+	verifier *auth.Verifier
+	node     string
+	log      *slog.Logger
+	m        *metrics
+
+	hub      *hub
+	sessions *sessionCache
+	users    *userCache
+
+	epoch time.Time // origin of mono
+
+	// ctx lives from New to the end of Shutdown; background work derives from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	closing  bool
+	inflight sync.WaitGroup // sends between "accepted" and "ack enqueued / response written"
+	conns    sync.WaitGroup // WebSocket handlers
+	started  bool
+	revSub   pubsub.Subscription
+	loopDone chan struct{}
+}
+
+// Timeouts of background backend calls.
+const (
+	opTimeout       = 10 * time.Second
+	refreshInterval = 5 * time.Second
+)
+
+// New checks cfg and d and returns a Service; Start must be called before
+// serving WebSockets.
+func New(cfg Config, d Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case d.Store == nil:
+		return nil, errors.New("chat: a store is required")
+	case d.Broker == nil:
+		return nil, errors.New("chat: a broker is required")
+	case d.Presence == nil:
+		return nil, errors.New("chat: a presence registry is required")
+	case d.Verifier == nil:
+		return nil, errors.New("chat: a token verifier is required")
+	case d.NodeID == "":
+		return nil, errors.New("chat: a node id is required")
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(d.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("chat: register metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		cfg: cfg, store: d.Store, broker: d.Broker, presence: d.Presence, verifier: d.Verifier,
+		node: d.NodeID, log: log, m: m,
+		sessions: newSessionCache(), users: newUserCache(),
+		epoch: time.Now(), ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
+	}
+	s.hub = newHub(s)
+	return s, nil
+}
+
+// Routes registers every /api endpoint and /ws on mux.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/users", s.api(s.handleSearchUsers))
+	mux.HandleFunc("GET /api/users/{id}", s.api(s.handleUser))
+	mux.HandleFunc("GET /api/conversations", s.api(s.handleConversations))
+	mux.HandleFunc("GET /api/conversations/{peer_id}/messages", s.api(s.handleHistory))
+	mux.HandleFunc("POST /api/messages", s.api(s.handleSend))
+	mux.HandleFunc("POST /api/conversations/{peer_id}/read", s.api(s.handleRead))
+	mux.HandleFunc("GET /ws", s.handleWS)
+}
+
+// Start subscribes this node to session revocations and starts the
+// periodic work (pings, idle and expiry checks, presence refresh).
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("chat: already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+	sub, err := s.broker.Subscribe(ctx, pubsub.TopicRevocations, s.onRevocation)
+	if err != nil {
+		return fmt.Errorf("chat: subscribe revocations: %w", err)
+	}
+	s.mu.Lock()
+	s.revSub = sub
+	s.mu.Unlock()
+	go s.loop()
+	return nil
+}
+
+// Shutdown refuses new work, lets in-flight sends finish (stored and
+// acknowledged), closes every WebSocket with 1001 after its queued frames,
+// and announces this node's users offline. It returns when every connection
+// is closed or ctx ends.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	started := s.started
+	s.mu.Unlock()
+
+	if err := waitCtx(ctx, &s.inflight); err != nil {
+		return fmt.Errorf("chat: shutdown: in-flight sends: %w", err)
+	}
+	s.hub.closeAll(1001, "server shutting down")
+	if err := waitCtx(ctx, &s.conns); err != nil {
+		return fmt.Errorf("chat: shutdown: connections: %w", err)
+	}
+	s.hub.flushOffline(ctx)
+	s.mu.Lock()
+	if s.revSub != nil {
+		s.revSub.Unsubscribe()
+		s.revSub = nil
+	}
+	s.mu.Unlock()
+	s.cancel()
+	if started {
+		select {
+		case <-s.loopDone:
+		case <-ctx.Done():
+			return fmt.Errorf("chat: shutdown: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Ready reports whether the store and the broker answer.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("chat: store: %w", err)
+	}
+	if err := s.broker.Ping(ctx); err != nil {
+		return fmt.Errorf("chat: broker: %w", err)
+	}
+	return nil
+}
+
+// UserWentOffline publishes userID's offline presence (with lastSeen) to
+// its peers. The Redis presence sweeper calls it for a dead replica's users.
+func (s *Service) UserWentOffline(userID string, lastSeen time.Time) {
+	ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+	defer cancel()
+	s.publishPresence(ctx, userID, pubsub.Status{Online: false, LastSeen: lastSeen})
+}
+
+// mono returns t as monotonic nanoseconds since the service started.
+func (s *Service) mono(t time.Time) int64 { return int64(t.Sub(s.epoch)) }
+
+// beginWork admits one send unless the service is shutting down.
+func (s *Service) beginWork() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+func (s *Service) endWork() { s.inflight.Done() }
+
+// beginConn admits one WebSocket handler unless the service is shutting down.
+func (s *Service) beginConn() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns.Add(1)
+	return true
+}
+
+func (s *Service) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// loop is the node's periodic work: a sweep of the connections every
+// second, presence refresh and cache pruning every refreshInterval.
+func (s *Service) loop() {
+	defer close(s.loopDone)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastRefresh := time.Now()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-tick.C:
+			s.hub.sweep(now)
+			if now.Sub(lastRefresh) >= refreshInterval {
+				lastRefresh = now
+				users := s.hub.localUsers()
+				ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+				if err := s.presence.Refresh(ctx, s.node, users); err != nil && s.ctx.Err() == nil {
+					s.log.Warn("presence refresh failed", "err", err)
+				}
+				cancel()
+				s.sessions.prune(now)
+				s.hub.pruneTyping(now)
+			}
+		}
+	}
+}
+
+// onRevocation handles a session id published on TopicRevocations.
+func (s *Service) onRevocation(payload []byte) {
+	sid := string(payload)
+	if sid == "" {
+		return
+	}
+	s.sessions.markRevoked(sid)
+	s.hub.closeSession(sid, 4001, "session revoked")
+}
+
+// principal is the authenticated caller of a request.
+type principal struct {
+	auth.Claims
+}
+
+// authenticate verifies the request's token and its session. viaCookie
+// reports whether the token came from the session cookie.
+func (s *Service) authenticate(r *http.Request) (principal, bool, *httpapi.Error) {
+	cl, viaCookie, err := s.verifier.FromRequest(r)
+	if err != nil {
+		return principal{}, false, httpapi.ErrUnauthenticated
+	}
+	if herr := s.checkSession(r.Context(), cl); herr != nil {
+		return principal{}, false, herr
+	}
+	return principal{cl}, viaCookie, nil
+}
+
+// checkSession refuses a revoked, unknown or foreign session.
+func (s *Service) checkSession(ctx context.Context, cl auth.Claims) *httpapi.Error {
+	now := time.Now()
+	if e, ok := s.sessions.get(cl.SessionID, now); ok {
+		if e.revoked || e.userID != cl.UserID {
+			return httpapi.ErrUnauthenticated
+		}
+		return nil
+	}
+	start := time.Now()
+	sess, err := s.store.SessionByID(ctx, cl.SessionID)
+	observe(s.m.storeSession, start)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return httpapi.ErrUnauthenticated
+	case err != nil:
+		return s.backendError(ctx, "session lookup", err)
+	}
+	s.sessions.put(sess.ID, sess.UserID, sess.Revoked(), now)
+	if sess.Revoked() || sess.UserID != cl.UserID {
+		return httpapi.ErrUnauthenticated
+	}
+	return nil
+}
+
+// backendError logs err (unless the caller went away) and returns 503.
+func (s *Service) backendError(ctx context.Context, what string, err error) *httpapi.Error {
+	if ctx.Err() == nil {
+		s.log.Error("backend error", "op", what, "err", err)
+	}
+	return httpapi.ErrUnavailable
+}
+
+// userByID returns the user, from a small cache of users known to exist
+// (users are never deleted). ErrNotFound when there is none.
+func (s *Service) userByID(ctx context.Context, id string) (store.User, error) {
+	if u, ok := s.users.get(id); ok {
+		return u, nil
+	}
+	start := time.Now()
+	u, err := s.store.UserByID(ctx, id)
+	observe(s.m.storeUser, start)
+	if err != nil {
+		return store.User{}, err
+	}
+	s.users.put(u)
+	return u, nil
+}
+
+// sessionCache remembers session states for a short while: an active
+// session for positiveTTL (a revocation event invalidates it at once), a
+// revoked one for revokedTTL.
+type sessionCache struct {
+	mu sync.Mutex
+	m  map[string]sessionState
+}
+
+type sessionState struct {
+	userID  string
+	revoked bool
+	expires time.Time
+}
+
+const (
+	positiveTTL     = 3 * time.Second
+	revokedTTL      = time.Hour
+	maxSessionCache = 100_000
+	maxUserCache    = 100_000
+)
+
+func newSessionCache() *sessionCache { return &sessionCache{m: make(map[string]sessionState)} }
+
+func (c *sessionCache) get(sid string, now time.Time) (sessionState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[sid]
+	if !ok || now.After(e.expires) {
+		return sessionState{}, false
+	}
+	return e, true
+}
+
+func (c *sessionCache) put(sid, userID string, revoked bool, now time.Time) {
+	ttl := positiveTTL
+	if revoked {
+		ttl = revokedTTL
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[sid]; ok && old.revoked && now.Before(old.expires) {
+		return // a revocation event may have raced the store read
+	}
+	if len(c.m) >= maxSessionCache {
+		c.pruneLocked(now)
+		if len(c.m) >= maxSessionCache {
+			clear(c.m)
+		}
+	}
+	c.m[sid] = sessionState{userID: userID, revoked: revoked, expires: now.Add(ttl)}
+}
+
+func (c *sessionCache) markRevoked(sid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[sid]
+	e.revoked, e.expires = true, time.Now().Add(revokedTTL)
+	c.m[sid] = e
+}
+
+func (c *sessionCache) prune(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pruneLocked(now)
+}
+
+func (c *sessionCache) pruneLocked(now time.Time) {
+	for k, e := range c.m {
+		if now.After(e.expires) {
+			delete(c.m, k)
+		}
+	}
+}
+
+// userCache holds users known to exist (bounded; reset when full).
+type userCache struct {
+	mu sync.RWMutex
+	m  map[string]store.User
+}
+
+func newUserCache() *userCache { return &userCache{m: make(map[string]store.User)} }
+
+func (c *userCache) get(id string) (store.User, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	u, ok := c.m[id]
+	return u, ok
+}
+
+func (c *userCache) put(u store.User) {
+	u.PasswordHash = "" // never kept here
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxUserCache {
+		clear(c.m)
+	}
+	c.m[u.ID] = u
+}

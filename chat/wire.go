@@ -1,0 +1,206 @@
+package chat
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"time"
+
+	"github.com/chatd/chatd/pubsub"
+	"github.com/chatd/chatd/store"
+)
+
+// timeLayout is api.md's time format: RFC 3339 UTC with milliseconds.
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// userJSON is api.md's User.
+type userJSON struct {
+	ID          string `json:"id"`
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+}
+
+func toUserJSON(u store.User) userJSON {
+	return userJSON{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName}
+}
+
+// presenceJSON is api.md's Presence; LastSeen is nil while online or unknown.
+type presenceJSON struct {
+	Online   bool    `json:"online"`
+	LastSeen *string `json:"last_seen"`
+}
+
+func toPresenceJSON(st pubsub.Status) presenceJSON {
+	p := presenceJSON{Online: st.Online}
+	if !st.Online && !st.LastSeen.IsZero() {
+		s := formatTime(st.LastSeen)
+		p.LastSeen = &s
+	}
+	return p
+}
+
+// messageJSON is api.md's Message.
+type messageJSON struct {
+	ID             string `json:"id"`
+	ConversationID string `json:"conversation_id"`
+	Seq            int64  `json:"seq"`
+	From           string `json:"from"`
+	To             string `json:"to"`
+	Text           string `json:"text"`
+	ClientMsgID    string `json:"client_msg_id"`
+	CreatedAt      string `json:"created_at"`
+}
+
+func toMessageJSON(m store.Message) messageJSON {
+	return messageJSON{
+		ID: m.ID, ConversationID: m.ConversationID, Seq: m.Seq, From: m.From, To: m.To,
+		Text: m.Text, ClientMsgID: m.ClientMsgID, CreatedAt: formatTime(m.CreatedAt),
+	}
+}
+
+// conversationJSON is api.md's Conversation.
+type conversationJSON struct {
+	ID               string       `json:"id"`
+	Peer             userJSON     `json:"peer"`
+	Presence         presenceJSON `json:"presence"`
+	LastMessage      *messageJSON `json:"last_message"`
+	LastSeq          int64        `json:"last_seq"`
+	Unread           int64        `json:"unread"`
+	ReadSeq          int64        `json:"read_seq"`
+	PeerReadSeq      int64        `json:"peer_read_seq"`
+	PeerDeliveredSeq int64        `json:"peer_delivered_seq"`
+}
+
+// userWithPresence is an entry of GET /api/users: User + "presence".
+type userWithPresence struct {
+	userJSON
+	Presence presenceJSON `json:"presence"`
+}
+
+// clientFrame is every field a client frame may carry; unknown fields are ignored.
+type clientFrame struct {
+	Type        string  `json:"type"`
+	To          string  `json:"to"`
+	Text        string  `json:"text"`
+	ClientMsgID *string `json:"client_msg_id"`
+	Peer        string  `json:"peer"`
+	Seq         *int64  `json:"seq"`
+}
+
+// Server frames other than message/ack (which are assembled by hand so that
+// the message is encoded once).
+type helloFrame struct {
+	Type       string   `json:"type"`
+	User       userJSON `json:"user"`
+	Node       string   `json:"node"`
+	HeartbeatS int      `json:"heartbeat_s"`
+}
+
+type receiptFrame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+	UserID         string `json:"user_id"`
+	Kind           string `json:"kind"`
+	Seq            int64  `json:"seq"`
+}
+
+type typingFrame struct {
+	Type string `json:"type"`
+	From string `json:"from"`
+}
+
+type presenceFrame struct {
+	Type     string       `json:"type"`
+	UserID   string       `json:"user_id"`
+	Presence presenceJSON `json:"presence"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type errorFrame struct {
+	Type  string    `json:"type"`
+	Ref   *string   `json:"ref"`
+	Error errorBody `json:"error"`
+}
+
+// Broker envelope: every payload chat publishes on a user topic is
+//
+//	[0]    kind (envMessage for a `message` frame, envEvent for any other frame)
+//	[1:9]  id of the connection that must not get the frame (big endian; 0 = none)
+//	[9:]   the WebSocket frame, encoded once, handed as is to every local connection
+//
+// Connection ids are random 64-bit numbers, so a sender's id never matches a
+// connection of another node or another user.
+const (
+	envMessage byte = 'm'
+	envEvent   byte = 'e'
+	envHeader       = 9
+)
+
+// newEnvelope returns a buffer holding the envelope header, ready for the
+// frame to be appended.
+func newEnvelope(kind byte, except uint64, frameCap int) []byte {
+	b := make([]byte, envHeader, envHeader+frameCap)
+	b[0] = kind
+	binary.BigEndian.PutUint64(b[1:envHeader], except)
+	return b
+}
+
+// parseEnvelope splits a payload; ok is false for a payload chat did not make.
+func parseEnvelope(p []byte) (kind byte, except uint64, frame []byte, ok bool) {
+	if len(p) <= envHeader || (p[0] != envMessage && p[0] != envEvent) {
+		return 0, 0, nil, false
+	}
+	return p[0], binary.BigEndian.Uint64(p[1:envHeader]), p[envHeader:], true
+}
+
+// eventEnvelope encodes v as a frame inside an envelope of kind envEvent.
+func eventEnvelope(v any) ([]byte, error) {
+	frame, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(newEnvelope(envEvent, 0, len(frame)), frame...), nil
+}
+
+// messageFrames encodes m once and returns the envelope carrying its
+// `message` frame (except = the sending connection, 0 for none) and, when
+// ack is true, the sender's `ack` frame sharing the same encoding.
+func messageFrames(m store.Message, except uint64, ack bool) (env, ackFrame []byte, err error) {
+	mj, err := json.Marshal(toMessageJSON(m))
+	if err != nil {
+		return nil, nil, err
+	}
+	const pre, post = `{"type":"message","message":`, `}`
+	env = newEnvelope(envMessage, except, len(pre)+len(mj)+len(post))
+	env = append(env, pre...)
+	env = append(env, mj...)
+	env = append(env, post...)
+	if ack {
+		cmid, err := json.Marshal(m.ClientMsgID)
+		if err != nil {
+			return nil, nil, err
+		}
+		const a1, a2 = `{"type":"ack","client_msg_id":`, `,"message":`
+		ackFrame = make([]byte, 0, len(a1)+len(cmid)+len(a2)+len(mj)+1)
+		ackFrame = append(ackFrame, a1...)
+		ackFrame = append(ackFrame, cmid...)
+		ackFrame = append(ackFrame, a2...)
+		ackFrame = append(ackFrame, mj...)
+		ackFrame = append(ackFrame, '}')
+	}
+	return env, ackFrame, nil
+}
+
+// errorFrameBytes encodes an `error` event; ref nil encodes as null.
+func errorFrameBytes(ref *string, code, msg string) []byte {
+	b, err := json.Marshal(errorFrame{Type: "error", Ref: ref, Error: errorBody{Code: code, Message: msg}})
+	if err != nil { // cannot happen for strings
+		return []byte(`{"type":"error","ref":null,"error":{"code":"internal","message":"internal error"}}`)
+	}
+	return b
+}

@@ -1,0 +1,370 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatd/chatd/httpapi"
+	"github.com/chatd/chatd/pubsub"
+	"github.com/chatd/chatd/store"
+	"github.com/coder/websocket"
+)
+
+// writeTimeout bounds one batch of writes: a peer that accepts no bytes for
+// that long is cut off without a close handshake.
+const writeTimeout = 10 * time.Second
+
+// outItem is one queued frame; start (mono ns, 0 = none) times an ack.
+type outItem struct {
+	frame []byte
+	start int64
+}
+
+// conn is one WebSocket connection. The HTTP handler goroutine reads; one
+// writer goroutine drains the bounded queue. Producers never block: enqueue
+// only appends under a short lock, and a full queue closes the connection.
+type conn struct {
+	s         *Service
+	id        uint64
+	ws        *websocket.Conn
+	userID    string
+	sessionID string
+	expires   time.Time
+	entry     *userEntry // set by hub.register
+
+	lastSeen atomic.Int64 // mono ns of the last frame, ping or pong received
+	lastPing int64        // mono ns; guarded by hub.mu
+	pinging  atomic.Bool
+
+	mu      sync.Mutex
+	queue   []outItem
+	closing bool
+	code    websocket.StatusCode
+	reason  string
+
+	notify     chan struct{} // capacity 1: "the queue or the state changed"
+	writerDone chan struct{}
+}
+
+// enqueue queues frame for writing; it reports false when the connection is
+// closing. A full queue closes the connection with 1013.
+func (c *conn) enqueue(frame []byte, start int64) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.s.cfg.SendQueue {
+		c.closing, c.code, c.reason = true, websocket.StatusTryAgainLater, "too slow"
+		c.mu.Unlock()
+		c.wake()
+		return false
+	}
+	c.queue = append(c.queue, outItem{frame: frame, start: start})
+	c.mu.Unlock()
+	c.wake()
+	return true
+}
+
+func (c *conn) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// requestClose asks the writer to close the connection with code. 1001
+// writes the frames queued so far first; other codes drop them. The first
+// request wins. It never blocks.
+func (c *conn) requestClose(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing, c.code, c.reason = true, code, reason
+	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+func (c *conn) touch() { c.lastSeen.Store(c.s.mono(time.Now())) }
+
+// ping sends one ping; its pong (through the reader) marks the connection alive.
+func (c *conn) ping(timeout time.Duration) {
+	if !c.pinging.CompareAndSwap(false, true) {
+		return
+	}
+	defer c.pinging.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if c.ws.Ping(ctx) == nil {
+		c.touch()
+	}
+}
+
+// writer drains the queue until the connection closes.
+func (c *conn) writer() {
+	defer close(c.writerDone)
+	ws := c.ws
+	watchdog := time.AfterFunc(time.Hour, func() { _ = ws.CloseNow() })
+	watchdog.Stop()
+	defer watchdog.Stop()
+	var spare []outItem
+	for range c.notify {
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = spare[:0]
+		closing, code, reason := c.closing, c.code, c.reason
+		c.mu.Unlock()
+
+		if closing && code != websocket.StatusGoingAway {
+			batch = batch[:0] // dropping: a slow or revoked connection gets nothing more
+		}
+		if len(batch) > 0 {
+			watchdog.Reset(writeTimeout)
+			for i := range batch {
+				if err := ws.Write(context.Background(), websocket.MessageText, batch[i].frame); err != nil {
+					watchdog.Stop()
+					c.requestClose(websocket.StatusInternalError, "write failed")
+					_ = ws.CloseNow()
+					return
+				}
+				if batch[i].start != 0 {
+					c.s.m.sendLatency.Observe(float64(c.s.mono(time.Now())-batch[i].start) / 1e9)
+				}
+			}
+			watchdog.Stop()
+		}
+		clear(batch)
+		if cap(batch) <= 64 {
+			spare = batch[:0]
+		} else {
+			spare = nil // let a burst's buffer go
+		}
+		if closing {
+			_ = ws.Close(code, reason)
+			return
+		}
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readLoop reads client frames until the connection ends.
+func (c *conn) readLoop() {
+	for {
+		typ, rd, err := c.ws.Reader(context.Background())
+		if err != nil {
+			c.requestClose(websocket.StatusNormalClosure, "")
+			return
+		}
+		buf := bufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		if _, err := buf.ReadFrom(rd); err != nil {
+			bufPool.Put(buf)
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				c.requestClose(websocket.StatusMessageTooBig, "frame too big")
+			} else {
+				c.requestClose(websocket.StatusNormalClosure, "")
+			}
+			return
+		}
+		now := c.s.mono(time.Now())
+		c.lastSeen.Store(now)
+		if typ != websocket.MessageText {
+			c.sendError(nil, "invalid_request", "frames must be text")
+		} else {
+			c.s.handleFrame(c, buf.Bytes(), now)
+		}
+		if buf.Cap() <= 64<<10 {
+			bufPool.Put(buf)
+		}
+	}
+}
+
+func (c *conn) sendError(ref *string, code, msg string) {
+	c.enqueue(errorFrameBytes(ref, code, msg), 0)
+}
+
+// handleWS serves GET /ws.
+func (s *Service) handleWS(w http.ResponseWriter, r *http.Request) {
+	if !s.beginConn() {
+		httpapi.WriteError(w, httpapi.ErrUnavailable)
+		return
+	}
+	if !s.upgrade(w, r) {
+		s.conns.Done()
+	}
+}
+
+// upgrade authenticates and upgrades the request and, when it reports true,
+// has handed the connection to its reader and writer goroutines (which call
+// s.conns.Done when done). The HTTP handler then returns, so that its deep
+// stack and the request are not kept for the life of the connection.
+func (s *Service) upgrade(w http.ResponseWriter, r *http.Request) bool {
+	me, _, herr := s.authenticate(r)
+	if herr != nil {
+		httpapi.WriteError(w, herr)
+		return false
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !httpapi.OriginAllowed(r, origin, s.cfg.PublicOrigins) {
+		// Browsers always send Origin; a client without one is not a browser
+		// and cannot be the victim of cross-site WebSocket hijacking.
+		httpapi.WriteError(w, httpapi.ErrForbidden)
+		return false
+	}
+	user, err := s.userByID(r.Context(), me.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		httpapi.WriteError(w, httpapi.ErrUnauthenticated)
+		return false
+	}
+	if err != nil {
+		httpapi.WriteError(w, s.backendError(r.Context(), "user lookup", err))
+		return false
+	}
+	hello, err := json.Marshal(helloFrame{
+		Type: "hello", User: toUserJSON(user), Node: s.node, HeartbeatS: int(s.cfg.Heartbeat / time.Second),
+	})
+	if err != nil {
+		httpapi.WriteError(w, &httpapi.Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
+		return false
+	}
+
+	c := &conn{
+		s: s, id: rand.Uint64() | 1, userID: me.UserID, sessionID: me.SessionID, expires: me.ExpiresAt,
+		notify: make(chan struct{}, 1), writerDone: make(chan struct{}),
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // Origin checked above
+		OnPingReceived:     func(context.Context, []byte) bool { c.touch(); return true },
+		OnPongReceived:     func(context.Context, []byte) { c.touch() },
+	})
+	if err != nil {
+		return false // Accept answered the request
+	}
+	ws.SetReadLimit(s.cfg.FrameLimit)
+	c.ws = ws
+	c.touch()
+	c.lastPing = s.mono(time.Now())
+
+	ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+	err = s.hub.register(ctx, c, hello)
+	cancel()
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.log.Error("register connection", "err", err)
+		}
+		_ = ws.Close(websocket.StatusInternalError, "internal error")
+		return false
+	}
+	// A revocation that raced the session check is seen here.
+	if st, ok := s.sessions.get(c.sessionID, time.Now()); ok && st.revoked {
+		c.requestClose(4001, "session revoked")
+	}
+	go c.writer()
+	go func() {
+		defer s.conns.Done()
+		c.readLoop()
+		s.hub.unregister(c)
+		<-c.writerDone
+	}()
+	return true
+}
+
+// handleFrame dispatches one client frame.
+func (s *Service) handleFrame(c *conn, data []byte, start int64) {
+	if c.isClosing() {
+		return // revoked, expired, too slow or shutting down: nothing more is done for it
+	}
+	var f clientFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.sendError(nil, "invalid_request", "the frame is not a valid JSON object")
+		return
+	}
+	ref := f.ClientMsgID
+	if ref != nil && *ref == "" {
+		ref = nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+	defer cancel()
+	switch f.Type {
+	case "send":
+		s.wsSend(ctx, c, f, ref, start)
+	case "received", "read":
+		if f.Seq == nil {
+			c.sendError(ref, "invalid_request", "seq is required")
+			return
+		}
+		kind := "read"
+		if f.Type == "received" {
+			kind = "delivered"
+		}
+		if herr := s.markPointer(ctx, c.userID, f.Peer, *f.Seq, kind); herr != nil {
+			c.sendError(ref, herr.Code, herr.Message)
+		}
+	case "typing":
+		s.wsTyping(ctx, c, f, ref)
+	default:
+		c.sendError(ref, "invalid_request", "unknown frame type")
+	}
+}
+
+func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *string, start int64) {
+	if !s.beginWork() {
+		c.sendError(ref, httpapi.ErrUnavailable.Code, httpapi.ErrUnavailable.Message)
+		return
+	}
+	defer s.endWork()
+	req := sendRequest{from: c.userID, to: f.To, text: f.Text, except: c.id, wantAck: true}
+	if f.ClientMsgID != nil {
+		req.clientMsgID, req.hasClientMsgID = *f.ClientMsgID, true
+	}
+	res, herr := s.send(ctx, req)
+	if herr != nil {
+		c.sendError(ref, herr.Code, herr.Message)
+		return
+	}
+	c.enqueue(res.ack, start) // the ack does not wait for the broker
+	s.fanOut(ctx, res)
+}
+
+func (s *Service) wsTyping(ctx context.Context, c *conn, f clientFrame, ref *string) {
+	switch {
+	case f.To == "":
+		c.sendError(ref, "invalid_request", "to is required")
+		return
+	case f.To == c.userID:
+		c.sendError(ref, "cannot_message_self", "you cannot type to yourself")
+		return
+	}
+	if !s.hub.allowTyping(c, f.To, time.Now()) {
+		return // rate limited: dropped silently, typing is ephemeral
+	}
+	if _, err := s.userByID(ctx, f.To); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			c.sendError(ref, "not_found", "no such user")
+		} else {
+			herr := s.backendError(ctx, "user lookup", err)
+			c.sendError(ref, herr.Code, herr.Message)
+		}
+		return
+	}
+	env, err := eventEnvelope(typingFrame{Type: "typing", From: c.userID})
+	if err != nil {
+		return
+	}
+	s.publish(ctx, pubsub.UserTopic(f.To), env)
+}
