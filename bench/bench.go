@@ -335,7 +335,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			<-goCh
 			var tick <-chan time.Time
 			if o.Rate > 0 {
-				t := time.NewTicker(time.Duration(float64(time.Second) * float64(o.Pairs) / o.Rate))
+				// Spread the senders' phases evenly over one interval, so
+				// the total rate is steady instead of pairs-sized bursts.
+				interval := time.Duration(float64(time.Second) * float64(o.Pairs) / o.Rate)
+				select {
+				case <-time.After(interval * time.Duration(p) / time.Duration(o.Pairs)):
+				case <-runCtx.Done():
+					return
+				}
+				t := time.NewTicker(interval)
 				defer t.Stop()
 				tick = t.C
 			}
