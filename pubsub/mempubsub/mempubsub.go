@@ -50,37 +50,18 @@ func New() *Broker {
 }
 
 type subscription struct {
+	*pubsub.GuardedHandler
 	b     *Broker
 	topic string
-	h     pubsub.Handler
-
-	// mu is read-locked around every handler call, so Unsubscribe (which
-	// write-locks it) waits for running calls and no call starts after it.
-	// Concurrent publishers still call the handler concurrently.
-	mu     sync.RWMutex
-	closed bool
-}
-
-func (s *subscription) deliver(payload []byte) {
-	s.mu.RLock()
-	if !s.closed {
-		s.h(payload)
-	}
-	s.mu.RUnlock()
 }
 
 // Unsubscribe implements pubsub.Subscription. It waits for running calls
 // of the handler to return, so it must not be called from inside the
 // subscription's own handler.
 func (s *subscription) Unsubscribe() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
+	if s.Stop() {
+		s.b.remove(s)
 	}
-	s.closed = true
-	s.mu.Unlock()
-	s.b.remove(s)
 }
 
 func (b *Broker) remove(s *subscription) {
@@ -112,7 +93,7 @@ func (b *Broker) Publish(_ context.Context, topic string, payload []byte) error 
 		return ErrClosed
 	}
 	for _, s := range subs {
-		s.deliver(payload)
+		s.Deliver(payload)
 	}
 	return nil
 }
@@ -122,7 +103,7 @@ func (b *Broker) Subscribe(_ context.Context, topic string, h pubsub.Handler) (p
 	if h == nil {
 		return nil, errors.New("mempubsub: subscribe: nil handler")
 	}
-	s := &subscription{b: b, topic: topic, h: h}
+	s := &subscription{GuardedHandler: pubsub.NewGuardedHandler(h), b: b, topic: topic}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -159,9 +140,7 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	for _, subs := range topics {
 		for _, s := range subs {
-			s.mu.Lock()
-			s.closed = true
-			s.mu.Unlock()
+			s.Stop()
 		}
 	}
 	return nil

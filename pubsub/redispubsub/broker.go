@@ -140,36 +140,18 @@ func New(ctx context.Context, opt Options) (*Broker, error) {
 }
 
 type subscription struct {
+	*pubsub.GuardedHandler
 	b       *Broker
 	channel string
-	h       pubsub.Handler
-
-	// mu is read-locked around each handler call, so Unsubscribe waits for
-	// a running call and no call starts after it.
-	mu     sync.RWMutex
-	closed bool
-}
-
-func (s *subscription) deliver(payload []byte) {
-	s.mu.RLock()
-	if !s.closed {
-		s.h(payload)
-	}
-	s.mu.RUnlock()
 }
 
 // Unsubscribe implements pubsub.Subscription. It waits for a running call
 // of the handler, so it must not be called from inside that handler. The
 // node UNSUBSCRIBEs from the channel when this was its last subscription.
 func (s *subscription) Unsubscribe() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
+	if s.Stop() {
+		s.b.release(s)
 	}
-	s.closed = true
-	s.mu.Unlock()
-	s.b.release(s)
 }
 
 func (b *Broker) release(s *subscription) {
@@ -225,7 +207,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h pubsub.Handler) 
 	if h == nil {
 		return nil, errors.New("redispubsub: subscribe: nil handler")
 	}
-	s := &subscription{b: b, channel: b.opt.ChannelPrefix + topic, h: h}
+	s := &subscription{GuardedHandler: pubsub.NewGuardedHandler(h), b: b, channel: b.opt.ChannelPrefix + topic}
 	b.subMu.Lock()
 	b.mu.Lock()
 	if b.closed {
@@ -361,7 +343,7 @@ func (b *Broker) dispatch(channel, payload string) {
 	}
 	p := []byte(payload) // one copy shared read-only by every handler
 	for _, s := range subs {
-		s.deliver(p)
+		s.Deliver(p)
 	}
 }
 
@@ -421,9 +403,7 @@ func (b *Broker) Close() error {
 		b.subMu.Unlock()
 		for _, cs := range channels {
 			for _, s := range cs.subs {
-				s.mu.Lock()
-				s.closed = true
-				s.mu.Unlock()
+				s.Stop()
 			}
 		}
 		close(b.stop)
