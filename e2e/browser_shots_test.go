@@ -41,25 +41,6 @@ var docShots = map[string]string{
 // maxDocShot keeps the committed PNGs small.
 const maxDocShot = 150 << 10
 
-// restSignUp creates an account with a display name over the API.
-func restSignUp(t *testing.T, base, username, display string) *apitest.User {
-	t.Helper()
-	u := apitest.NewUser(t, base)
-	u.Username, u.Password = username, testPassword
-	r := u.Do("POST", "/auth/signup", map[string]string{"username": username, "password": testPassword, "display_name": display})
-	if r.Status != http.StatusCreated {
-		t.Fatalf("signup %s: %d %s", username, r.Status, r.Body)
-	}
-	var out struct {
-		User struct {
-			ID string `json:"id"`
-		} `json:"user"`
-	}
-	r.JSON(t, &out)
-	u.ID = out.User.ID
-	return u
-}
-
 // TestBrowserScreenshots renders the login page, the conversation list
 // and a conversation in light and dark, at desktop and phone sizes, with
 // real content from a real server, and saves them as test artifacts. It
@@ -72,10 +53,10 @@ func TestBrowserScreenshots(t *testing.T) {
 	dir := artifactDir(t)
 
 	// The people and what they said, oldest conversation first.
-	alice := restSignUp(t, base, "alice", "Alice Liddell")
-	bob := restSignUp(t, base, "bob", "Bob Martin")
-	carol := restSignUp(t, base, "carol", "Carol Danvers")
-	dave := restSignUp(t, base, "dave", "Dave Okafor")
+	alice := apitest.SignUpAs(t, base, "alice", testPassword, "Alice Liddell")
+	bob := apitest.SignUpAs(t, base, "bob", testPassword, "Bob Martin")
+	carol := apitest.SignUpAs(t, base, "carol", testPassword, "Carol Danvers")
+	dave := apitest.SignUpAs(t, base, "dave", testPassword, "Dave Okafor")
 	restSend(t, carol, alice.ID, "Did you get a chance to look at the design review notes?")
 	restSend(t, alice, carol.ID, "Yes, they look great. Two small comments, I left them in the doc.")
 	last := restSend(t, carol, alice.ID, "Perfect, thanks!")

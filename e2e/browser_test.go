@@ -457,25 +457,6 @@ func assertOnce(t *testing.T, p *page, want []apitest.Message) {
 	}
 }
 
-// restLogin logs username in over the API, as a second device would.
-func restLogin(t *testing.T, base, username string) *apitest.User {
-	t.Helper()
-	u := apitest.NewUser(t, base)
-	u.Username, u.Password = username, testPassword
-	r := u.Do("POST", "/auth/login", map[string]string{"username": username, "password": testPassword})
-	if r.Status != http.StatusOK {
-		t.Fatalf("login %s: %d %s", username, r.Status, r.Body)
-	}
-	var out struct {
-		User struct {
-			ID string `json:"id"`
-		} `json:"user"`
-	}
-	r.JSON(t, &out)
-	u.ID = out.User.ID
-	return u
-}
-
 // restSend stores a message from u to peer over REST.
 func restSend(t *testing.T, u *apitest.User, peer, text string) apitest.Message {
 	t.Helper()
@@ -801,7 +782,7 @@ func TestBrowserServerRestart(t *testing.T) {
 
 	// Sent over REST (another device) right before the stop: the pages
 	// may or may not get them live before the server goes.
-	aliceAPI, bobAPI := restLogin(t, base, "alice"), restLogin(t, base, "bob")
+	aliceAPI, bobAPI := apitest.Login(t, base, "alice", testPassword), apitest.Login(t, base, "bob", testPassword)
 	for i := range 3 {
 		restSend(t, aliceAPI, bobID, fmt.Sprintf("just before the stop %d", i))
 	}

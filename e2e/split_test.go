@@ -86,13 +86,19 @@ func helloNode(t *testing.T, c *apitest.Conn) string {
 	return h.Node
 }
 
+// aliceAndBob signs up two users through the gateway, Alice with a socket
+// on chat1 and Bob with one on chat2.
+func (c *cluster) aliceAndBob(t *testing.T) (alice, bob *apitest.User, a, b *apitest.Conn) {
+	t.Helper()
+	alice = apitest.SignUp(t, c.gateway.url(), "alice")
+	bob = apitest.SignUp(t, c.gateway.url(), "bob")
+	return alice, bob, dialOn(t, alice, "chat1"), dialOn(t, bob, "chat2")
+}
+
 func TestSplitDeploymentCrossReplica(t *testing.T) {
 	c := startCluster(t)
 	gw := c.gateway.url()
-	alice := apitest.SignUp(t, gw, "alice")
-	bob := apitest.SignUp(t, gw, "bob")
-	a1 := dialOn(t, alice, "chat1")
-	b2 := dialOn(t, bob, "chat2")
+	alice, bob, a1, b2 := c.aliceAndBob(t)
 
 	// A message crosses replicas both ways.
 	a1.Send(map[string]string{"type": "send", "to": bob.ID, "text": "hi from chat1", "client_msg_id": "a1"})
@@ -154,11 +160,7 @@ func TestSplitDeploymentCrossReplica(t *testing.T) {
 // following the catch-up rule has every message exactly once.
 func TestSplitDeploymentRedisRestart(t *testing.T) {
 	c := startCluster(t)
-	gw := c.gateway.url()
-	alice := apitest.SignUp(t, gw, "alice")
-	bob := apitest.SignUp(t, gw, "bob")
-	a := dialOn(t, alice, "chat1")
-	b := dialOn(t, bob, "chat2")
+	alice, bob, a, b := c.aliceAndBob(t)
 	send := func(id string) apitest.Message {
 		a.Send(map[string]string{"type": "send", "to": bob.ID, "text": "msg " + id, "client_msg_id": id})
 		return a.Wait(apitest.IsMessage("ack", id), 10*time.Second).Message
@@ -193,11 +195,7 @@ func TestSplitDeploymentRedisRestart(t *testing.T) {
 // catch-up rule, have every acked message exactly once.
 func TestSplitDeploymentReplicaKilled(t *testing.T) {
 	c := startCluster(t)
-	gw := c.gateway.url()
-	alice := apitest.SignUp(t, gw, "alice")
-	bob := apitest.SignUp(t, gw, "bob")
-	a := dialOn(t, alice, "chat1")
-	b := dialOn(t, bob, "chat2")
+	alice, bob, a, b := c.aliceAndBob(t)
 	var acked []apitest.Message
 	for i := range 5 {
 		id := fmt.Sprintf("m%d", i)

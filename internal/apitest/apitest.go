@@ -85,14 +85,37 @@ func (j loopbackJar) Cookies(u *url.URL) []*http.Cookie {
 	return j.CookieJar.Cookies(secureLoopback(u))
 }
 
-// SignUp creates the account name (the session cookies land in the jar).
+// SignUp creates the account name with the password "password-"+name
+// (the session cookies land in the jar).
 func SignUp(t testing.TB, base, name string) *User {
 	t.Helper()
+	return SignUpAs(t, base, name, "password-"+name, "")
+}
+
+// SignUpAs creates an account with the given password and display name
+// (empty: the server's default).
+func SignUpAs(t testing.TB, base, name, password, display string) *User {
+	t.Helper()
+	body := map[string]string{"username": name, "password": password}
+	if display != "" {
+		body["display_name"] = display
+	}
+	return enter(t, base, "/auth/signup", body, http.StatusCreated)
+}
+
+// Login logs an existing account in, as another device would.
+func Login(t testing.TB, base, name, password string) *User {
+	t.Helper()
+	return enter(t, base, "/auth/login", map[string]string{"username": name, "password": password}, http.StatusOK)
+}
+
+func enter(t testing.TB, base, path string, body map[string]string, want int) *User {
+	t.Helper()
 	u := NewUser(t, base)
-	u.Username, u.Password = name, "password-"+name
-	r := u.Do("POST", "/auth/signup", map[string]string{"username": name, "password": u.Password})
-	if r.Status != http.StatusCreated {
-		t.Fatalf("signup %s: %d %s", name, r.Status, r.Body)
+	u.Username, u.Password = body["username"], body["password"]
+	r := u.Do("POST", path, body)
+	if r.Status != want {
+		t.Fatalf("%s %s: %d %s", path, u.Username, r.Status, r.Body)
 	}
 	var out struct {
 		User struct {
