@@ -342,11 +342,11 @@ func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *strin
 }
 
 func (s *Service) wsTyping(ctx context.Context, c *conn, f clientFrame, ref *string) {
-	switch {
-	case f.To == "":
+	switch f.To {
+	case "":
 		c.sendError(ref, "invalid_request", "to is required")
 		return
-	case f.To == c.userID:
+	case c.userID:
 		c.sendError(ref, "cannot_message_self", "you cannot type to yourself")
 		return
 	}

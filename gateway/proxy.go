@@ -103,7 +103,7 @@ func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
 		}
 		g.log.Warn("proxy error", "kind", p.kind, "upstream", u.name, "method", r.Method,
 			"path", r.URL.Path, "attempt", try+1, "err", a.err)
-		if w.wrote || !(replayable || isDialError(a.err)) {
+		if w.wrote || (!replayable && !isDialError(a.err)) {
 			break
 		}
 		failed = u

@@ -85,20 +85,21 @@ func StartMongo(t testing.TB) *Mongo {
 		_ = cmd.Wait()
 		t.Fatalf("testserver: ferretdbserver: %v; stderr: %s", err, stderr.String())
 	}
-	waited := make(chan error, 1)
+	exited := make(chan struct{}) // closed once Wait returned; a stopped server's exit status says nothing
 	go func() {
 		// Drain stdout after the URI line so the child never blocks on it;
 		// Wait only after the last read, as os/exec requires.
 		_, _ = io.Copy(io.Discard, stdout)
-		waited <- cmd.Wait()
+		_ = cmd.Wait()
+		close(exited)
 	}()
 	stop := func() {
 		_ = stdin.Close()
 		select {
-		case <-waited:
+		case <-exited:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-waited
+			<-exited
 		}
 	}
 	t.Cleanup(stop)

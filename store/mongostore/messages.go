@@ -92,10 +92,10 @@ func (s *Store) appendMessage(ctx context.Context, m store.Message) (store.Messa
 		Dedup:          dedupKey(m),
 		CreatedAt:      toDate(m.CreatedAt),
 	}
+	// The first try trusts the cached highest seq; every retry reads it.
 	last := s.seqs.get(m.ConversationID)
-	known := last > 0
 	for attempt := 0; attempt <= s.opts.AppendRetries; attempt++ {
-		if !known {
+		if attempt > 0 || last == 0 {
 			var err error
 			if last, err = s.lastSeq(ctx, m.ConversationID); err != nil {
 				return store.Message{}, false, err
@@ -111,7 +111,6 @@ func (s *Store) appendMessage(ctx context.Context, m store.Message) (store.Messa
 					return store.Message{}, false, err
 				}
 			}
-			known = true
 		}
 		doc.Seq = last + 1
 		_, err := s.messages.InsertOne(ctx, doc)
@@ -136,8 +135,7 @@ func (s *Store) appendMessage(ctx context.Context, m store.Message) (store.Messa
 		} else if !errors.Is(err, mongo.ErrNoDocuments) {
 			return store.Message{}, false, wrapCtx(ctx, err)
 		}
-		// The seq was taken by a concurrent append: read the new highest.
-		known = false
+		// The seq was taken by a concurrent append: the next try reads the new highest.
 	}
 	return store.Message{}, false, fmt.Errorf("seq of %s still contended after %d attempts", m.ConversationID, s.opts.AppendRetries+1)
 }

@@ -553,7 +553,7 @@ func testAppend(t *testing.T, s store.Store) {
 	if m2.ConversationID != m1.ConversationID || m3.ConversationID != m1.ConversationID {
 		t.Fatalf("conversation ids differ: %s %s %s", m1.ConversationID, m2.ConversationID, m3.ConversationID)
 	}
-	if !(m1.Seq < m2.Seq && m2.Seq < m3.Seq) {
+	if m1.Seq >= m2.Seq || m2.Seq >= m3.Seq {
 		t.Fatalf("seqs %d %d %d are not increasing", m1.Seq, m2.Seq, m3.Seq)
 	}
 
