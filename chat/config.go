@@ -34,6 +34,10 @@ type Config struct {
 	// HistoryLimit is the default page size of the history, HistoryMax the largest.
 	HistoryLimit int `mapstructure:"history_limit"`
 	HistoryMax   int `mapstructure:"history_max"`
+	// RevocationRecheck is how often a node asks the store whether the
+	// sessions of its sockets were revoked: the fallback for a revocation
+	// event the broker lost.
+	RevocationRecheck time.Duration `mapstructure:"revocation_recheck"`
 }
 
 // DefaultConfig returns the defaults of api.md.
@@ -48,6 +52,8 @@ func DefaultConfig() Config {
 		TypingInterval: 2 * time.Second,
 		HistoryLimit:   50,
 		HistoryMax:     200,
+
+		RevocationRecheck: 30 * time.Second,
 	}
 }
 
@@ -69,6 +75,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("chat: send_queue must be positive (got %d)", c.SendQueue)
 	case c.OfflineGrace < 0 || c.OfflineGrace > maxOfflineGrace:
 		return fmt.Errorf("chat: offline_grace must be between 0 and %s (got %s)", maxOfflineGrace, c.OfflineGrace)
+	case c.RevocationRecheck < time.Second:
+		return fmt.Errorf("chat: revocation_recheck must be at least 1s (got %s)", c.RevocationRecheck)
 	case c.TypingInterval <= 0:
 		return fmt.Errorf("chat: typing_interval must be positive (got %s)", c.TypingInterval)
 	case c.HistoryMax <= 0:

@@ -334,6 +334,17 @@ func (h *hub) sweep(now time.Time) {
 	}
 }
 
+// localSessions lists the sessions that have a socket on this node.
+func (h *hub) localSessions() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.sessions))
+	for sid := range h.sessions {
+		out = append(out, sid)
+	}
+	return out
+}
+
 // localUsers lists the users this node holds (for presence.Refresh).
 func (h *hub) localUsers() []string {
 	h.mu.Lock()

@@ -245,7 +245,7 @@ func (s *Service) loop() {
 	defer close(s.loopDone)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastRefresh := time.Now()
+	lastRefresh, lastRecheck := time.Now(), time.Now()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -263,6 +263,31 @@ func (s *Service) loop() {
 				s.sessions.prune(now)
 				s.hub.pruneTyping(now)
 			}
+			if now.Sub(lastRecheck) >= s.cfg.RevocationRecheck {
+				lastRecheck = now
+				s.recheckSessions()
+			}
+		}
+	}
+}
+
+// recheckSessions asks the store about every session with a socket on this
+// node and closes the revoked ones. Revocation events are the fast path; a
+// broker can lose one (Redis down during a logout), and this bounds how
+// long such a socket stays open.
+func (s *Service) recheckSessions() {
+	for _, sid := range s.hub.localSessions() {
+		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+		sess, err := s.store.SessionByID(ctx, sid)
+		cancel()
+		switch {
+		case s.ctx.Err() != nil:
+			return
+		case errors.Is(err, store.ErrNotFound) || (err == nil && sess.Revoked()):
+			s.onRevocation([]byte(sid))
+		case err != nil:
+			s.log.Warn("session recheck failed", "err", err)
+			return // the store is down; try again next round
 		}
 	}
 }

@@ -574,6 +574,21 @@ func TestRevocation(t *testing.T) {
 	_ = sid2
 }
 
+// A revocation whose event the broker lost still closes the session's
+// sockets, at the next recheck against the store.
+func TestRevocationWithoutEvent(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.RevocationRecheck = time.Second })
+	alice := e.user("alice")
+	a := e.dial(alice)
+	if err := e.st.RevokeSession(context.Background(), alice.sid, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// No event is published.
+	if code := a.closed(); code != 4001 {
+		t.Fatalf("closed with %d, want 4001", code)
+	}
+}
+
 // A connection closes with 4001 when its access token expires.
 func TestTokenExpiry(t *testing.T) {
 	e := newTestEnv(t, nil)
