@@ -12,6 +12,8 @@ build:
 # Installs redis-server and Chromium when missing and builds the MongoDB-wire
 # test server, then runs every test with the race detector.
 test: testdeps
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m ./...
 
