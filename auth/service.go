@@ -241,7 +241,8 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 		return httpapi.Errorf(http.StatusBadRequest, "weak_password",
 			"a password has %d to %d characters", minPassword, maxPassword)
 	}
-	display, e := normalizeDisplayName(req.DisplayName, username)
+	// Without a display name, the username as typed keeps its case ("Alice").
+	display, e := normalizeDisplayName(req.DisplayName, req.Username)
 	if e != nil {
 		return e
 	}
@@ -671,7 +672,8 @@ func normalizeUsername(s string) (string, bool) {
 	return string(b), true
 }
 
-// normalizeDisplayName trims d; absent or blank means username. It refuses
+// normalizeDisplayName trims d; absent or blank means username (which has
+// passed normalizeUsername up to case). It refuses
 // more than 64 characters and control characters (bidi overrides and line
 // separators included).
 func normalizeDisplayName(d *string, username string) (string, *httpapi.Error) {

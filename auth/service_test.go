@@ -400,7 +400,7 @@ func TestSignupValidation(t *testing.T) {
 		}
 	}
 	// Display name defaults to the username (also when blank).
-	if u := h.post("/auth/signup", `{"username":"Dave","password":"password1","display_name":"   "}`).user(); u.DisplayName != "dave" {
+	if u := h.post("/auth/signup", `{"username":"Dave","password":"password1","display_name":"   "}`).user(); u.DisplayName != "Dave" || u.Username != "dave" {
 		t.Errorf("blank display name → %q", u.DisplayName)
 	}
 
