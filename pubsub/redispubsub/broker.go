@@ -117,6 +117,10 @@ func New(ctx context.Context, opt Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redispubsub: parse url: %w", err)
 	}
+	// go-redis prints reconnect attempts to stderr through a process-wide
+	// logger; send them to the structured log instead (the first broker's
+	// logger serves the process: setting it again would race with readers).
+	setRedisLogger.Do(func() { redis.SetLogger(redisLogger{log}) })
 	client := redis.NewClient(ro)
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
@@ -412,4 +416,13 @@ func (b *Broker) Close() error {
 		_ = b.client.Close()
 	})
 	return nil
+}
+
+var setRedisLogger sync.Once
+
+// redisLogger adapts slog to go-redis's printf-style logger.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
