@@ -400,7 +400,10 @@ func TestActiveHealthChecks(t *testing.T) {
 	}
 }
 
-func TestAllUpstreamsDown(t *testing.T) {
+// Upstreams that answer but report unready (every chat replica does while
+// their shared Redis is down) still get traffic: the gateway is not ready,
+// but refusing everything would turn a degraded backend into an outage.
+func TestAllUpstreamsUnreadyStillServed(t *testing.T) {
 	a := newTestUpstream(t, "auth-1")
 	c1, c2 := newTestUpstream(t, "chat-1"), newTestUpstream(t, "chat-2")
 	cfg := testConfig([]string{a.URL()}, []string{c1.URL(), c2.URL()})
@@ -410,8 +413,34 @@ func TestAllUpstreamsDown(t *testing.T) {
 	c1.ready.Store(false)
 	c2.ready.Store(false)
 	a.ready.Store(false)
-	eventually(t, "every upstream to be down", func() bool {
+	eventually(t, "every upstream to be unready", func() bool {
 		return tg.g.chat.availableCount() == 0 && tg.g.auth.availableCount() == 0
+	})
+	if err := tg.g.Ready(context.Background()); err == nil {
+		t.Error("ready with no healthy upstream")
+	}
+	for _, path := range []string{"/api/conversations", "/auth/me"} {
+		if res := tg.do(t, http.MethodGet, path, tg.bearer(t), "", nil); res.StatusCode != http.StatusOK {
+			t.Errorf("%s with unready upstreams: %d, want it served", path, res.StatusCode)
+		}
+	}
+}
+
+// With no upstream answering at all, requests get 503 with Retry-After.
+func TestAllUpstreamsDown(t *testing.T) {
+	dead := []string{deadURL(t), deadURL(t)}
+	cfg := testConfig([]string{deadURL(t)}, dead)
+	cfg.HealthInterval = 20 * time.Millisecond
+	tg := newTestGateway(t, cfg, true)
+	eventually(t, "every upstream to be down", func() bool {
+		for _, p := range tg.g.pools {
+			for _, u := range p.ups {
+				if u.answering.Load() {
+					return false
+				}
+			}
+		}
+		return true
 	})
 	if err := tg.g.Ready(context.Background()); err == nil {
 		t.Error("ready with no healthy upstream")

@@ -26,6 +26,9 @@ type upstream struct {
 	// healthy is the last active check's verdict; true until the first check
 	// so that a gateway that was never started still routes.
 	healthy atomic.Bool
+	// answering is whether the last active check got any HTTP answer: a
+	// replica whose backends are degraded (503 from /readyz) still answers.
+	answering atomic.Bool
 	// ejected is set by passive ejection and cleared by a good active check.
 	ejected atomic.Bool
 	fails   atomic.Int32 // consecutive proxy failures
@@ -39,6 +42,7 @@ func newUpstream(kind, raw string) (*upstream, error) {
 	}
 	up := &upstream{kind: kind, url: u, name: u.Redacted(), readyz: u.JoinPath("readyz").String()}
 	up.healthy.Store(true)
+	up.answering.Store(true)
 	return up, nil
 }
 
@@ -56,14 +60,26 @@ type pool struct {
 // pick returns an available upstream other than exclude, or nil.
 // Round robin skips unavailable upstreams; least-connections takes the one
 // with the fewest active requests, ties going round robin.
+//
+// When no upstream is ready, pick falls back to those that still answer
+// (a "panic mode", as in Envoy): every chat replica reports unready while
+// the Redis they share is down, yet each still stores and serves messages,
+// so refusing all traffic would turn a broker blip into an outage.
 func (p *pool) pick(exclude *upstream) *upstream {
+	if u := p.pickWhere(exclude, (*upstream).available); u != nil {
+		return u
+	}
+	return p.pickWhere(exclude, func(u *upstream) bool { return u.answering.Load() && !u.ejected.Load() })
+}
+
+func (p *pool) pickWhere(exclude *upstream, ok func(*upstream) bool) *upstream {
 	n := len(p.ups)
 	start := int(p.next.Add(1) % uint64(n))
 	var best *upstream
 	var bestActive int64
 	for i := range n {
 		u := p.ups[(start+i)%n]
-		if u == exclude || !u.available() {
+		if u == exclude || !ok(u) {
 			continue
 		}
 		if !p.leastConn {
@@ -152,6 +168,7 @@ func (g *Gateway) check(parent context.Context, u *upstream) {
 		}
 		reason = err.Error()
 	}
+	u.answering.Store(err == nil)
 	if ok {
 		u.fails.Store(0)
 		wasEjected := u.ejected.Swap(false)
