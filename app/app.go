@@ -365,10 +365,12 @@ func (a *App) initChat(ctx context.Context) error {
 		return err
 	}
 	a.chat = svc
+	// App.Shutdown runs chat.Shutdown beside http.Server.Shutdown; this stop
+	// (a no-op then) covers a start-up that fails after chat started.
+	a.onStop(modChat, svc.Shutdown)
 	if a.redis != nil {
 		a.redis.OnExpired(svc.UserWentOffline)
 	}
-	// chat.Shutdown runs in App.Shutdown, beside http.Server.Shutdown.
 	svc.Routes(a.mux)
 	return nil
 }
