@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/store"
@@ -77,6 +78,9 @@ func limitParam(r *http.Request, def, max int) (int, *httpapi.Error) {
 const (
 	searchLimit    = 20
 	searchLimitMax = 50
+	// searchQueryMax is the longest prefix worth asking for: no username or
+	// display name is longer.
+	searchQueryMax = 64
 )
 
 // GET /api/users?q=PREFIX&limit=N
@@ -85,9 +89,13 @@ func (s *Service) handleSearchUsers(w http.ResponseWriter, r *http.Request, me p
 	if herr != nil {
 		return herr
 	}
+	q := r.URL.Query().Get("q")
+	if !utf8.ValidString(q) || utf8.RuneCountInString(q) > searchQueryMax {
+		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "q is a prefix of at most %d characters", searchQueryMax)
+	}
 	ctx := r.Context()
 	start := time.Now()
-	users, err := s.store.SearchUsers(ctx, r.URL.Query().Get("q"), me.UserID, limit)
+	users, err := s.store.SearchUsers(ctx, q, me.UserID, limit)
 	observe(s.m.storeOp("search_users"), start)
 	if err != nil {
 		return s.backendError(ctx, "search users", err)

@@ -152,6 +152,9 @@ func TestSearchUsers(t *testing.T) {
 	if len(out.Users) != 2 {
 		t.Fatalf("case-insensitive search gave %d users", len(out.Users))
 	}
+	if st := e.call(alice.token, "GET", "/api/users?q="+strings.Repeat("a", 65), nil, nil); st != http.StatusBadRequest {
+		t.Fatalf("a 65-character prefix: %d, want 400", st)
+	}
 }
 
 // Every REST validation error code.
