@@ -12,15 +12,20 @@ import (
 // lowArgon keeps signups fast in tests; production uses OWASP's parameters.
 var lowArgon = []string{"CHATD_AUTH_ARGON2_MEMORY_KIB=1024", "CHATD_LOG_LEVEL=info"}
 
+// startAllWithUsers starts a --role=all node on a fresh data directory with
+// alice and bob signed up; args start it again on the same directory.
+func startAllWithUsers(t *testing.T) (n *node, args []string, alice, bob *apitest.User) {
+	t.Helper()
+	args = []string{"--role=all", "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()}
+	n = startNode(t, "all", lowArgon, args...)
+	return n, args, apitest.SignUp(t, n.url(), "alice"), apitest.SignUp(t, n.url(), "bob")
+}
+
 // TestRestartKeepsMessagesAndSessions writes messages, stops the node with
 // SIGTERM and starts it again on the same data directory: every message,
 // the session cookies and the refresh token still work.
 func TestRestartKeepsMessagesAndSessions(t *testing.T) {
-	dataDir := t.TempDir()
-	args := []string{"--role=all", "--http-addr=127.0.0.1:0", "--data-dir=" + dataDir}
-	n := startNode(t, "all", lowArgon, args...)
-	alice := apitest.SignUp(t, n.url(), "alice")
-	bob := apitest.SignUp(t, n.url(), "bob")
+	n, args, alice, bob := startAllWithUsers(t)
 	ac := alice.Dial()
 	const total = 60
 	var acked []apitest.Message
@@ -78,11 +83,7 @@ func TestRestartKeepsMessagesAndSessions(t *testing.T) {
 // senders are busy: every message acked before the crash is stored after
 // the restart, exactly once, and a resend of any of them is recognised.
 func TestCrashKeepsAckedMessages(t *testing.T) {
-	dataDir := t.TempDir()
-	args := []string{"--role=all", "--http-addr=127.0.0.1:0", "--data-dir=" + dataDir}
-	n := startNode(t, "all", lowArgon, args...)
-	alice := apitest.SignUp(t, n.url(), "alice")
-	bob := apitest.SignUp(t, n.url(), "bob")
+	n, args, alice, bob := startAllWithUsers(t)
 	ac := alice.Dial()
 	// A window of sends in flight, as a busy client has.
 	const total = 200
