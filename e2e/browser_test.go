@@ -614,7 +614,10 @@ func chatLive(t *testing.T, b *browser, base string, crossReplica bool) {
 	alice.waitPresence(false)
 	alice.waitSel("list dot offline", dot+`[data-online="false"]`)
 	// Back: the page comes out of the back/forward cache (or loads again).
-	bob.do("come back again", chromedp.Evaluate[chromedp.Void](`history.back()`))
+	// history.back() runs after the evaluation returned: navigating inside
+	// the evaluated script races with its result ("Inspected target
+	// navigated or closed").
+	bob.do("come back again", chromedp.Evaluate[chromedp.Void](`setTimeout(() => history.back(), 0)`))
 	bob.waitJS("back on the conversation", `location.pathname === '/c/`+aliceID+`' && document.querySelector('[data-testid="composer"]')`)
 	bob.waitOnline()
 	t.Logf("bob's page restored from the back/forward cache: %v", eval[bool](bob, `!!window.chatdTestMark`))
