@@ -60,8 +60,8 @@ var listenRe = regexp.MustCompile(`chatd listening"? addr=(\S+)`)
 func startNode(t testing.TB, name string, env []string, args ...string) *node {
 	t.Helper()
 	n := &node{t: t, name: name, args: args, env: env}
+	t.Cleanup(func() { n.kill() }) // before start, which may fail the test
 	n.start()
-	t.Cleanup(func() { n.kill() })
 	return n
 }
 
