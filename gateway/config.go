@@ -46,8 +46,8 @@ func DefaultConfig() Config {
 		HealthInterval: 2 * time.Second,
 		HealthTimeout:  time.Second,
 		EjectAfter:     3,
-		LoginRateLimit: 1,
-		LoginBurst:     10,
+		LoginRateLimit: 20,
+		LoginBurst:     100,
 	}
 }
 
