@@ -21,7 +21,8 @@ import (
 // BenchmarkSendDeliver measures the whole path over loopback: N pairs of
 // WebSocket clients; each sender sends (a window of outstanding sends), the
 // server stores (SQLite, synchronous=FULL), acks and delivers to the
-// receiver. It reports stored+delivered messages per second and the p50/p99
+// receiver; the server keeps up to send_window of a connection's sends in
+// flight. It reports stored+delivered messages per second and the p50/p99
 // latency from send to ack and from send to delivery.
 //
 // The paced variant sends at a fixed total rate instead, for the latency at
@@ -31,9 +32,14 @@ import (
 //	go test -run XXX -bench SendDeliver -benchtime=20000x ./chat
 func BenchmarkSendDeliver(b *testing.B) {
 	for _, pairs := range []int{1, 16, 64} {
-		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) { benchSendDeliver(b, pairs, 32, 0) })
+		b.Run(fmt.Sprintf("pairs=%d", pairs), func(b *testing.B) { benchSendDeliver(b, pairs, 32, 0, 0) })
 	}
-	b.Run("pairs=16/rate=2000", func(b *testing.B) { benchSendDeliver(b, 16, 32, 2000) })
+	b.Run("pairs=16/rate=2000", func(b *testing.B) { benchSendDeliver(b, 16, 32, 2000, 0) })
+	// send_window=1: one send in flight per connection on the server (what
+	// every connection had before pipelined sends), for comparison.
+	for _, pairs := range []int{1, 16} {
+		b.Run(fmt.Sprintf("pairs=%d/send_window=1", pairs), func(b *testing.B) { benchSendDeliver(b, pairs, 32, 0, 1) })
+	}
 }
 
 type benchFrame struct {
@@ -43,8 +49,15 @@ type benchFrame struct {
 	} `json:"message"`
 }
 
-func benchSendDeliver(b *testing.B, pairs, window int, rate float64) {
-	e := newTestEnv(b, func(c *Config) { c.SendQueue = 4096 })
+// benchSendDeliver runs pairs senders, each keeping window sends
+// outstanding; sendWindow > 0 sets the server's send_window.
+func benchSendDeliver(b *testing.B, pairs, window int, rate float64, sendWindow int) {
+	e := newTestEnv(b, func(c *Config) {
+		c.SendQueue = 4096
+		if sendWindow > 0 {
+			c.SendWindow = sendWindow
+		}
+	})
 	type pair struct {
 		from, to *testUser
 		s, r     *websocket.Conn

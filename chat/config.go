@@ -21,6 +21,11 @@ type Config struct {
 	// SendQueue bounds each connection's outbound queue; a connection whose
 	// queue is full is closed with 1013.
 	SendQueue int `mapstructure:"send_queue"`
+	// SendWindow is how many `send` frames of one connection may be in
+	// flight (read, not yet answered) at once when the store can append
+	// without waiting (store.AsyncAppender); a connection with that many
+	// pending is not read until one is answered.
+	SendWindow int `mapstructure:"send_window"`
 	// PublicOrigins are the allowed Origins ("scheme://host[:port]") for /ws
 	// and for cookie-authenticated unsafe requests; empty means the request's
 	// own host.
@@ -48,6 +53,7 @@ func DefaultConfig() Config {
 		FrameLimit:     16 << 10,
 		Heartbeat:      25 * time.Second,
 		SendQueue:      256,
+		SendWindow:     32,
 		OfflineGrace:   2 * time.Second,
 		TypingInterval: 2 * time.Second,
 		HistoryLimit:   50,
@@ -56,6 +62,9 @@ func DefaultConfig() Config {
 		RevocationRecheck: 30 * time.Second,
 	}
 }
+
+// maxSendWindow bounds send_window (each pending send holds its message).
+const maxSendWindow = 1024
 
 // maxOfflineGrace keeps the offline announcement within api.md's 5 s.
 const maxOfflineGrace = 4 * time.Second
@@ -73,6 +82,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("chat: heartbeat must be at least 1s (got %s)", c.Heartbeat)
 	case c.SendQueue <= 0:
 		return fmt.Errorf("chat: send_queue must be positive (got %d)", c.SendQueue)
+	case c.SendWindow < 1 || c.SendWindow > maxSendWindow:
+		return fmt.Errorf("chat: send_window must be between 1 and %d (got %d)", maxSendWindow, c.SendWindow)
 	case c.OfflineGrace < 0 || c.OfflineGrace > maxOfflineGrace:
 		return fmt.Errorf("chat: offline_grace must be between 0 and %s (got %s)", maxOfflineGrace, c.OfflineGrace)
 	case c.RevocationRecheck < time.Second:

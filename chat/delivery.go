@@ -66,11 +66,22 @@ func (s *Service) send(ctx context.Context, req sendRequest) (sendResult, *httpa
 		return sendResult{}, herr
 	}
 	start := time.Now()
-	msg, created, err := s.store.AppendMessage(ctx, store.Message{
-		ID: store.NewID(), From: req.from, To: req.to, Text: req.text,
-		ClientMsgID: req.clientMsgID, CreatedAt: start.UTC().Truncate(time.Millisecond),
-	})
+	msg, created, err := s.store.AppendMessage(ctx, newMessage(req, start))
 	observe(s.m.storeAppend, start)
+	return s.sendResultOf(ctx, req, msg, created, err)
+}
+
+// newMessage is the record a send asks the store to append.
+func newMessage(req sendRequest, now time.Time) store.Message {
+	return store.Message{
+		ID: store.NewID(), From: req.from, To: req.to, Text: req.text,
+		ClientMsgID: req.clientMsgID, CreatedAt: now.UTC().Truncate(time.Millisecond),
+	}
+}
+
+// sendResultOf turns the store's answer to an append into the send's
+// result: its frames encoded once, or the error to answer.
+func (s *Service) sendResultOf(ctx context.Context, req sendRequest, msg store.Message, created bool, err error) (sendResult, *httpapi.Error) {
 	if err != nil {
 		return sendResult{}, s.backendError(ctx, "append message", err)
 	}

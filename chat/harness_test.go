@@ -36,7 +36,13 @@ type testEnv struct {
 	br     *mempubsub.Broker
 	key    *auth.SigningKey
 	signer *auth.Signer
+	// syncStore makes startNode hide the store's AppendMessageAsync, as
+	// with a store without it (mongostore): sends are not pipelined.
+	syncStore bool
 }
+
+// syncOnlyStore is a store.Store without store.AsyncAppender.
+type syncOnlyStore struct{ store.Store }
 
 func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	t.Helper()
@@ -70,8 +76,12 @@ func (e *testEnv) startNode(nodeID string, mod func(*Config)) (*Service, *httpte
 	if testing.Verbose() {
 		level = slog.LevelWarn
 	}
+	var st store.Store = e.st
+	if e.syncStore {
+		st = syncOnlyStore{e.st}
+	}
 	svc, err := New(cfg, Deps{
-		Store: e.st, Broker: e.br, Presence: e.br,
+		Store: st, Broker: e.br, Presence: e.br,
 		Verifier: auth.NewVerifier(e.key.KeySet(), "chatd", "chatd"),
 		NodeID:   nodeID,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", nodeID),

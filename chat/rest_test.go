@@ -291,6 +291,7 @@ func TestConfigValidate(t *testing.T) {
 		"frame_limit":     func(c *Config) { c.FrameLimit = 0 },
 		"heartbeat":       func(c *Config) { c.Heartbeat = 0 },
 		"send_queue":      func(c *Config) { c.SendQueue = -1 },
+		"send_window":     func(c *Config) { c.SendWindow = 0 },
 		"offline_grace":   func(c *Config) { c.OfflineGrace = 6 * time.Second },
 		"typing_interval": func(c *Config) { c.TypingInterval = 0 },
 		"history_limit":   func(c *Config) { c.HistoryLimit = 500 },

@@ -2,7 +2,9 @@
 // WebSocket of api.md, the hub of this node's connections, delivery through
 // the broker, presence, receipts and typing.
 //
-// A message goes: send (REST or WS) → store.AppendMessage → the `message`
+// A message goes: send (REST or WS) → store.AppendMessage (a WebSocket send
+// through store.AsyncAppender when the store has it, several per connection
+// in flight: pipeline.go) → the `message`
 // frame is encoded once and published in a small envelope on the recipient's
 // and the sender's user topics → every node holding a connection of either
 // user hands the same bytes to each local connection's bounded queue → one
@@ -16,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/auth"
@@ -50,6 +53,13 @@ type Service struct {
 	hub      *hub
 	sessions *sessionCache
 	users    *userCache
+
+	// appender is the store when it can append without waiting: WebSocket
+	// sends are then pipelined (pipeline.go) once Start ran.
+	appender    store.AsyncAppender
+	pipelined   atomic.Bool
+	completions []*completionQueue // one per completion goroutine
+	completers  sync.WaitGroup
 
 	epoch time.Time // origin of mono
 
@@ -106,6 +116,10 @@ func New(cfg Config, d Deps) (*Service, error) {
 		epoch: time.Now(), ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
 	}
 	s.hub = newHub(s)
+	if a, ok := d.Store.(store.AsyncAppender); ok {
+		s.appender = a
+		s.completions = newCompletionQueues()
+	}
 	return s, nil
 }
 
@@ -138,6 +152,13 @@ func (s *Service) Start(ctx context.Context) error {
 	s.revSub = sub
 	s.mu.Unlock()
 	go s.loop()
+	if s.appender != nil {
+		s.completers.Add(len(s.completions))
+		for _, q := range s.completions {
+			go s.completer(q)
+		}
+		s.pipelined.Store(true)
+	}
 	return nil
 }
 
@@ -165,12 +186,15 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		s.revSub = nil
 	}
 	s.mu.Unlock()
-	s.cancel()
+	s.cancel() // stops the loop and the completion goroutines (no connection is left to use them)
 	if started {
 		select {
 		case <-s.loopDone:
 		case <-ctx.Done():
 			return fmt.Errorf("chat: shutdown: %w", ctx.Err())
+		}
+		if err := waitCtx(ctx, &s.completers); err != nil {
+			return fmt.Errorf("chat: shutdown: completions: %w", err)
 		}
 	}
 	return nil

@@ -51,6 +51,8 @@ type conn struct {
 
 	notify     chan struct{} // capacity 1: "the queue or the state changed"
 	writerDone chan struct{}
+
+	pipeline *sendPipe // pipelined sends; made by the reader on its first send
 }
 
 // enqueue queues frame for writing; it reports false when the connection is
@@ -195,8 +197,10 @@ func (c *conn) readLoop() {
 	}
 }
 
+// sendError answers the frame being read with an error, after the answers
+// of the sends still in flight (reader goroutine).
 func (c *conn) sendError(ref *string, code, msg string) {
-	c.enqueue(errorFrameBytes(ref, code, msg), 0)
+	c.answerInOrder(errorFrameBytes(ref, code, msg))
 }
 
 // handleWS serves GET /ws.
@@ -323,15 +327,20 @@ func (s *Service) handleFrame(c *conn, data []byte, start int64) {
 }
 
 func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *string, start int64) {
+	req := sendRequest{from: c.userID, to: f.To, text: f.Text, except: c.id, wantAck: true}
+	if f.ClientMsgID != nil {
+		req.clientMsgID, req.hasClientMsgID = *f.ClientMsgID, true
+	}
+	if s.appender != nil && s.pipelined.Load() {
+		s.wsSendPipelined(ctx, s.appender, c, req, ref, start)
+		return
+	}
+	// The store answers only once the message is durable: one send at a time.
 	if !s.beginWork() {
 		c.sendError(ref, httpapi.ErrUnavailable.Code, httpapi.ErrUnavailable.Message)
 		return
 	}
 	defer s.endWork()
-	req := sendRequest{from: c.userID, to: f.To, text: f.Text, except: c.id, wantAck: true}
-	if f.ClientMsgID != nil {
-		req.clientMsgID, req.hasClientMsgID = *f.ClientMsgID, true
-	}
 	res, herr := s.send(ctx, req)
 	if herr != nil {
 		c.sendError(ref, herr.Code, herr.Message)

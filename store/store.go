@@ -164,3 +164,22 @@ type Store interface {
 	// Close waits for pending writes and releases the backend.
 	Close() error
 }
+
+// AsyncAppender is implemented by a Store that can queue a message without
+// the caller waiting for its commit (sqlitestore, whose writer commits in
+// groups). chat uses it to keep several sends of one WebSocket connection in
+// flight; with a Store that lacks it, every send waits in AppendMessage.
+type AsyncAppender interface {
+	// AppendMessageAsync does the work of AppendMessage (same fields set by
+	// the caller, same idempotence) without waiting for it: it returns once
+	// m is queued, blocking only while the store's queue is full. done is
+	// called exactly once with what AppendMessage would have returned, after
+	// the message is durable or has failed: from a store goroutine, or from
+	// the caller's goroutine before AppendMessageAsync returns when m could
+	// not be queued (store closed, ctx ended). Queued messages are committed
+	// in the order they were queued, and their done calls follow that order,
+	// so messages queued one after another by one goroutine get increasing
+	// seqs within a conversation. done must not block or do I/O: it runs on
+	// the store's writer.
+	AppendMessageAsync(ctx context.Context, m Message, done func(stored Message, created bool, err error))
+}

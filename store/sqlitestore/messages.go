@@ -14,14 +14,7 @@ import (
 // AppendMessage stores m (see store.Store): idempotent on From+ClientMsgID,
 // seq allocated from the conversation row, durable when it returns nil.
 func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Message, bool, error) {
-	m.ConversationID = store.ConversationID(m.From, m.To)
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = time.Now()
-	}
-	m.CreatedAt = fromMillis(millis(m.CreatedAt)) // what a read returns
-	if m.ID == "" {
-		m.ID = store.NewID()
-	}
+	m = prepareMessage(m)
 	var stored store.Message
 	var created bool
 	err := s.write(ctx, func(b *batch) error {
@@ -33,6 +26,43 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 		return store.Message{}, false, fmt.Errorf("sqlitestore: append message: %w", err)
 	}
 	return stored, created, nil
+}
+
+// AppendMessageAsync queues m like AppendMessage and calls done once its
+// batch committed (see store.AsyncAppender); done runs on the writer
+// goroutine, in queue order.
+func (s *Store) AppendMessageAsync(ctx context.Context, m store.Message, done func(store.Message, bool, error)) {
+	m = prepareMessage(m)
+	var stored store.Message
+	var created bool
+	req := &writeReq{ctx: ctx, fn: func(b *batch) error {
+		var err error
+		stored, created, err = appendMessage(b, m)
+		return err
+	}}
+	req.callback = func(err error) { // on the writer, after fn: no race on stored
+		if err != nil {
+			done(store.Message{}, false, fmt.Errorf("sqlitestore: append message: %w", err))
+			return
+		}
+		done(stored, created, nil)
+	}
+	if err := s.enqueue(req); err != nil {
+		req.callback(err)
+	}
+}
+
+// prepareMessage sets what the store owns in a message to append.
+func prepareMessage(m store.Message) store.Message {
+	m.ConversationID = store.ConversationID(m.From, m.To)
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = time.Now()
+	}
+	m.CreatedAt = fromMillis(millis(m.CreatedAt)) // what a read returns
+	if m.ID == "" {
+		m.ID = store.NewID()
+	}
+	return m
 }
 
 // appendMessage runs in the writer, inside the batch transaction: look for

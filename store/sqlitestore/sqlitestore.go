@@ -34,7 +34,10 @@ import (
 	"github.com/chatd/chatd/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.AsyncAppender = (*Store)(nil)
+)
 
 // Options tune a Store. Zero values pick good defaults.
 type Options struct {

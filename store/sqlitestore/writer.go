@@ -17,31 +17,48 @@ import (
 
 // writeReq is one write waiting for the writer. fn runs inside the batch
 // transaction and stores its results in variables it captured; the error it
-// returns (or the commit's) is sent on done.
+// returns (or the commit's) is sent on done, or, when callback is set
+// (AppendMessageAsync), passed to callback on the writer goroutine.
 type writeReq struct {
-	ctx  context.Context
-	fn   func(b *batch) error
-	done chan error
+	ctx      context.Context
+	fn       func(b *batch) error
+	done     chan error
+	callback func(err error)
 }
 
-// write queues fn for the writer and waits until its batch committed.
-func (s *Store) write(ctx context.Context, fn func(b *batch) error) error {
-	if err := ctx.Err(); err != nil {
+// answer hands the request its outcome.
+func (r *writeReq) answer(err error) {
+	if r.callback != nil {
+		r.callback(err)
+		return
+	}
+	r.done <- err
+}
+
+// enqueue queues req for the writer, waiting while the queue is full.
+func (s *Store) enqueue(req *writeReq) error {
+	if err := req.ctx.Err(); err != nil {
 		return err
 	}
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
-		s.mu.RUnlock()
 		return errClosed
 	}
 	select {
 	case s.reqs <- req:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctx.Err()
+		return nil
+	case <-req.ctx.Done():
+		return req.ctx.Err()
 	}
-	s.mu.RUnlock()
+}
+
+// write queues fn for the writer and waits until its batch committed.
+func (s *Store) write(ctx context.Context, fn func(b *batch) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	if err := s.enqueue(req); err != nil {
+		return err
+	}
 	select {
 	case err := <-req.done:
 		return err
@@ -129,8 +146,8 @@ func (s *Store) writeLoop(b *batch) {
 		case s.ckpt <- struct{}{}:
 		default:
 		}
-		for i, r := range reqs {
-			r.done <- errs[i]
+		for i, r := range reqs { // in queue order (AppendMessageAsync relies on it)
+			r.answer(errs[i])
 			reqs[i] = nil
 			errs[i] = nil
 		}

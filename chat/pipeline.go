@@ -1,0 +1,238 @@
+package chat
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatd/chatd/httpapi"
+	"github.com/chatd/chatd/store"
+)
+
+// Pipelined WebSocket sends. When the store is a store.AsyncAppender, a
+// connection's reader does not wait for a send's commit: it validates the
+// frame, takes one of the connection's SendWindow slots (waiting while all
+// are taken: backpressure) and a ticket, and queues the message. The store
+// calls back from its writer; the callback only pushes the send on a
+// completion queue. A few completion goroutines per node (not per message)
+// answer: they encode the frames, put the answers of each connection in
+// ticket order (a refused send is a ticket answered at once, so its error
+// frame cannot overtake earlier acks), queue the ack, publish the message,
+// then release the slot and the send's in-flight count.
+//
+// Guarantees kept from the synchronous path: the ack is queued only after
+// the store reported the message durable; a connection's answers come in the
+// order its frames were read; the store commits in queue order, so one
+// connection's messages to one peer get increasing seqs, and they are
+// published in that order. Shutdown waits for in-flight sends as before
+// (each holds beginWork until answered); a connection closed meanwhile only
+// loses its answers (enqueue refuses them), the messages stay stored.
+//
+// Memory: at most connections × SendWindow sends are pending in all, each
+// holding its message, so the completion queues need no bound of their own,
+// and the store's writer never waits for them.
+
+// completionShards is the number of completion goroutines. A connection's
+// sends always go to the same one (by connection id), which keeps their
+// order; several let publishes to a remote broker overlap.
+const completionShards = 4
+
+// sendPipe is one connection's pipeline state, made on its first send.
+type sendPipe struct {
+	slots   chan struct{} // one token per ticket not yet answered
+	issued  uint64        // next ticket; the reader's
+	pending atomic.Int32  // tickets issued and not yet answered
+
+	// The completion goroutine's (the connection's shard).
+	next uint64    // next ticket to answer
+	ring []*sendOp // ring[t % len] holds ticket t once completed
+}
+
+// sendOp is one ticket: a send in flight, or an answer that must wait for
+// the earlier ones.
+type sendOp struct {
+	c      *conn
+	p      *sendPipe
+	ticket uint64
+	start  int64 // mono ns the frame was read (send latency); 0 for none
+	work   bool  // holds an in-flight count (beginWork)
+
+	// A send's request and the store's answer (set by the store callback).
+	req        sendRequest
+	ref        *string
+	storeStart time.Time
+	msg        store.Message
+	created    bool
+	err        error
+
+	// frame, when set, is the whole answer (an error found before the store).
+	frame []byte
+}
+
+// completionQueue hands completed tickets to one completion goroutine.
+// push never blocks (it runs on the store's writer).
+type completionQueue struct {
+	mu     sync.Mutex
+	ops    []*sendOp
+	notify chan struct{} // capacity 1
+}
+
+func (q *completionQueue) push(op *sendOp) {
+	q.mu.Lock()
+	q.ops = append(q.ops, op)
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// newCompletionQueues makes the queues of the completion goroutines.
+func newCompletionQueues() []*completionQueue {
+	qs := make([]*completionQueue, completionShards)
+	for i := range qs {
+		qs[i] = &completionQueue{notify: make(chan struct{}, 1)}
+	}
+	return qs
+}
+
+// completer answers the tickets pushed on q until the service's context
+// ends (Shutdown, after every connection is gone), then answers what is left.
+func (s *Service) completer(q *completionQueue) {
+	defer s.completers.Done()
+	var spare []*sendOp
+	for {
+		stop := false
+		select {
+		case <-q.notify:
+		case <-s.ctx.Done():
+			stop = true
+		}
+		q.mu.Lock()
+		ops := q.ops
+		q.ops = spare[:0]
+		q.mu.Unlock()
+		for _, op := range ops {
+			s.complete(op)
+		}
+		clear(ops)
+		if cap(ops) <= 1024 {
+			spare = ops[:0]
+		} else {
+			spare = nil // let a burst's buffer go
+		}
+		if stop {
+			return
+		}
+	}
+}
+
+// pipe returns c's pipeline, making it on first use (reader goroutine).
+func (c *conn) pipe() *sendPipe {
+	if c.pipeline == nil {
+		w := c.s.cfg.SendWindow
+		c.pipeline = &sendPipe{slots: make(chan struct{}, w), ring: make([]*sendOp, w)}
+	}
+	return c.pipeline
+}
+
+// ticket takes a slot (waiting while the window is full) and the next
+// ticket of c (reader goroutine).
+func (c *conn) ticket(start int64) *sendOp {
+	p := c.pipe()
+	p.slots <- struct{}{}
+	op := &sendOp{c: c, p: p, ticket: p.issued, start: start}
+	p.issued++
+	p.pending.Add(1)
+	return op
+}
+
+// answerInOrder queues frame on c after every answer still pending on c
+// (reader goroutine); with none pending it is queued at once.
+func (c *conn) answerInOrder(frame []byte) {
+	if p := c.pipeline; p == nil || p.pending.Load() == 0 {
+		// Every earlier answer was queued already (pending drops after it).
+		c.enqueue(frame, 0)
+		return
+	}
+	op := c.ticket(0)
+	op.frame = frame
+	c.s.pushCompletion(op)
+}
+
+func (s *Service) pushCompletion(op *sendOp) {
+	s.completions[(op.c.id>>1)%completionShards].push(op) // ids are odd: skip bit 0
+}
+
+// wsSendPipelined is wsSend when the store appends without waiting. ctx
+// bounds the validation only; the append lives as long as the service.
+func (s *Service) wsSendPipelined(ctx context.Context, app store.AsyncAppender, c *conn, req sendRequest, ref *string, start int64) {
+	op := c.ticket(start)
+	op.ref = ref
+	if !s.beginWork() {
+		op.frame = errorFrameBytes(ref, httpapi.ErrUnavailable.Code, httpapi.ErrUnavailable.Message)
+		s.pushCompletion(op)
+		return
+	}
+	op.work = true
+	if herr := s.validateSend(ctx, req); herr != nil {
+		op.frame = errorFrameBytes(ref, herr.Code, herr.Message)
+		s.pushCompletion(op)
+		return
+	}
+	op.req = req
+	op.storeStart = time.Now()
+	app.AppendMessageAsync(s.ctx, newMessage(req, op.storeStart), op.stored)
+}
+
+// stored is the store's callback: it runs on the store's writer and only
+// hands the outcome over.
+func (op *sendOp) stored(msg store.Message, created bool, err error) {
+	op.msg, op.created, op.err = msg, created, err
+	op.c.s.pushCompletion(op)
+}
+
+// complete files op in its connection's ring and answers every ticket that
+// is next in line (completion goroutine).
+func (s *Service) complete(op *sendOp) {
+	p := op.p
+	w := uint64(len(p.ring))
+	p.ring[op.ticket%w] = op
+	for {
+		i := p.next % w
+		op := p.ring[i]
+		if op == nil || op.ticket != p.next {
+			return
+		}
+		p.ring[i] = nil
+		p.next++
+		s.answer(op)
+	}
+}
+
+// answer queues op's answer on its connection and, for a new message,
+// publishes it; then it frees op's slot and in-flight count.
+func (s *Service) answer(op *sendOp) {
+	c := op.c
+	if op.frame != nil {
+		c.enqueue(op.frame, 0)
+	} else {
+		observe(s.m.storeAppend, op.storeStart)
+		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+		res, herr := s.sendResultOf(ctx, op.req, op.msg, op.created, op.err)
+		if herr != nil {
+			c.enqueue(errorFrameBytes(op.ref, herr.Code, herr.Message), 0)
+		} else {
+			c.enqueue(res.ack, op.start) // the ack does not wait for the broker
+			s.fanOut(ctx, res)
+		}
+		cancel()
+	}
+	p := op.p
+	p.pending.Add(-1) // after the enqueue: see answerInOrder
+	<-p.slots
+	if op.work {
+		s.endWork()
+	}
+}

@@ -1,0 +1,111 @@
+package sqlitestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/store"
+)
+
+type asyncResult struct {
+	i       int
+	msg     store.Message
+	created bool
+	err     error
+}
+
+// AppendMessageAsync answers every message once, after its commit, in queue
+// order; seqs increase in that order; a retry inside the same batch returns
+// the first message; after Close it fails at once.
+func TestAppendMessageAsync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	s, err := Open(path, Options{BatchMax: 16, QueueSize: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mkUser(t, s, "alice"), mkUser(t, s, "bob")
+	release := blockWriter(t, s) // the first batch then holds many messages
+	const n = 100
+	var (
+		mu  sync.Mutex
+		got []asyncResult
+		all = make(chan struct{})
+	)
+	done := func(i int) func(store.Message, bool, error) {
+		return func(m store.Message, created bool, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, asyncResult{i, m, created, err})
+			if len(got) == n+1 {
+				close(all)
+			}
+		}
+	}
+	for i := range n {
+		s.AppendMessageAsync(context.Background(), msg(a, b, fmt.Sprint(i)), done(i))
+		if i == 10 { // a retry right behind the first
+			s.AppendMessageAsync(context.Background(), msg(a, b, "10"), done(-1))
+		}
+	}
+	mu.Lock()
+	if len(got) != 0 {
+		t.Errorf("%d answers before the commit", len(got))
+	}
+	mu.Unlock()
+	release()
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not every message was answered")
+	}
+	want := []int{}
+	for i := range n {
+		want = append(want, i)
+		if i == 10 {
+			want = append(want, -1)
+		}
+	}
+	var first store.Message
+	last := int64(0)
+	for k, r := range got {
+		if r.i != want[k] || r.err != nil {
+			t.Fatalf("answer %d: message %d (err %v), want message %d", k, r.i, r.err, want[k])
+		}
+		if r.i == -1 {
+			if r.created || r.msg.ID != first.ID || r.msg.Seq != first.Seq {
+				t.Fatalf("retry: %+v created=%v, want %+v", r.msg, r.created, first)
+			}
+			continue
+		}
+		if !r.created || r.msg.Seq <= last || r.msg.ClientMsgID != fmt.Sprint(r.i) {
+			t.Fatalf("answer %d: %+v created=%v after seq %d", k, r.msg, r.created, last)
+		}
+		last = r.msg.Seq
+		if r.i == 10 {
+			first = r.msg
+		}
+	}
+	// Durable: a fresh read sees them all.
+	msgs, _, err := s.MessagesAfter(t.Context(), store.ConversationID(a.ID, b.ID), 0, 1000)
+	if err != nil || len(msgs) != n {
+		t.Fatalf("read back %d messages (%v), want %d", len(msgs), err, n)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var lateErr error
+	called := 0
+	s.AppendMessageAsync(context.Background(), msg(a, b, "late"), func(_ store.Message, _ bool, err error) {
+		called++
+		lateErr = err
+	})
+	if called != 1 || !errors.Is(lateErr, errClosed) {
+		t.Fatalf("after Close: called %d times, err %v", called, lateErr)
+	}
+}
