@@ -255,7 +255,7 @@ func (a *App) serveReady(w http.ResponseWriter, r *http.Request) {
 	for _, c := range a.ready {
 		if err := c.fn(ctx); err != nil {
 			a.log.Warn("not ready", "check", c.name, "err", err)
-			httpapi.WriteError(w, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
+			httpapi.WriteError(w, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeUnavailable,
 				Message: c.name + " is not ready", RetryAfter: 2 * time.Second})
 			return
 		}

@@ -185,13 +185,13 @@ func handler(h func(http.ResponseWriter, *http.Request) *httpapi.Error) http.Han
 func methodNotAllowed(allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "use %s", allow))
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed, "use %s", allow))
 	})
 }
 
 var (
-	errInvalidCredentials = httpapi.Errorf(http.StatusUnauthorized, "invalid_credentials", "wrong username or password")
-	errForeignOrigin      = httpapi.Errorf(http.StatusForbidden, "forbidden", "cross-origin request refused")
+	errInvalidCredentials = httpapi.Errorf(http.StatusUnauthorized, httpapi.CodeInvalidCredentials, "wrong username or password")
+	errForeignOrigin      = httpapi.Errorf(http.StatusForbidden, httpapi.CodeForbidden, "cross-origin request refused")
 )
 
 // apiUser is api.md's User.
@@ -234,11 +234,11 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 	}
 	username, ok := normalizeUsername(req.Username)
 	if !ok {
-		return httpapi.Errorf(http.StatusBadRequest, "invalid_username",
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidUsername,
 			"a username has %d to %d characters among a-z, 0-9, '_', '.' and '-'", minUsername, maxUsername)
 	}
 	if n := utf8.RuneCountInString(req.Password); n < minPassword || n > maxPassword {
-		return httpapi.Errorf(http.StatusBadRequest, "weak_password",
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeWeakPassword,
 			"a password has %d to %d characters", minPassword, maxPassword)
 	}
 	// Without a display name, the username as typed keeps its case ("Alice").
@@ -274,7 +274,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 	return nil
 }
 
-var errUsernameTaken = httpapi.Errorf(http.StatusConflict, "username_taken", "this username is taken")
+var errUsernameTaken = httpapi.Errorf(http.StatusConflict, httpapi.CodeUsernameTaken, "this username is taken")
 
 func (s *Service) login(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	u, e := s.authenticate(w, r)
@@ -342,7 +342,7 @@ func (s *Service) authenticate(w http.ResponseWriter, r *http.Request) (store.Us
 	}
 	if ok, wait := s.limiter.begin(username, s.now()); !ok {
 		s.m.logins.WithLabelValues("rate_limited").Inc()
-		return store.User{}, &httpapi.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+		return store.User{}, &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
 			Message: "too many failed logins, try again later", RetryAfter: max(wait, time.Second)}
 	}
 	ctx := r.Context()
@@ -649,7 +649,7 @@ func (s *Service) unavailable(op string, err error) *httpapi.Error {
 
 func (s *Service) internal(op string, err error) *httpapi.Error {
 	s.log.Error("auth: "+op, "err", err)
-	return httpapi.Errorf(http.StatusInternalServerError, "internal", "internal error")
+	return httpapi.Errorf(http.StatusInternalServerError, httpapi.CodeInternal, "internal error")
 }
 
 // normalizeUsername folds ASCII letters to lower case and reports whether
@@ -685,11 +685,11 @@ func normalizeDisplayName(d *string, username string) (string, *httpapi.Error) {
 		return username, nil
 	}
 	if utf8.RuneCountInString(name) > maxDisplayName {
-		return "", httpapi.Errorf(http.StatusBadRequest, "invalid_request", "display_name has at most %d characters", maxDisplayName)
+		return "", httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "display_name has at most %d characters", maxDisplayName)
 	}
 	for _, r := range name {
 		if r == utf8.RuneError || unicode.IsControl(r) || isBidiOrSeparator(r) {
-			return "", httpapi.Errorf(http.StatusBadRequest, "invalid_request", "display_name must not contain control characters")
+			return "", httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "display_name must not contain control characters")
 		}
 	}
 	return name, nil

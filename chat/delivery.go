@@ -35,23 +35,23 @@ type sendResult struct {
 func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Error {
 	switch {
 	case !req.hasClientMsgID || req.clientMsgID == "":
-		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "client_msg_id is required")
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "client_msg_id is required")
 	case !utf8.ValidString(req.clientMsgID) || utf8.RuneCountInString(req.clientMsgID) > maxClientMsgID:
-		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "client_msg_id must be 1 to %d characters", maxClientMsgID)
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "client_msg_id must be 1 to %d characters", maxClientMsgID)
 	case req.to == "":
-		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "to is required")
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "to is required")
 	case !utf8.ValidString(req.text):
-		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "text must be valid UTF-8")
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "text must be valid UTF-8")
 	case len(req.text) > s.cfg.MaxTextBytes:
-		return httpapi.Errorf(http.StatusBadRequest, "text_too_long", "text is longer than %d bytes", s.cfg.MaxTextBytes)
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeTextTooLong, "text is longer than %d bytes", s.cfg.MaxTextBytes)
 	case strings.TrimSpace(req.text) == "":
-		return httpapi.Errorf(http.StatusBadRequest, "text_empty", "text is empty")
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeTextEmpty, "text is empty")
 	case req.to == req.from:
-		return httpapi.Errorf(http.StatusBadRequest, "cannot_message_self", "you cannot message yourself")
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeCannotMessageSelf, "you cannot message yourself")
 	}
 	if _, err := s.userByID(ctx, req.to); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return httpapi.Errorf(http.StatusNotFound, "not_found", "no such user")
+			return httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "no such user")
 		}
 		return s.backendError(ctx, "user lookup", err)
 	}
@@ -92,7 +92,7 @@ func (s *Service) sendResultOf(ctx context.Context, req sendRequest, msg store.M
 	env, ack, err := messageFrames(msg, req.except, req.wantAck)
 	if err != nil {
 		s.log.Error("encode message", "err", err)
-		return sendResult{}, &httpapi.Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+		return sendResult{}, &httpapi.Error{Status: http.StatusInternalServerError, Code: httpapi.CodeInternal, Message: "internal error"}
 	}
 	if created {
 		s.m.stored.Inc()
@@ -124,14 +124,14 @@ func (s *Service) publish(ctx context.Context, topic string, env []byte) {
 // unknown peer is not_found; a known peer without a conversation is a no-op.
 func (s *Service) markPointer(ctx context.Context, userID, peerID string, seq int64, kind string) *httpapi.Error {
 	if peerID == "" {
-		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "peer is required")
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "peer is required")
 	}
 	if seq < 0 {
-		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "seq must not be negative")
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "seq must not be negative")
 	}
 	if _, err := s.userByID(ctx, peerID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return httpapi.Errorf(http.StatusNotFound, "not_found", "no such user")
+			return httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "no such user")
 		}
 		return s.backendError(ctx, "user lookup", err)
 	}

@@ -39,10 +39,10 @@ func (s *Service) api(h apiHandler) http.HandlerFunc {
 }
 
 func badRequest(msg string) *httpapi.Error {
-	return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "%s", msg)
+	return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "%s", msg)
 }
 
-var errNoSuchUser = httpapi.Errorf(http.StatusNotFound, "not_found", "no such user")
+var errNoSuchUser = httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "no such user")
 
 // queryInt parses an optional integer query parameter; ok false when absent.
 func queryInt(r *http.Request, name string) (v int64, ok bool, herr *httpapi.Error) {
@@ -91,7 +91,7 @@ func (s *Service) handleSearchUsers(w http.ResponseWriter, r *http.Request, me p
 	}
 	q := r.URL.Query().Get("q")
 	if !utf8.ValidString(q) || utf8.RuneCountInString(q) > searchQueryMax {
-		return httpapi.Errorf(http.StatusBadRequest, "invalid_request", "q is a prefix of at most %d characters", searchQueryMax)
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "q is a prefix of at most %d characters", searchQueryMax)
 	}
 	ctx := r.Context()
 	start := time.Now()

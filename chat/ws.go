@@ -187,7 +187,7 @@ func (c *conn) readLoop() {
 		now := c.s.mono(time.Now())
 		c.lastSeen.Store(now)
 		if typ != websocket.MessageText {
-			c.sendError(nil, "invalid_request", "frames must be text")
+			c.sendError(nil, httpapi.CodeInvalidRequest, "frames must be text")
 		} else {
 			c.s.handleFrame(c, buf.Bytes(), now)
 		}
@@ -243,7 +243,7 @@ func (s *Service) upgrade(w http.ResponseWriter, r *http.Request) bool {
 		Type: "hello", User: toUserJSON(user), Node: s.node, HeartbeatS: int(s.cfg.Heartbeat / time.Second),
 	})
 	if err != nil {
-		httpapi.WriteError(w, &httpapi.Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
+		httpapi.WriteError(w, &httpapi.Error{Status: http.StatusInternalServerError, Code: httpapi.CodeInternal, Message: "internal error"})
 		return false
 	}
 
@@ -295,7 +295,7 @@ func (s *Service) handleFrame(c *conn, data []byte, start int64) {
 	}
 	var f clientFrame
 	if err := json.Unmarshal(data, &f); err != nil {
-		c.sendError(nil, "invalid_request", "the frame is not a valid JSON object")
+		c.sendError(nil, httpapi.CodeInvalidRequest, "the frame is not a valid JSON object")
 		return
 	}
 	ref := f.ClientMsgID
@@ -309,7 +309,7 @@ func (s *Service) handleFrame(c *conn, data []byte, start int64) {
 		s.wsSend(ctx, c, f, ref, start)
 	case "received", "read":
 		if f.Seq == nil {
-			c.sendError(ref, "invalid_request", "seq is required")
+			c.sendError(ref, httpapi.CodeInvalidRequest, "seq is required")
 			return
 		}
 		kind := "read"
@@ -322,7 +322,7 @@ func (s *Service) handleFrame(c *conn, data []byte, start int64) {
 	case "typing":
 		s.wsTyping(ctx, c, f, ref)
 	default:
-		c.sendError(ref, "invalid_request", "unknown frame type")
+		c.sendError(ref, httpapi.CodeInvalidRequest, "unknown frame type")
 	}
 }
 
@@ -353,10 +353,10 @@ func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *strin
 func (s *Service) wsTyping(ctx context.Context, c *conn, f clientFrame, ref *string) {
 	switch f.To {
 	case "":
-		c.sendError(ref, "invalid_request", "to is required")
+		c.sendError(ref, httpapi.CodeInvalidRequest, "to is required")
 		return
 	case c.userID:
-		c.sendError(ref, "cannot_message_self", "you cannot type to yourself")
+		c.sendError(ref, httpapi.CodeCannotMessageSelf, "you cannot type to yourself")
 		return
 	}
 	if !s.hub.allowTyping(c, f.To, time.Now()) {
@@ -364,7 +364,7 @@ func (s *Service) wsTyping(ctx context.Context, c *conn, f clientFrame, ref *str
 	}
 	if _, err := s.userByID(ctx, f.To); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			c.sendError(ref, "not_found", "no such user")
+			c.sendError(ref, httpapi.CodeNotFound, "no such user")
 		} else {
 			herr := s.backendError(ctx, "user lookup", err)
 			c.sendError(ref, herr.Code, herr.Message)

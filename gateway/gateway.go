@@ -285,7 +285,7 @@ func (g *Gateway) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		if g.limiter != nil && r.Method == http.MethodPost &&
 			(r.URL.Path == "/auth/login" || r.URL.Path == "/auth/token") {
 			if ok, wait := g.limiter.allow(limitKey(g.clientIP(r), r.RemoteAddr), time.Now()); !ok {
-				httpapi.WriteError(w, &httpapi.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+				httpapi.WriteError(w, &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
 					Message: "too many login attempts from this address, try again later", RetryAfter: wait})
 				return
 			}

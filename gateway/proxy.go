@@ -45,7 +45,7 @@ func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
 	if !upgrade && r.Method == http.MethodPost && r.URL.Path == "/api/messages" {
 		var err error
 		if body, replayable, err = bufferBody(r); err != nil {
-			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, "invalid_request", "could not read the body"))
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "could not read the body"))
 			return
 		}
 	}
@@ -122,7 +122,7 @@ func (g *Gateway) serveUpstream(w http.ResponseWriter, req *http.Request, u *ups
 }
 
 func (g *Gateway) writeUnavailable(w http.ResponseWriter, kind string) {
-	httpapi.WriteError(w, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
+	httpapi.WriteError(w, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeUnavailable,
 		Message: "the " + kind + " service is unavailable, try again", RetryAfter: g.retryAfter})
 }
 

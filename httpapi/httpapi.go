@@ -17,6 +17,28 @@ import (
 	"time"
 )
 
+// Error codes of api.md's error shape. Every error a handler returns uses one
+// of these; clients switch on the code, never on the message.
+const (
+	CodeInvalidRequest       = "invalid_request"        // the request is malformed or a field is invalid
+	CodeUnauthenticated      = "unauthenticated"        // no valid session
+	CodeForbidden            = "forbidden"              // the caller may not do this
+	CodeNotFound             = "not_found"              // no such resource, or not visible to the caller
+	CodeMethodNotAllowed     = "method_not_allowed"     // a known path with the wrong method
+	CodeUnsupportedMediaType = "unsupported_media_type" // the body must be application/json
+	CodeTooLarge             = "too_large"              // the body is over its limit
+	CodeRateLimited          = "rate_limited"           // too many requests; Retry-After says when to try again
+	CodeUnavailable          = "unavailable"            // a backend is unavailable; Retry-After says when to try again
+	CodeInternal             = "internal"               // an unexpected failure, logged on the server
+	CodeInvalidCredentials   = "invalid_credentials"    // wrong username or password
+	CodeInvalidUsername      = "invalid_username"       // a username outside the allowed form
+	CodeUsernameTaken        = "username_taken"         // the username belongs to another account
+	CodeWeakPassword         = "weak_password"          // a password too short, too common or containing the username
+	CodeTextEmpty            = "text_empty"             // a message without text
+	CodeTextTooLong          = "text_too_long"          // a message over chat.max_text_bytes
+	CodeCannotMessageSelf    = "cannot_message_self"    // a message or typing event addressed to its sender
+)
+
 // Error is an API error: an HTTP status, a snake_case code and a message
 // that may be shown to a user.
 type Error struct {
@@ -35,10 +57,10 @@ func Errorf(status int, code, format string, args ...any) *Error {
 
 // Common errors.
 var (
-	ErrUnauthenticated = &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "authentication required"}
-	ErrForbidden       = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "forbidden"}
-	ErrNotFound        = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
-	ErrUnavailable     = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "a backend is unavailable, try again", RetryAfter: 2 * time.Second}
+	ErrUnauthenticated = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "authentication required"}
+	ErrForbidden       = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "forbidden"}
+	ErrNotFound        = &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"}
+	ErrUnavailable     = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "a backend is unavailable, try again", RetryAfter: 2 * time.Second}
 )
 
 type body struct {
@@ -80,18 +102,18 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
-		return Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+		return Errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "the body must be application/json")
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return Errorf(http.StatusRequestEntityTooLarge, "too_large", "the body is larger than %d bytes", limit)
+			return Errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "the body is larger than %d bytes", limit)
 		}
-		return Errorf(http.StatusBadRequest, "invalid_request", "could not read the body")
+		return Errorf(http.StatusBadRequest, CodeInvalidRequest, "could not read the body")
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return Errorf(http.StatusBadRequest, "invalid_request", "the body is not valid JSON for this request: %s", jsonProblem(err))
+		return Errorf(http.StatusBadRequest, CodeInvalidRequest, "the body is not valid JSON for this request: %s", jsonProblem(err))
 	}
 	return nil
 }
