@@ -1,0 +1,227 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/chatd/chatd/httpapi"
+	"github.com/chatd/chatd/store"
+)
+
+// Input limits of api.md.
+const (
+	minUsername    = 3
+	maxUsername    = 32
+	minPassword    = 8
+	maxPassword    = 256
+	maxDisplayName = 64
+)
+
+var (
+	errInvalidCredentials = httpapi.Errorf(http.StatusUnauthorized, httpapi.CodeInvalidCredentials, "wrong username or password")
+	errUsernameTaken      = httpapi.Errorf(http.StatusConflict, httpapi.CodeUsernameTaken, "this username is taken")
+)
+
+type credentials struct {
+	Username    string  `json:"username"`
+	Password    string  `json:"password"`
+	DisplayName *string `json:"display_name"`
+}
+
+func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error {
+	if e := s.checkOrigin(r); e != nil {
+		return e
+	}
+	var req credentials
+	if e := httpapi.DecodeJSON(w, r, s.cfg.BodyLimit, &req); e != nil {
+		return e
+	}
+	username, ok := normalizeUsername(req.Username)
+	if !ok {
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidUsername,
+			"a username has %d to %d characters among a-z, 0-9, '_', '.' and '-'", minUsername, maxUsername)
+	}
+	if n := utf8.RuneCountInString(req.Password); n < minPassword || n > maxPassword {
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeWeakPassword,
+			"a password has %d to %d characters", minPassword, maxPassword)
+	}
+	// Without a display name, the username as typed keeps its case ("Alice").
+	display, e := normalizeDisplayName(req.DisplayName, req.Username)
+	if e != nil {
+		return e
+	}
+	ctx := r.Context()
+	// A taken name is refused before the costly hash; CreateUser still
+	// settles a race.
+	if _, err := s.store.UserByUsername(ctx, username); err == nil {
+		return errUsernameTaken
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return s.unavailable("look up user", err)
+	}
+	var hash string
+	if err := s.withHashSlot(ctx, func() { hash = HashPassword(req.Password, s.cfg.Argon2) }); err != nil {
+		return s.unavailable("hash password", err)
+	}
+	u := store.User{ID: store.NewID(), Username: username, DisplayName: display, PasswordHash: hash, CreatedAt: s.now().UTC()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errUsernameTaken
+		}
+		return s.unavailable("create user", err)
+	}
+	s.m.signups.Inc()
+	s.log.Info("user signed up", "user_id", u.ID)
+	if e := s.startBrowserSession(ctx, w, u); e != nil {
+		return e
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, userResponse{User: toAPIUser(u)})
+	return nil
+}
+
+func (s *Service) login(w http.ResponseWriter, r *http.Request) *httpapi.Error {
+	u, e := s.authenticate(w, r)
+	if e != nil {
+		return e
+	}
+	if e := s.startBrowserSession(r.Context(), w, u); e != nil {
+		return e
+	}
+	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: toAPIUser(u)})
+	return nil
+}
+
+type tokenResponse struct {
+	Token     string  `json:"token"`
+	ExpiresAt string  `json:"expires_at"`
+	User      apiUser `json:"user"`
+}
+
+func (s *Service) token(w http.ResponseWriter, r *http.Request) *httpapi.Error {
+	u, e := s.authenticate(w, r)
+	if e != nil {
+		return e
+	}
+	now := s.now()
+	// A bearer session has no refresh token: its hash is of a random value
+	// nobody holds. It lasts as long as its access token.
+	sess := store.Session{
+		ID:          store.NewID(),
+		UserID:      u.ID,
+		RefreshHash: hashToken(randomSecret()),
+		CreatedAt:   now.UTC(),
+		ExpiresAt:   now.Add(s.cfg.AccessTTL).UTC(),
+	}
+	tok, exp, err := s.signer.Sign(u.ID, sess.ID, now)
+	if err != nil {
+		return s.internal("sign token", err)
+	}
+	if err := s.store.CreateSession(r.Context(), sess); err != nil {
+		return s.unavailable("create session", err)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresAt: exp.UTC().Format(timeFormat), User: toAPIUser(u)})
+	return nil
+}
+
+// authenticate checks the credentials of a login or token request, under
+// the failed-login limiter. Unknown users and wrong passwords get the same
+// answer after the same work.
+func (s *Service) authenticate(w http.ResponseWriter, r *http.Request) (store.User, *httpapi.Error) {
+	if e := s.checkOrigin(r); e != nil {
+		return store.User{}, e
+	}
+	var req credentials
+	if e := httpapi.DecodeJSON(w, r, s.cfg.BodyLimit, &req); e != nil {
+		return store.User{}, e
+	}
+	username, ok := normalizeUsername(req.Username)
+	if !ok || req.Password == "" || utf8.RuneCountInString(req.Password) > maxPassword {
+		// No such account can exist: nothing to hide or to limit.
+		s.m.logins.WithLabelValues("invalid_credentials").Inc()
+		return store.User{}, errInvalidCredentials
+	}
+	if ok, wait := s.limiter.begin(username, s.now()); !ok {
+		s.m.logins.WithLabelValues("rate_limited").Inc()
+		return store.User{}, &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
+			Message: "too many failed logins, try again later", RetryAfter: max(wait, time.Second)}
+	}
+	ctx := r.Context()
+	u, err := s.store.UserByUsername(ctx, username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.limiter.undo(username)
+		s.m.logins.WithLabelValues("error").Inc()
+		return store.User{}, s.unavailable("look up user", err)
+	}
+	found := err == nil
+	hash := s.dummy
+	if found {
+		hash = u.PasswordHash
+	}
+	var match bool
+	var verr error
+	if err := s.withHashSlot(ctx, func() { match, verr = VerifyPassword(req.Password, hash) }); err != nil {
+		s.limiter.undo(username)
+		s.m.logins.WithLabelValues("error").Inc()
+		return store.User{}, s.unavailable("verify password", err)
+	}
+	if verr != nil && found {
+		s.log.Error("stored password hash is malformed", "user_id", u.ID, "err", verr)
+	}
+	if !match || !found {
+		s.m.logins.WithLabelValues("invalid_credentials").Inc()
+		return store.User{}, errInvalidCredentials
+	}
+	s.limiter.succeed(username)
+	s.m.logins.WithLabelValues("success").Inc()
+	return u, nil
+}
+
+// normalizeUsername folds ASCII letters to lower case and reports whether
+// the result is a valid username. Non-ASCII letters are refused rather than
+// folded, so that no two spellings look alike.
+func normalizeUsername(s string) (string, bool) {
+	if len(s) < minUsername || len(s) > maxUsername {
+		return "", false
+	}
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + ('a' - 'A')
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return "", false
+		}
+	}
+	return string(b), true
+}
+
+// normalizeDisplayName trims d; absent or blank means username (which has
+// passed normalizeUsername up to case). It refuses
+// more than 64 characters and control characters (bidi overrides and line
+// separators included).
+func normalizeDisplayName(d *string, username string) (string, *httpapi.Error) {
+	if d == nil {
+		return username, nil
+	}
+	name := strings.TrimSpace(*d)
+	if name == "" {
+		return username, nil
+	}
+	if utf8.RuneCountInString(name) > maxDisplayName {
+		return "", httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "display_name has at most %d characters", maxDisplayName)
+	}
+	for _, r := range name {
+		if r == utf8.RuneError || unicode.IsControl(r) || isBidiOrSeparator(r) {
+			return "", httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "display_name must not contain control characters")
+		}
+	}
+	return name, nil
+}
+
+func isBidiOrSeparator(r rune) bool {
+	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == 0x2028 || r == 0x2029 || r == 0x200E || r == 0x200F
+}
