@@ -33,9 +33,13 @@ func TestDependencyRules(t *testing.T) {
 				bad("test-only packages are imported from tests only")
 			}
 			switch {
-			case p == "store" || p == "pubsub" || p == "httpapi" || p == "ui":
+			case p == "store" || p == "pubsub" || p == "ui":
 				if !isStd(imp) && (p != "ui" || own(imp)) {
 					bad(p + " imports only the standard library")
+				}
+			case p == "httpapi":
+				if !isStd(imp) && ri != "store" {
+					bad("httpapi imports only the standard library and store")
 				}
 			case backends[p] != "":
 				if own(imp) && ri != backends[p] {

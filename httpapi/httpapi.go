@@ -1,7 +1,9 @@
-// Package httpapi holds the pieces of api.md's HTTP conventions that the auth
-// and chat roles share: the error shape, JSON bodies with their limits, and
-// the same-origin rule for cookie-authenticated unsafe requests. It imports
-// only the standard library.
+// Package httpapi holds the pieces of api.md's conventions that the auth
+// and chat roles share: the error shape and the one map from errors to it
+// (errors.go), the wire form of the objects both serve and the time format
+// (wire.go), JSON bodies with their limits, and the same-origin rule for
+// cookie-authenticated unsafe requests. It imports only the standard
+// library and store (for its records and sentinel errors).
 package httpapi
 
 import (
@@ -33,6 +35,7 @@ const (
 	CodeInvalidCredentials   = "invalid_credentials"    // wrong username or password
 	CodeInvalidUsername      = "invalid_username"       // a username outside the allowed form
 	CodeUsernameTaken        = "username_taken"         // the username belongs to another account
+	CodeConflict             = "conflict"               // a concurrent change won; reload and try again
 	CodeWeakPassword         = "weak_password"          // a password too short, too common or containing the username
 	CodeTextEmpty            = "text_empty"             // a message without text
 	CodeTextTooLong          = "text_too_long"          // a message over chat.max_text_bytes
@@ -60,7 +63,9 @@ var (
 	ErrUnauthenticated = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "authentication required"}
 	ErrForbidden       = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "forbidden"}
 	ErrNotFound        = &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"}
+	ErrConflict        = &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "a concurrent change won, reload and try again"}
 	ErrUnavailable     = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "a backend is unavailable, try again", RetryAfter: 2 * time.Second}
+	ErrInternal        = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 )
 
 type body struct {
