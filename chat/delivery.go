@@ -49,13 +49,8 @@ func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Er
 	case req.to == req.from:
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeCannotMessageSelf, "you cannot message yourself")
 	}
-	if _, err := s.userByID(ctx, req.to); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "no such user")
-		}
-		return s.backendError(ctx, "user lookup", err)
-	}
-	return nil
+	_, herr := s.lookupUser(ctx, req.to)
+	return herr
 }
 
 // send validates and stores one message and encodes its frames once; the
@@ -68,7 +63,7 @@ func (s *Service) send(ctx context.Context, req sendRequest) (sendResult, *httpa
 	start := time.Now()
 	msg, created, err := s.store.AppendMessage(ctx, newMessage(req, start))
 	observe(s.m.storeAppend, start)
-	return s.sendResultOf(ctx, req, msg, created, err)
+	return s.sendResultOf(req, msg, created, err)
 }
 
 // newMessage is the record a send asks the store to append.
@@ -81,9 +76,9 @@ func newMessage(req sendRequest, now time.Time) store.Message {
 
 // sendResultOf turns the store's answer to an append into the send's
 // result: its frames encoded once, or the error to answer.
-func (s *Service) sendResultOf(ctx context.Context, req sendRequest, msg store.Message, created bool, err error) (sendResult, *httpapi.Error) {
+func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool, err error) (sendResult, *httpapi.Error) {
 	if err != nil {
-		return sendResult{}, s.backendError(ctx, "append message", err)
+		return sendResult{}, httpapi.Fail(s.log, "append message", err)
 	}
 	if msg.From != req.from { // cannot happen: the store keys retries by sender
 		s.log.Error("store returned a foreign message on append", "msg", msg.ID)
@@ -92,7 +87,7 @@ func (s *Service) sendResultOf(ctx context.Context, req sendRequest, msg store.M
 	env, ack, err := messageFrames(msg, req.except, req.wantAck)
 	if err != nil {
 		s.log.Error("encode message", "err", err)
-		return sendResult{}, &httpapi.Error{Status: http.StatusInternalServerError, Code: httpapi.CodeInternal, Message: "internal error"}
+		return sendResult{}, httpapi.ErrInternal
 	}
 	if created {
 		s.m.stored.Inc()
@@ -129,11 +124,8 @@ func (s *Service) markPointer(ctx context.Context, userID, peerID string, seq in
 	if seq < 0 {
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "seq must not be negative")
 	}
-	if _, err := s.userByID(ctx, peerID); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "no such user")
-		}
-		return s.backendError(ctx, "user lookup", err)
+	if _, herr := s.lookupUser(ctx, peerID); herr != nil {
+		return herr
 	}
 	var (
 		ptr   int64
@@ -152,7 +144,7 @@ func (s *Service) markPointer(ctx context.Context, userID, peerID string, seq in
 	case errors.Is(err, store.ErrNotFound):
 		return nil // a known peer without a conversation: nothing to move
 	case err != nil:
-		return s.backendError(ctx, "mark "+kind, err)
+		return httpapi.Fail(s.log, "mark "+kind, err)
 	}
 	if moved {
 		env, err := eventEnvelope(receiptFrame{

@@ -171,13 +171,13 @@ func (s *Service) wsSendPipelined(ctx context.Context, app store.AsyncAppender, 
 	op := c.ticket(start)
 	op.ref = ref
 	if !s.beginWork() {
-		op.frame = errorFrameBytes(ref, httpapi.ErrUnavailable.Code, httpapi.ErrUnavailable.Message)
+		op.frame = errorFrameBytes(ref, httpapi.ErrUnavailable)
 		s.pushCompletion(op)
 		return
 	}
 	op.work = true
 	if herr := s.validateSend(ctx, req); herr != nil {
-		op.frame = errorFrameBytes(ref, herr.Code, herr.Message)
+		op.frame = errorFrameBytes(ref, herr)
 		s.pushCompletion(op)
 		return
 	}
@@ -220,9 +220,9 @@ func (s *Service) answer(op *sendOp) {
 	} else {
 		observe(s.m.storeAppend, op.storeStart)
 		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
-		res, herr := s.sendResultOf(ctx, op.req, op.msg, op.created, op.err)
+		res, herr := s.sendResultOf(op.req, op.msg, op.created, op.err)
 		if herr != nil {
-			c.enqueue(errorFrameBytes(op.ref, herr.Code, herr.Message), 0)
+			c.enqueue(errorFrameBytes(op.ref, herr), 0)
 		} else {
 			c.enqueue(res.ack, op.start) // the ack does not wait for the broker
 			s.fanOut(ctx, res)

@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -98,7 +97,7 @@ func (s *Service) handleSearchUsers(w http.ResponseWriter, r *http.Request, me p
 	users, err := s.store.SearchUsers(ctx, q, me.UserID, limit)
 	observe(s.m.storeOp("search_users"), start)
 	if err != nil {
-		return s.backendError(ctx, "search users", err)
+		return httpapi.Fail(s.log, "search users", err)
 	}
 	ids := make([]string, 0, len(users))
 	for _, u := range users {
@@ -110,7 +109,7 @@ func (s *Service) handleSearchUsers(w http.ResponseWriter, r *http.Request, me p
 		if u.ID == me.UserID {
 			continue
 		}
-		out = append(out, userWithPresence{userJSON: toUserJSON(u), Presence: toPresenceJSON(pres[u.ID])})
+		out = append(out, userWithPresence{User: httpapi.UserOf(u), Presence: toPresenceJSON(pres[u.ID])})
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"users": out})
 	return nil
@@ -119,18 +118,15 @@ func (s *Service) handleSearchUsers(w http.ResponseWriter, r *http.Request, me p
 // GET /api/users/{id}
 func (s *Service) handleUser(w http.ResponseWriter, r *http.Request, me principal) *httpapi.Error {
 	ctx := r.Context()
-	u, err := s.userByID(ctx, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return errNoSuchUser
-	}
-	if err != nil {
-		return s.backendError(ctx, "user lookup", err)
+	u, herr := s.lookupUser(ctx, r.PathValue("id"))
+	if herr != nil {
+		return herr
 	}
 	pres := s.lookupPresence(ctx, []string{u.ID})
 	httpapi.WriteJSON(w, http.StatusOK, struct {
-		User     userJSON     `json:"user"`
+		User     httpapi.User `json:"user"`
 		Presence presenceJSON `json:"presence"`
-	}{toUserJSON(u), toPresenceJSON(pres[u.ID])})
+	}{httpapi.UserOf(u), toPresenceJSON(pres[u.ID])})
 	return nil
 }
 
@@ -141,7 +137,7 @@ func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me
 	convs, err := s.store.Conversations(ctx, me.UserID)
 	observe(s.m.storeOp("conversations"), start)
 	if err != nil {
-		return s.backendError(ctx, "conversations", err)
+		return httpapi.Fail(s.log, "conversations", err)
 	}
 	ids := make([]string, 0, len(convs))
 	for _, c := range convs {
@@ -153,7 +149,7 @@ func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me
 		users, err := s.store.UsersByIDs(ctx, ids)
 		observe(s.m.storeOp("users_by_ids"), start)
 		if err != nil {
-			return s.backendError(ctx, "users by ids", err)
+			return httpapi.Fail(s.log, "users by ids", err)
 		}
 		for _, u := range users {
 			peers[u.ID] = u
@@ -167,7 +163,7 @@ func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me
 			continue // never show what the caller is not a member of
 		}
 		cj := conversationJSON{
-			ID: c.ID, Peer: toUserJSON(peer), Presence: toPresenceJSON(pres[c.PeerID]),
+			ID: c.ID, Peer: httpapi.UserOf(peer), Presence: toPresenceJSON(pres[c.PeerID]),
 			LastSeq: c.LastSeq, Unread: c.Unread, ReadSeq: c.ReadSeq,
 			PeerReadSeq: c.PeerReadSeq, PeerDeliveredSeq: c.PeerDeliveredSeq,
 		}
@@ -207,11 +203,8 @@ func (s *Service) handleHistory(w http.ResponseWriter, r *http.Request, me princ
 	}
 	ctx := r.Context()
 	peer := r.PathValue("peer_id")
-	if _, err := s.userByID(ctx, peer); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return errNoSuchUser
-		}
-		return s.backendError(ctx, "user lookup", err)
+	if _, herr := s.lookupUser(ctx, peer); herr != nil {
+		return herr
 	}
 	convID := store.ConversationID(me.UserID, peer)
 	var (
@@ -228,7 +221,7 @@ func (s *Service) handleHistory(w http.ResponseWriter, r *http.Request, me princ
 		observe(s.m.storeOp("messages_before"), start)
 	}
 	if err != nil {
-		return s.backendError(ctx, "history", err)
+		return httpapi.Fail(s.log, "history", err)
 	}
 	out := make([]messageJSON, 0, len(msgs))
 	for _, m := range msgs {

@@ -360,21 +360,13 @@ func (s *Service) checkSession(ctx context.Context, cl auth.Claims) *httpapi.Err
 	case errors.Is(err, store.ErrNotFound):
 		return httpapi.ErrUnauthenticated
 	case err != nil:
-		return s.backendError(ctx, "session lookup", err)
+		return httpapi.Fail(s.log, "session lookup", err)
 	}
 	s.sessions.put(sess.ID, sess.UserID, sess.Revoked(), now)
 	if sess.Revoked() || sess.UserID != cl.UserID {
 		return httpapi.ErrUnauthenticated
 	}
 	return nil
-}
-
-// backendError logs err (unless the caller went away) and returns 503.
-func (s *Service) backendError(ctx context.Context, what string, err error) *httpapi.Error {
-	if ctx.Err() == nil {
-		s.log.Error("backend error", "op", what, "err", err)
-	}
-	return httpapi.ErrUnavailable
 }
 
 // userByID returns the user, from a small cache of users known to exist
@@ -390,6 +382,19 @@ func (s *Service) userByID(ctx context.Context, id string) (store.User, error) {
 		return store.User{}, err
 	}
 	s.users.put(u)
+	return u, nil
+}
+
+// lookupUser is userByID with the answer a client gets when it fails: 404
+// not_found for an unknown user, 503 (logged) when the store fails.
+func (s *Service) lookupUser(ctx context.Context, id string) (store.User, *httpapi.Error) {
+	u, err := s.userByID(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.User{}, errNoSuchUser
+	case err != nil:
+		return store.User{}, httpapi.Fail(s.log, "user lookup", err)
+	}
 	return u, nil
 }
 

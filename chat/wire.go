@@ -3,27 +3,14 @@ package chat
 import (
 	"encoding/binary"
 	"encoding/json"
-	"time"
 
+	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/store"
 )
 
-// timeLayout is api.md's time format: RFC 3339 UTC with milliseconds.
-const timeLayout = "2006-01-02T15:04:05.000Z"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-// userJSON is api.md's User.
-type userJSON struct {
-	ID          string `json:"id"`
-	Username    string `json:"username"`
-	DisplayName string `json:"display_name"`
-}
-
-func toUserJSON(u store.User) userJSON {
-	return userJSON{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName}
-}
+// The wire forms of api.md's objects that only chat serves; User and the
+// time format are httpapi's, shared with auth.
 
 // presenceJSON is api.md's Presence; LastSeen is nil while online or unknown.
 type presenceJSON struct {
@@ -34,7 +21,7 @@ type presenceJSON struct {
 func toPresenceJSON(st pubsub.Status) presenceJSON {
 	p := presenceJSON{Online: st.Online}
 	if !st.Online && !st.LastSeen.IsZero() {
-		s := formatTime(st.LastSeen)
+		s := httpapi.FormatTime(st.LastSeen)
 		p.LastSeen = &s
 	}
 	return p
@@ -55,14 +42,14 @@ type messageJSON struct {
 func toMessageJSON(m store.Message) messageJSON {
 	return messageJSON{
 		ID: m.ID, ConversationID: m.ConversationID, Seq: m.Seq, From: m.From, To: m.To,
-		Text: m.Text, ClientMsgID: m.ClientMsgID, CreatedAt: formatTime(m.CreatedAt),
+		Text: m.Text, ClientMsgID: m.ClientMsgID, CreatedAt: httpapi.FormatTime(m.CreatedAt),
 	}
 }
 
 // conversationJSON is api.md's Conversation.
 type conversationJSON struct {
 	ID               string       `json:"id"`
-	Peer             userJSON     `json:"peer"`
+	Peer             httpapi.User `json:"peer"`
 	Presence         presenceJSON `json:"presence"`
 	LastMessage      *messageJSON `json:"last_message"`
 	LastSeq          int64        `json:"last_seq"`
@@ -74,7 +61,7 @@ type conversationJSON struct {
 
 // userWithPresence is an entry of GET /api/users: User + "presence".
 type userWithPresence struct {
-	userJSON
+	httpapi.User
 	Presence presenceJSON `json:"presence"`
 }
 
@@ -91,10 +78,10 @@ type clientFrame struct {
 // Server frames other than message/ack (which are assembled by hand so that
 // the message is encoded once).
 type helloFrame struct {
-	Type       string   `json:"type"`
-	User       userJSON `json:"user"`
-	Node       string   `json:"node"`
-	HeartbeatS int      `json:"heartbeat_s"`
+	Type       string       `json:"type"`
+	User       httpapi.User `json:"user"`
+	Node       string       `json:"node"`
+	HeartbeatS int          `json:"heartbeat_s"`
 }
 
 type receiptFrame struct {
@@ -196,9 +183,13 @@ func messageFrames(m store.Message, except uint64, ack bool) (env, ackFrame []by
 	return env, ackFrame, nil
 }
 
-// errorFrameBytes encodes an `error` event; ref nil encodes as null.
-func errorFrameBytes(ref *string, code, msg string) []byte {
-	b, err := json.Marshal(errorFrame{Type: "error", Ref: ref, Error: errorBody{Code: code, Message: msg}})
+// errorFrameBytes encodes e as an `error` event: the WebSocket form of the
+// error shape, with e's code and message (its status has no place in a
+// frame). ref nil encodes as null. Every error frame is made here, from an
+// *httpapi.Error that httpapi.FromError or httpapi.Fail gave or a handler
+// made: the one error map serves both transports.
+func errorFrameBytes(ref *string, e *httpapi.Error) []byte {
+	b, err := json.Marshal(errorFrame{Type: "error", Ref: ref, Error: errorBody{Code: e.Code, Message: e.Message}})
 	if err != nil { // cannot happen for strings
 		return []byte(`{"type":"error","ref":null,"error":{"code":"internal","message":"internal error"}}`)
 	}

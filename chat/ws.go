@@ -13,7 +13,6 @@ import (
 
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/pubsub"
-	"github.com/chatd/chatd/store"
 	"github.com/coder/websocket"
 )
 
@@ -187,7 +186,7 @@ func (c *conn) readLoop() {
 		now := c.s.mono(time.Now())
 		c.lastSeen.Store(now)
 		if typ != websocket.MessageText {
-			c.sendError(nil, httpapi.CodeInvalidRequest, "frames must be text")
+			c.sendError(nil, errTextFrames)
 		} else {
 			c.s.handleFrame(c, buf.Bytes(), now)
 		}
@@ -197,11 +196,20 @@ func (c *conn) readLoop() {
 	}
 }
 
-// sendError answers the frame being read with an error, after the answers
-// of the sends still in flight (reader goroutine).
-func (c *conn) sendError(ref *string, code, msg string) {
-	c.answerInOrder(errorFrameBytes(ref, code, msg))
+// sendError answers the frame being read with e, after the answers of the
+// sends still in flight (reader goroutine).
+func (c *conn) sendError(ref *string, e *httpapi.Error) {
+	c.answerInOrder(errorFrameBytes(ref, e))
 }
+
+var (
+	errTextFrames  = badRequest("frames must be text")
+	errNotJSON     = badRequest("the frame is not a valid JSON object")
+	errSeqRequired = badRequest("seq is required")
+	errUnknownType = badRequest("unknown frame type")
+	errToRequired  = badRequest("to is required")
+	errTypingSelf  = httpapi.Errorf(http.StatusBadRequest, httpapi.CodeCannotMessageSelf, "you cannot type to yourself")
+)
 
 // handleWS serves GET /ws.
 func (s *Service) handleWS(w http.ResponseWriter, r *http.Request) {
@@ -230,20 +238,19 @@ func (s *Service) upgrade(w http.ResponseWriter, r *http.Request) bool {
 		httpapi.WriteError(w, httpapi.ErrForbidden)
 		return false
 	}
-	user, err := s.userByID(r.Context(), me.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		httpapi.WriteError(w, httpapi.ErrUnauthenticated)
-		return false
+	user, herr := s.lookupUser(r.Context(), me.UserID)
+	if herr == errNoSuchUser {
+		herr = httpapi.ErrUnauthenticated // a valid token of a user who does not exist
 	}
-	if err != nil {
-		httpapi.WriteError(w, s.backendError(r.Context(), "user lookup", err))
+	if herr != nil {
+		httpapi.WriteError(w, herr)
 		return false
 	}
 	hello, err := json.Marshal(helloFrame{
-		Type: "hello", User: toUserJSON(user), Node: s.node, HeartbeatS: int(s.cfg.Heartbeat / time.Second),
+		Type: "hello", User: httpapi.UserOf(user), Node: s.node, HeartbeatS: int(s.cfg.Heartbeat / time.Second),
 	})
 	if err != nil {
-		httpapi.WriteError(w, &httpapi.Error{Status: http.StatusInternalServerError, Code: httpapi.CodeInternal, Message: "internal error"})
+		httpapi.WriteError(w, httpapi.ErrInternal)
 		return false
 	}
 
@@ -295,7 +302,7 @@ func (s *Service) handleFrame(c *conn, data []byte, start int64) {
 	}
 	var f clientFrame
 	if err := json.Unmarshal(data, &f); err != nil {
-		c.sendError(nil, httpapi.CodeInvalidRequest, "the frame is not a valid JSON object")
+		c.sendError(nil, errNotJSON)
 		return
 	}
 	ref := f.ClientMsgID
@@ -309,7 +316,7 @@ func (s *Service) handleFrame(c *conn, data []byte, start int64) {
 		s.wsSend(ctx, c, f, ref, start)
 	case "received", "read":
 		if f.Seq == nil {
-			c.sendError(ref, httpapi.CodeInvalidRequest, "seq is required")
+			c.sendError(ref, errSeqRequired)
 			return
 		}
 		kind := "read"
@@ -317,12 +324,12 @@ func (s *Service) handleFrame(c *conn, data []byte, start int64) {
 			kind = "delivered"
 		}
 		if herr := s.markPointer(ctx, c.userID, f.Peer, *f.Seq, kind); herr != nil {
-			c.sendError(ref, herr.Code, herr.Message)
+			c.sendError(ref, herr)
 		}
 	case "typing":
 		s.wsTyping(ctx, c, f, ref)
 	default:
-		c.sendError(ref, httpapi.CodeInvalidRequest, "unknown frame type")
+		c.sendError(ref, errUnknownType)
 	}
 }
 
@@ -337,13 +344,13 @@ func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *strin
 	}
 	// The store answers only once the message is durable: one send at a time.
 	if !s.beginWork() {
-		c.sendError(ref, httpapi.ErrUnavailable.Code, httpapi.ErrUnavailable.Message)
+		c.sendError(ref, httpapi.ErrUnavailable)
 		return
 	}
 	defer s.endWork()
 	res, herr := s.send(ctx, req)
 	if herr != nil {
-		c.sendError(ref, herr.Code, herr.Message)
+		c.sendError(ref, herr)
 		return
 	}
 	c.enqueue(res.ack, start) // the ack does not wait for the broker
@@ -353,22 +360,17 @@ func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *strin
 func (s *Service) wsTyping(ctx context.Context, c *conn, f clientFrame, ref *string) {
 	switch f.To {
 	case "":
-		c.sendError(ref, httpapi.CodeInvalidRequest, "to is required")
+		c.sendError(ref, errToRequired)
 		return
 	case c.userID:
-		c.sendError(ref, httpapi.CodeCannotMessageSelf, "you cannot type to yourself")
+		c.sendError(ref, errTypingSelf)
 		return
 	}
 	if !s.hub.allowTyping(c, f.To, time.Now()) {
 		return // rate limited: dropped silently, typing is ephemeral
 	}
-	if _, err := s.userByID(ctx, f.To); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			c.sendError(ref, httpapi.CodeNotFound, "no such user")
-		} else {
-			herr := s.backendError(ctx, "user lookup", err)
-			c.sendError(ref, herr.Code, herr.Message)
-		}
+	if _, herr := s.lookupUser(ctx, f.To); herr != nil {
+		c.sendError(ref, herr)
 		return
 	}
 	env, err := eventEnvelope(typingFrame{Type: "typing", From: c.userID})
