@@ -22,6 +22,9 @@ var (
 	// ErrConflict: a uniqueness rule or a compare-and-swap precondition failed
 	// (username taken, refresh hash no longer current, session revoked).
 	ErrConflict = errors.New("store: conflict")
+	// ErrInvalid: the caller broke a rule of the record it passed (a message
+	// without a sender or a recipient, or to its own sender).
+	ErrInvalid = errors.New("store: invalid record")
 )
 
 // User is an account. Username is stored folded to lower case.
@@ -96,10 +99,28 @@ func NewID() string {
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// Store is everything chatd keeps. Implementations are safe for concurrent use.
-// Every method returns ctx.Err() (possibly wrapped) when ctx ends first, and a
-// wrapped backend error when the backend fails; callers map those to 503.
+// Store is everything chatd keeps: the four aggregates, each its own
+// interface so that a service asks only for the ones it uses, and the
+// backend's lifecycle. Implementations are safe for concurrent use.
+//
+// Every method of every aggregate returns ctx.Err() (possibly wrapped) when
+// ctx ends first, and a wrapped backend error when the backend fails;
+// callers map those to 503. For a write, such an error says nothing about
+// whether the write happened (see Messages for what that means for a send).
 type Store interface {
+	Users
+	Sessions
+	Conversations
+	Messages
+
+	// Ping reports whether the backend answers (used by /readyz).
+	Ping(ctx context.Context) error
+	// Close waits for pending writes and releases the backend.
+	Close() error
+}
+
+// Users are the accounts.
+type Users interface {
 	// CreateUser inserts u (ID, Username, DisplayName, PasswordHash, CreatedAt
 	// set by the caller). ErrConflict if the username is taken.
 	CreateUser(ctx context.Context, u User) error
@@ -113,36 +134,29 @@ type Store interface {
 	// username or display name starts with prefix (case-insensitively),
 	// ordered by username. An empty prefix matches everyone.
 	SearchUsers(ctx context.Context, prefix, excludeID string, limit int) ([]User, error)
+}
 
-	// CreateSession inserts s.
+// Sessions are the logins and their refresh-token chains.
+type Sessions interface {
+	// CreateSession inserts s. ErrConflict if its id is taken.
 	CreateSession(ctx context.Context, s Session) error
 	// SessionByID returns the session (revoked or not) or ErrNotFound.
 	SessionByID(ctx context.Context, id string) (Session, error)
 	// RotateRefresh atomically replaces the session's refresh hash oldHash by
 	// newHash (PrevRefreshHash becomes oldHash) and sets ExpiresAt. It returns
 	// ErrConflict when the session is revoked or its current hash is not
-	// oldHash (a concurrent rotation won), ErrNotFound when there is no session.
+	// oldHash (a concurrent rotation won), ErrNotFound when there is no
+	// session. Of concurrent rotations from one hash at most one succeeds.
 	RotateRefresh(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) error
 	// RevokeSession marks the session revoked at at. Revoking a revoked
 	// session keeps the first time and returns nil. ErrNotFound if unknown.
 	RevokeSession(ctx context.Context, id string, at time.Time) error
+}
 
-	// AppendMessage stores m. The caller sets ID, From, To, Text, ClientMsgID
-	// and CreatedAt; the store sets ConversationID (ConversationID(From, To))
-	// and Seq, creating the conversation on its first message, and returns the
-	// stored message with created=true. If a message with the same From and
-	// ClientMsgID exists already, nothing is written and that message is
-	// returned with created=false. When AppendMessage returns nil the message
-	// is durable.
-	AppendMessage(ctx context.Context, m Message) (stored Message, created bool, err error)
-	// MessagesBefore returns up to limit messages of the conversation with
-	// seq < before (before <= 0: the newest), ascending by seq, and whether
-	// older ones exist.
-	MessagesBefore(ctx context.Context, conversationID string, before int64, limit int) (msgs []Message, hasMore bool, err error)
-	// MessagesAfter returns up to limit messages with seq > after, ascending
-	// by seq, and whether newer ones exist.
-	MessagesAfter(ctx context.Context, conversationID string, after int64, limit int) (msgs []Message, hasMore bool, err error)
-
+// Conversations are the member's views of their conversations and the
+// read and delivered pointers in them. A conversation exists from its first
+// message on (Messages.AppendMessage creates it).
+type Conversations interface {
 	// Conversations returns userID's conversations, most recent activity first.
 	Conversations(ctx context.Context, userID string) ([]ConversationView, error)
 	// Conversation returns the conversation of userID with peerID, or
@@ -158,17 +172,46 @@ type Store interface {
 	MarkRead(ctx context.Context, userID, peerID string, seq int64) (readSeq int64, moved bool, err error)
 	// MarkDelivered moves userID's delivered pointer forward, like MarkRead.
 	MarkDelivered(ctx context.Context, userID, peerID string, seq int64) (deliveredSeq int64, moved bool, err error)
+}
 
-	// Ping reports whether the backend answers (used by /readyz).
-	Ping(ctx context.Context) error
-	// Close waits for pending writes and releases the backend.
-	Close() error
+// Messages are the messages of every conversation, in seq order.
+//
+// Durability of a send. When AppendMessage returns nil, the returned message
+// is durable. When it returns an error, the message may or may not have been
+// stored: the outcome is unknown, not a failure. sqlitestore's writer commits
+// a batch whatever becomes of the caller, so a caller whose ctx ended gets
+// ctx.Err() while its message commits with the batch; MongoDB may report a
+// write-concern ("majority") or operation timeout after the insert applied.
+// The caller resolves the unknown by retrying with the same From and
+// ClientMsgID: the retry returns the message stored the first time, with
+// created=false (or stores it now, with created=true). A message sent
+// without a ClientMsgID cannot be resolved this way.
+type Messages interface {
+	// AppendMessage stores m. The caller sets ID, From, To, Text, ClientMsgID
+	// and CreatedAt; the store sets ConversationID (ConversationID(From, To))
+	// and Seq, creating the conversation on its first message, and returns the
+	// stored message with created=true. CreatedAt is kept to the millisecond,
+	// in UTC (what a read returns); a zero CreatedAt or an empty ID is filled
+	// in (PrepareMessage). ErrInvalid if From or To is empty or they are the
+	// same user. If a message with the same From and ClientMsgID exists
+	// already, nothing is written and that message is returned with
+	// created=false. When AppendMessage returns nil the message is durable;
+	// an error leaves it unknown whether m was stored (see Messages).
+	AppendMessage(ctx context.Context, m Message) (stored Message, created bool, err error)
+	// MessagesBefore returns up to limit messages of the conversation with
+	// seq < before (before <= 0: the newest), ascending by seq, and whether
+	// older ones exist.
+	MessagesBefore(ctx context.Context, conversationID string, before int64, limit int) (msgs []Message, hasMore bool, err error)
+	// MessagesAfter returns up to limit messages with seq > after, ascending
+	// by seq, and whether newer ones exist.
+	MessagesAfter(ctx context.Context, conversationID string, after int64, limit int) (msgs []Message, hasMore bool, err error)
 }
 
 // AsyncAppender is implemented by a Store that can queue a message without
 // the caller waiting for its commit (sqlitestore, whose writer commits in
 // groups). chat uses it to keep several sends of one WebSocket connection in
 // flight; with a Store that lacks it, every send waits in AppendMessage.
+// storetest.Run checks these promises for a store that implements it.
 type AsyncAppender interface {
 	// AppendMessageAsync does the work of AppendMessage (same fields set by
 	// the caller, same idempotence) without waiting for it: it returns once
@@ -176,7 +219,8 @@ type AsyncAppender interface {
 	// called exactly once with what AppendMessage would have returned, after
 	// the message is durable or has failed: from a store goroutine, or from
 	// the caller's goroutine before AppendMessageAsync returns when m could
-	// not be queued (store closed, ctx ended). Queued messages are committed
+	// not be queued (store closed, ctx ended). An error passed to done leaves
+	// it unknown whether m was stored, as for AppendMessage (see Messages). Queued messages are committed
 	// in the order they were queued, and their done calls follow that order,
 	// so messages queued one after another by one goroutine get increasing
 	// seqs within a conversation. done must not block or do I/O: it runs on
