@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -74,13 +73,9 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 }
 
 func (s *Store) appendMessage(ctx context.Context, m store.Message) (store.Message, bool, error) {
-	m.ConversationID = store.ConversationID(m.From, m.To)
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = time.Now()
-	}
-	m.CreatedAt = msTime(m.CreatedAt) // what a read returns
-	if m.ID == "" {
-		m.ID = store.NewID()
+	m, err := store.PrepareMessage(m)
+	if err != nil {
+		return store.Message{}, false, err
 	}
 	doc := messageDoc{
 		ID:             m.ID,

@@ -276,9 +276,6 @@ func toDate(t time.Time) bson.DateTime { return bson.NewDateTimeFromTime(t) }
 // fromDate is the inverse of toDate, in UTC.
 func fromDate(d bson.DateTime) time.Time { return time.UnixMilli(int64(d)).UTC() }
 
-// msTime is t as it reads back: truncated to milliseconds, in UTC.
-func msTime(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
-
 // wrapCtx returns an error that matches ctx's error when ctx ended (the
 // driver reports it in its own words), else err.
 func wrapCtx(ctx context.Context, err error) error {

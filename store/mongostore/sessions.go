@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/chatd/chatd/store"
 )
@@ -57,7 +58,7 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 		return fmt.Errorf("mongostore: create session: %w", wrapCtx(ctx, err))
 	}
 	if !sess.RevokedAt.IsZero() {
-		if err := s.revoke(ctx, sess.ID, sess.RevokedAt); err != nil {
+		if _, err := s.revoke(ctx, sess.ID, sess.RevokedAt); err != nil {
 			return fmt.Errorf("mongostore: create session: %w", err)
 		}
 	}
@@ -66,13 +67,22 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 
 // SessionByID returns the session, revoked or not, or ErrNotFound.
 func (s *Store) SessionByID(ctx context.Context, id string) (store.Session, error) {
-	d, err := s.session(ctx, id)
+	sess, err := s.sessionByID(ctx, id)
 	if err != nil {
 		return store.Session{}, fmt.Errorf("mongostore: session by id: %w", err)
 	}
+	return sess, nil
+}
+
+// sessionByID reads the session and its revocation.
+func (s *Store) sessionByID(ctx context.Context, id string) (store.Session, error) {
+	d, err := s.session(ctx, id)
+	if err != nil {
+		return store.Session{}, err
+	}
 	revokedAt, err := s.revokedAt(ctx, id)
 	if err != nil {
-		return store.Session{}, fmt.Errorf("mongostore: session by id: %w", err)
+		return store.Session{}, err
 	}
 	return store.Session{
 		ID:              d.ID,
@@ -106,81 +116,100 @@ func (s *Store) revokedAt(ctx context.Context, id string) (time.Time, error) {
 	return fromDate(r.RevokedAt), nil
 }
 
-// RotateRefresh replaces the session's hash oldHash by newHash. Of
-// concurrent rotations from one hash, the one that inserts the claim of
-// (session, oldHash) proceeds; the others get ErrConflict.
+// RotateRefresh replaces the session's hash oldHash by newHash: the
+// conditional write (rotate), and a read to say why when it changed nothing
+// (store.RunRotation).
 func (s *Store) RotateRefresh(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) error {
-	if err := s.rotate(ctx, id, oldHash, newHash, expiresAt); err != nil {
+	err := store.RunRotation(func() (bool, error) {
+		return s.rotate(ctx, id, oldHash, newHash, expiresAt)
+	}, func() (store.Session, error) {
+		return s.sessionByID(ctx, id)
+	}, oldHash)
+	if err != nil {
 		return fmt.Errorf("mongostore: rotate refresh: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) rotate(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) error {
-	d, err := s.session(ctx, id)
-	if err != nil {
-		return err
-	}
-	if d.RefreshHash != oldHash {
-		return fmt.Errorf("refresh hash is not current: %w", store.ErrConflict)
-	}
+// rotate changes the session's hash from oldHash to newHash unless the
+// session is revoked, and reports whether it did. Of concurrent rotations
+// from one hash, the one that inserts the claim of (session, oldHash)
+// proceeds; the others change nothing.
+func (s *Store) rotate(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) (bool, error) {
 	if revoked, err := s.revokedAt(ctx, id); err != nil {
-		return err
+		return false, err
 	} else if !revoked.IsZero() {
-		return fmt.Errorf("session revoked: %w", store.ErrConflict)
+		return false, nil
 	}
-	_, err = s.claims.InsertOne(ctx, claimDoc{ID: claimID(id, oldHash), SessionID: id})
+	_, err := s.claims.InsertOne(ctx, claimDoc{ID: claimID(id, oldHash), SessionID: id})
 	if isDuplicate(err) {
-		return fmt.Errorf("concurrent rotation: %w", store.ErrConflict)
+		return false, nil
 	}
 	if err != nil {
-		return wrapCtx(ctx, err)
+		return false, wrapCtx(ctx, err)
 	}
 	// Only the claim holder gets here for oldHash; the filter repeats the
 	// check for MongoDB's sake (it is atomic there).
-	res, err := s.sessions.UpdateOne(ctx,
+	var before sessionDoc
+	err = s.sessions.FindOneAndUpdate(ctx,
 		bson.D{{Key: "_id", Value: id}, {Key: "refresh_hash", Value: oldHash}},
 		bson.D{{Key: "$set", Value: bson.D{
 			{Key: "refresh_hash", Value: newHash},
 			{Key: "prev_refresh_hash", Value: oldHash},
 			{Key: "expires_at", Value: toDate(expiresAt)},
-		}}})
+		}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&before)
 	if err != nil {
-		// Release the claim, or this hash could never be rotated again. If
-		// the update did happen, the hash is no longer current and a later
-		// claim of it fails at the update's filter.
+		// Release the claim, or this hash could never be rotated again. When
+		// nothing matched, oldHash is not current and never will be again (a
+		// hash is never reissued); when the update failed but did happen,
+		// the hash is no longer current either, and a later claim of it
+		// changes nothing at this filter.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.Timeout)
 		defer cancel()
 		_, _ = s.claims.DeleteOne(rctx, bson.D{{Key: "_id", Value: claimID(id, oldHash)}})
-		return wrapCtx(ctx, err)
-	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("refresh hash is not current: %w", store.ErrConflict)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return false, nil
+		}
+		return false, wrapCtx(ctx, err)
 	}
 	// The claim of the hash replaced before this one is no longer needed:
 	// that hash can never be current again. Best effort.
-	if d.PrevRefreshHash != "" {
-		_, _ = s.claims.DeleteOne(ctx, bson.D{{Key: "_id", Value: claimID(id, d.PrevRefreshHash)}})
+	if before.PrevRefreshHash != "" {
+		_, _ = s.claims.DeleteOne(ctx, bson.D{{Key: "_id", Value: claimID(id, before.PrevRefreshHash)}})
 	}
-	return nil
+	return true, nil
 }
 
 // RevokeSession marks the session revoked at at; the first revocation's
-// time is kept. ErrNotFound if there is no such session.
+// time is kept (store.RunRevocation). ErrNotFound if there is no such
+// session.
 func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) error {
-	if _, err := s.session(ctx, id); err != nil {
-		return fmt.Errorf("mongostore: revoke session: %w", err)
-	}
-	if err := s.revoke(ctx, id, at); err != nil {
+	err := store.RunRevocation(func() (bool, error) {
+		if _, err := s.session(ctx, id); errors.Is(err, store.ErrNotFound) {
+			return false, nil // the read says so
+		} else if err != nil {
+			return false, err
+		}
+		return s.revoke(ctx, id, at)
+	}, func() (store.Session, error) {
+		return s.sessionByID(ctx, id)
+	})
+	if err != nil {
 		return fmt.Errorf("mongostore: revoke session: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) revoke(ctx context.Context, id string, at time.Time) error {
+// revoke inserts the session's revocation unless it has one, and reports
+// whether it did.
+func (s *Store) revoke(ctx context.Context, id string, at time.Time) (bool, error) {
 	_, err := s.revocations.InsertOne(ctx, revocationDoc{ID: id, RevokedAt: toDate(at)})
-	if err != nil && !isDuplicate(err) {
-		return wrapCtx(ctx, err)
+	if isDuplicate(err) {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, wrapCtx(ctx, err)
+	}
+	return true, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 
 	"github.com/chatd/chatd/store"
 )
@@ -14,10 +13,13 @@ import (
 // AppendMessage stores m (see store.Store): idempotent on From+ClientMsgID,
 // seq allocated from the conversation row, durable when it returns nil.
 func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Message, bool, error) {
-	m = prepareMessage(m)
+	m, err := store.PrepareMessage(m)
+	if err != nil {
+		return store.Message{}, false, fmt.Errorf("sqlitestore: append message: %w", err)
+	}
 	var stored store.Message
 	var created bool
-	err := s.write(ctx, func(b *batch) error {
+	err = s.write(ctx, func(b *batch) error {
 		var err error
 		stored, created, err = appendMessage(b, m)
 		return err
@@ -32,7 +34,11 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 // batch committed (see store.AsyncAppender); done runs on the writer
 // goroutine, in queue order.
 func (s *Store) AppendMessageAsync(ctx context.Context, m store.Message, done func(store.Message, bool, error)) {
-	m = prepareMessage(m)
+	m, err := store.PrepareMessage(m)
+	if err != nil {
+		done(store.Message{}, false, fmt.Errorf("sqlitestore: append message: %w", err))
+		return
+	}
 	var stored store.Message
 	var created bool
 	req := &writeReq{ctx: ctx, fn: func(b *batch) error {
@@ -50,19 +56,6 @@ func (s *Store) AppendMessageAsync(ctx context.Context, m store.Message, done fu
 	if err := s.enqueue(req); err != nil {
 		req.callback(err)
 	}
-}
-
-// prepareMessage sets what the store owns in a message to append.
-func prepareMessage(m store.Message) store.Message {
-	m.ConversationID = store.ConversationID(m.From, m.To)
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = time.Now()
-	}
-	m.CreatedAt = fromMillis(millis(m.CreatedAt)) // what a read returns
-	if m.ID == "" {
-		m.ID = store.NewID()
-	}
-	return m
 }
 
 // appendMessage runs in the writer, inside the batch transaction: look for

@@ -5,7 +5,7 @@ const (
 	wInsertUser = iota
 	wInsertSession
 	wRotateRefresh
-	wSessionRevokedAt
+	wSessionState
 	wRevokeSession
 	wMessageByClient
 	wBumpConversation
@@ -25,8 +25,8 @@ var writeQueries = [numWriteStmts]string{
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
 	wRotateRefresh: `UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?, expires_at = ?
 		WHERE id = ? AND refresh_hash = ? AND revoked_at = 0`,
-	wSessionRevokedAt: `SELECT revoked_at FROM sessions WHERE id = ?`,
-	wRevokeSession:    `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0`,
+	wSessionState:  `SELECT refresh_hash, revoked_at FROM sessions WHERE id = ?`,
+	wRevokeSession: `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0`,
 	wMessageByClient: `SELECT seq, id, to_id, text, created_at FROM messages
 		WHERE from_id = ? AND client_msg_id = ?`,
 	// ?2 and ?3 are 1 for the sender's side (user_a or user_b), else 0.

@@ -47,28 +47,15 @@ func (s *Store) SessionByID(ctx context.Context, id string) (store.Session, erro
 }
 
 // RotateRefresh replaces the refresh hash oldHash by newHash if it is still
-// current and the session is not revoked.
+// current and the session is not revoked: one conditional UPDATE, and a read
+// to say why when it changed nothing (store.RunRotation).
 func (s *Store) RotateRefresh(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) error {
 	err := s.write(ctx, func(b *batch) error {
-		res, err := b.exec(wRotateRefresh, newHash, millis(expiresAt), id, oldHash)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return err
-		}
-		var revoked int64
-		err = b.queryRow(wSessionRevokedAt, id).Scan(&revoked)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return store.ErrNotFound
-		case err != nil:
-			return err
-		case revoked != 0:
-			return fmt.Errorf("session revoked: %w", store.ErrConflict)
-		default:
-			return fmt.Errorf("refresh hash not current: %w", store.ErrConflict)
-		}
+		return store.RunRotation(func() (bool, error) {
+			return b.execChanged(wRotateRefresh, newHash, millis(expiresAt), id, oldHash)
+		}, func() (store.Session, error) {
+			return sessionState(b, id)
+		}, oldHash)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: rotate refresh: %w", err)
@@ -77,29 +64,37 @@ func (s *Store) RotateRefresh(ctx context.Context, id, oldHash, newHash string, 
 }
 
 // RevokeSession marks the session revoked at at, keeping an earlier
-// revocation time.
+// revocation time (store.RunRevocation).
 func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) error {
 	ms := millis(at)
 	if ms == 0 {
 		ms = time.Now().UnixMilli() // 0 would mean "not revoked"
 	}
 	err := s.write(ctx, func(b *batch) error {
-		res, err := b.exec(wRevokeSession, ms, id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return err
-		}
-		var revoked int64
-		err = b.queryRow(wSessionRevokedAt, id).Scan(&revoked)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		return err // nil: revoked already
+		return store.RunRevocation(func() (bool, error) {
+			return b.execChanged(wRevokeSession, ms, id)
+		}, func() (store.Session, error) {
+			return sessionState(b, id)
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: revoke session: %w", err)
 	}
 	return nil
+}
+
+// sessionState reads, inside the batch, what a conditional session write
+// depends on: the current refresh hash and the revocation time.
+func sessionState(b *batch, id string) (store.Session, error) {
+	sess := store.Session{ID: id}
+	var revoked int64
+	err := b.queryRow(wSessionState, id).Scan(&sess.RefreshHash, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Session{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Session{}, err
+	}
+	sess.RevokedAt = fromMillis(revoked)
+	return sess, nil
 }

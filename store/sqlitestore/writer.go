@@ -314,6 +314,16 @@ func (b *batch) exec(i int, args ...any) (driver.Result, error) {
 	return execStmt(b.stmts[i], b.bind(args))
 }
 
+// execChanged runs write statement i and reports whether it changed a row.
+func (b *batch) execChanged(i int, args ...any) (bool, error) {
+	res, err := b.exec(i, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
 // queryRow runs write statement i and returns its first row.
 func (b *batch) queryRow(i int, args ...any) row {
 	rows, err := queryStmt(b.stmts[i], b.bind(args))

@@ -1,0 +1,29 @@
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// PrepareMessage is the part of AppendMessage that every backend does before
+// its insert: it refuses a message without a sender or a recipient, or to
+// its own sender (ErrInvalid), and sets what the store owns: ConversationID
+// from From and To, CreatedAt (now when zero) truncated to the millisecond in
+// UTC, which is what a read returns, and a fresh ID when m has none.
+func PrepareMessage(m Message) (Message, error) {
+	switch {
+	case m.From == "" || m.To == "":
+		return Message{}, fmt.Errorf("message without a sender or a recipient: %w", ErrInvalid)
+	case m.From == m.To:
+		return Message{}, fmt.Errorf("message to its own sender: %w", ErrInvalid)
+	}
+	m.ConversationID = ConversationID(m.From, m.To)
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = time.Now()
+	}
+	m.CreatedAt = time.UnixMilli(m.CreatedAt.UnixMilli()).UTC()
+	if m.ID == "" {
+		m.ID = NewID()
+	}
+	return m, nil
+}
