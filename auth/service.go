@@ -13,7 +13,6 @@ import (
 
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/pubsub"
-	"github.com/chatd/chatd/store"
 )
 
 // limiterKeys bounds the failed-login limiter's memory.
@@ -21,7 +20,7 @@ const limiterKeys = 65536
 
 // Deps are the Service's collaborators.
 type Deps struct {
-	Store store.Store // required
+	Store Store // required: accounts and sessions
 	// Broker carries revocations to the chat nodes (pubsub.TopicRevocations).
 	// Without it, revoked sessions are refused by chat's store check only and
 	// their open WebSockets are not closed.
@@ -39,7 +38,7 @@ type Deps struct {
 // Service serves the /auth endpoints: accounts, passwords and sessions.
 type Service struct {
 	cfg      Config
-	store    store.Store
+	store    Store
 	broker   pubsub.Broker
 	signer   *Signer
 	keys     *SigningKey

@@ -30,7 +30,7 @@ import (
 
 // Deps are the chat role's collaborators.
 type Deps struct {
-	Store    store.Store
+	Store    Store
 	Broker   pubsub.Broker
 	Presence pubsub.Presence
 	Verifier *auth.Verifier
@@ -42,7 +42,7 @@ type Deps struct {
 // Service is the chat role of one node.
 type Service struct {
 	cfg      Config
-	store    store.Store
+	store    Store
 	broker   pubsub.Broker
 	presence pubsub.Presence
 	verifier *auth.Verifier
