@@ -60,25 +60,25 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 	if _, err := s.store.UserByUsername(ctx, username); err == nil {
 		return errUsernameTaken
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return s.unavailable("look up user", err)
+		return httpapi.Fail(s.log, "look up user", err)
 	}
 	var hash string
 	if err := s.withHashSlot(ctx, func() { hash = HashPassword(req.Password, s.cfg.Argon2) }); err != nil {
-		return s.unavailable("hash password", err)
+		return httpapi.Fail(s.log, "hash password", err)
 	}
 	u := store.User{ID: store.NewID(), Username: username, DisplayName: display, PasswordHash: hash, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return errUsernameTaken
 		}
-		return s.unavailable("create user", err)
+		return httpapi.Fail(s.log, "create user", err)
 	}
 	s.m.signups.Inc()
 	s.log.Info("user signed up", "user_id", u.ID)
 	if e := s.startBrowserSession(ctx, w, u); e != nil {
 		return e
 	}
-	httpapi.WriteJSON(w, http.StatusCreated, userResponse{User: toAPIUser(u)})
+	httpapi.WriteJSON(w, http.StatusCreated, userResponse{User: httpapi.UserOf(u)})
 	return nil
 }
 
@@ -90,14 +90,14 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	if e := s.startBrowserSession(r.Context(), w, u); e != nil {
 		return e
 	}
-	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: toAPIUser(u)})
+	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.UserOf(u)})
 	return nil
 }
 
 type tokenResponse struct {
-	Token     string  `json:"token"`
-	ExpiresAt string  `json:"expires_at"`
-	User      apiUser `json:"user"`
+	Token     string       `json:"token"`
+	ExpiresAt string       `json:"expires_at"`
+	User      httpapi.User `json:"user"`
 }
 
 func (s *Service) token(w http.ResponseWriter, r *http.Request) *httpapi.Error {
@@ -120,9 +120,9 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 		return s.internal("sign token", err)
 	}
 	if err := s.store.CreateSession(r.Context(), sess); err != nil {
-		return s.unavailable("create session", err)
+		return httpapi.Fail(s.log, "create session", err)
 	}
-	httpapi.WriteJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresAt: exp.UTC().Format(timeFormat), User: toAPIUser(u)})
+	httpapi.WriteJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresAt: httpapi.FormatTime(exp), User: httpapi.UserOf(u)})
 	return nil
 }
 
@@ -153,7 +153,7 @@ func (s *Service) authenticate(w http.ResponseWriter, r *http.Request) (store.Us
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.limiter.undo(username)
 		s.m.logins.WithLabelValues("error").Inc()
-		return store.User{}, s.unavailable("look up user", err)
+		return store.User{}, httpapi.Fail(s.log, "look up user", err)
 	}
 	found := err == nil
 	hash := s.dummy
@@ -165,7 +165,7 @@ func (s *Service) authenticate(w http.ResponseWriter, r *http.Request) (store.Us
 	if err := s.withHashSlot(ctx, func() { match, verr = VerifyPassword(req.Password, hash) }); err != nil {
 		s.limiter.undo(username)
 		s.m.logins.WithLabelValues("error").Inc()
-		return store.User{}, s.unavailable("verify password", err)
+		return store.User{}, httpapi.Fail(s.log, "verify password", err)
 	}
 	if verr != nil && found {
 		s.log.Error("stored password hash is malformed", "user_id", u.ID, "err", verr)

@@ -50,19 +50,8 @@ func methodNotAllowed(allow string) http.Handler {
 
 var errForeignOrigin = httpapi.Errorf(http.StatusForbidden, httpapi.CodeForbidden, "cross-origin request refused")
 
-// apiUser is api.md's User.
-type apiUser struct {
-	ID          string `json:"id"`
-	Username    string `json:"username"`
-	DisplayName string `json:"display_name"`
-}
-
 type userResponse struct {
-	User apiUser `json:"user"`
-}
-
-func toAPIUser(u store.User) apiUser {
-	return apiUser{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName}
+	User httpapi.User `json:"user"`
 }
 
 // checkOrigin refuses a request whose Origin header names a foreign origin
@@ -74,9 +63,6 @@ func (s *Service) checkOrigin(r *http.Request) *httpapi.Error {
 	return nil
 }
 
-// timeFormat is api.md's time format: RFC 3339 UTC with milliseconds.
-const timeFormat = "2006-01-02T15:04:05.000Z07:00"
-
 func (s *Service) me(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	c, _, err := s.verifier.FromRequest(r)
 	if err != nil {
@@ -87,7 +73,7 @@ func (s *Service) me(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	if errors.Is(err, store.ErrNotFound) {
 		return httpapi.ErrUnauthenticated
 	} else if err != nil {
-		return s.unavailable("load session", err)
+		return httpapi.Fail(s.log, "load session", err)
 	}
 	if sess.Revoked() || sess.UserID != c.UserID {
 		return httpapi.ErrUnauthenticated
@@ -96,9 +82,9 @@ func (s *Service) me(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	if errors.Is(err, store.ErrNotFound) {
 		return httpapi.ErrUnauthenticated
 	} else if err != nil {
-		return s.unavailable("load user", err)
+		return httpapi.Fail(s.log, "load user", err)
 	}
-	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: toAPIUser(u)})
+	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.UserOf(u)})
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"runtime"
 	"time"
 
@@ -141,17 +140,7 @@ func (s *Service) withHashSlot(ctx context.Context, f func()) error {
 	return nil
 }
 
-// unavailable logs a backend failure and returns the 503 shown instead.
-func (s *Service) unavailable(op string, err error) *httpapi.Error {
-	if errors.Is(err, context.Canceled) {
-		s.log.Debug("auth: "+op+": request canceled", "err", err)
-	} else {
-		s.log.Error("auth: "+op, "err", err)
-	}
-	return httpapi.ErrUnavailable
-}
-
 func (s *Service) internal(op string, err error) *httpapi.Error {
 	s.log.Error("auth: "+op, "err", err)
-	return httpapi.Errorf(http.StatusInternalServerError, httpapi.CodeInternal, "internal error")
+	return httpapi.ErrInternal
 }

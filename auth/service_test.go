@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/pubsub/mempubsub"
 	"github.com/chatd/chatd/store"
@@ -154,7 +155,7 @@ func (r response) errCode() string {
 	return e.Error.Code
 }
 
-func (r response) user() apiUser {
+func (r response) user() httpapi.User {
 	var u userResponse
 	_ = json.Unmarshal(r.body, &u)
 	return u.User
@@ -737,7 +738,7 @@ func TestToken(t *testing.T) {
 	if err := json.Unmarshal(r.body, &tr); err != nil {
 		t.Fatal(err)
 	}
-	if tr.User != toAPIUser(store.User{ID: u.ID, Username: "alice", DisplayName: "alice"}) {
+	if tr.User != httpapi.UserOf(store.User{ID: u.ID, Username: "alice", DisplayName: "alice"}) {
 		t.Errorf("user = %+v", tr.User)
 	}
 	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`).MatchString(tr.ExpiresAt) {

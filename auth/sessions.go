@@ -38,7 +38,7 @@ func (s *Service) startBrowserSession(ctx context.Context, w http.ResponseWriter
 		return s.internal("sign token", err)
 	}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return s.unavailable("create session", err)
+		return httpapi.Fail(s.log, "create session", err)
 	}
 	s.setCookies(w, access, refresh)
 	return nil
@@ -68,7 +68,7 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) *httpapi.Error
 		return fail()
 	} else if err != nil {
 		s.m.refreshes.WithLabelValues("error").Inc()
-		return s.unavailable("load session", err)
+		return httpapi.Fail(s.log, "load session", err)
 	}
 	now := s.now()
 	if sess.Revoked() || !now.Before(sess.ExpiresAt) {
@@ -88,7 +88,7 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) *httpapi.Error
 		return fail()
 	} else if err != nil {
 		s.m.refreshes.WithLabelValues("error").Inc()
-		return s.unavailable("load user", err)
+		return httpapi.Fail(s.log, "load user", err)
 	}
 	access, _, err := s.signer.Sign(u.ID, sid, now)
 	if err != nil {
@@ -104,11 +104,11 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) *httpapi.Error
 		return fail()
 	case err != nil:
 		s.m.refreshes.WithLabelValues("error").Inc()
-		return s.unavailable("rotate refresh token", err)
+		return httpapi.Fail(s.log, "rotate refresh token", err)
 	}
 	s.m.refreshes.WithLabelValues("success").Inc()
 	s.setCookies(w, access, next)
-	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: toAPIUser(u)})
+	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.UserOf(u)})
 	return nil
 }
 
@@ -118,7 +118,7 @@ func (s *Service) reused(w http.ResponseWriter, r *http.Request, sess store.Sess
 	s.m.refreshes.WithLabelValues("reused").Inc()
 	s.log.Warn("refresh token reused, revoking the session", "session_id", sess.ID, "user_id", sess.UserID)
 	if err := s.revoke(r.Context(), sess.ID, "reuse"); err != nil {
-		return s.unavailable("revoke session", err)
+		return httpapi.Fail(s.log, "revoke session", err)
 	}
 	s.clearCookies(w)
 	return httpapi.ErrUnauthenticated
@@ -154,7 +154,7 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 	}
 	if sid != "" {
 		if err := s.revoke(ctx, sid, "logout"); err != nil {
-			return s.unavailable("revoke session", err)
+			return httpapi.Fail(s.log, "revoke session", err)
 		}
 	}
 	s.clearCookies(w)
@@ -174,7 +174,7 @@ func (s *Service) refreshSession(ctx context.Context, token string) (string, *ht
 	if errors.Is(err, store.ErrNotFound) {
 		return "", nil
 	} else if err != nil {
-		return "", s.unavailable("load session", err)
+		return "", httpapi.Fail(s.log, "load session", err)
 	}
 	hash := hashToken(token)
 	if equalHash(hash, sess.RefreshHash) || (sess.PrevRefreshHash != "" && equalHash(hash, sess.PrevRefreshHash)) {
