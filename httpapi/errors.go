@@ -16,6 +16,8 @@ import (
 //   - store.ErrNotFound: 404 not_found;
 //   - store.ErrConflict: 409 conflict (a handler maps the conflicts that
 //     have a code of their own, such as username_taken, before this);
+//   - store.ErrInvalid: 400 invalid_request (handlers validate first, so
+//     the store refusing a record is rare);
 //   - anything else, context errors included (a backend failed, or was too
 //     slow): 503 unavailable with Retry-After. The client never sees err
 //     itself; the caller logs it (Fail does both).
@@ -53,6 +55,8 @@ func classify(err error) (e *Error, hidden bool) {
 		return ErrNotFound, false
 	case errors.Is(err, store.ErrConflict):
 		return ErrConflict, false
+	case errors.Is(err, store.ErrInvalid):
+		return ErrInvalid, false
 	}
 	return ErrUnavailable, true
 }

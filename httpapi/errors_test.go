@@ -25,6 +25,7 @@ func TestFromError(t *testing.T) {
 		{fmt.Errorf("login: %w", tooMany), 429, CodeRateLimited},
 		{fmt.Errorf("sqlitestore: user: %w", store.ErrNotFound), 404, CodeNotFound},
 		{fmt.Errorf("mongostore: rotate: %w", store.ErrConflict), 409, CodeConflict},
+		{fmt.Errorf("sqlitestore: append: %w", store.ErrInvalid), 400, CodeInvalidRequest},
 		{context.Canceled, 503, CodeUnavailable},
 		{fmt.Errorf("mongostore: find: %w", context.DeadlineExceeded), 503, CodeUnavailable},
 		{errors.New("sqlite: disk I/O error"), 503, CodeUnavailable},

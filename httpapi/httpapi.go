@@ -63,6 +63,7 @@ var (
 	ErrUnauthenticated = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "authentication required"}
 	ErrForbidden       = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "forbidden"}
 	ErrNotFound        = &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"}
+	ErrInvalid         = &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: "the request is invalid"}
 	ErrConflict        = &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "a concurrent change won, reload and try again"}
 	ErrUnavailable     = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "a backend is unavailable, try again", RetryAfter: 2 * time.Second}
 	ErrInternal        = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
