@@ -206,8 +206,8 @@ func (c *Config) Validate() error {
 		if len(c.Gateway.AuthUpstreams) == 0 {
 			return errors.New("gateway.auth_upstreams: required with role gateway")
 		}
-		if len(c.Gateway.ChatUpstreams) == 0 {
-			return errors.New("gateway.chat_upstreams: required with role gateway")
+		if len(c.Gateway.ChatUpstreams) == 0 && c.Gateway.ChatDNS == "" {
+			return errors.New("gateway.chat_upstreams (or gateway.chat_dns): required with role gateway")
 		}
 		if err := c.Gateway.Validate(); err != nil {
 			return err

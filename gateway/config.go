@@ -16,6 +16,15 @@ type Config struct {
 	// ChatUpstreams are the base URLs of the chat replicas. /api/* and /ws go
 	// to the healthy one with the fewest active requests and WebSockets.
 	ChatUpstreams []string `mapstructure:"chat_upstreams"`
+	// ChatDNS, instead of ChatUpstreams, is a DNS name and port whose A and
+	// AAAA records are the chat replicas (a Kubernetes headless Service:
+	// one record per ready pod), such as chat-headless.chatd.svc:8080, or a
+	// base URL like https://chat-headless:8443 to choose the scheme. It is
+	// resolved again every DNSInterval; replicas join and leave the pool as
+	// the answer changes.
+	ChatDNS string `mapstructure:"chat_dns"`
+	// DNSInterval is the period of the ChatDNS lookups.
+	DNSInterval time.Duration `mapstructure:"dns_interval"`
 	// HealthInterval is the period of the active check, GET <upstream>/readyz
 	// (200 = healthy).
 	HealthInterval time.Duration `mapstructure:"health_interval"`
@@ -38,11 +47,13 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: no upstreams (they must be
-// configured), checks every 2 s with a 1 s timeout, ejection after 3
+// configured), DNS lookups of gateway.chat_dns every 5 s, checks every 2 s
+// with a 1 s timeout, ejection after 3
 // consecutive failures, 1 login attempt per second with a burst of 10, and
 // no trusted proxies.
 func DefaultConfig() Config {
 	return Config{
+		DNSInterval:    5 * time.Second,
 		HealthInterval: 2 * time.Second,
 		HealthTimeout:  time.Second,
 		EjectAfter:     3,
@@ -56,8 +67,18 @@ func (c Config) Validate() error {
 	if len(c.AuthUpstreams) == 0 {
 		return errors.New("gateway.auth_upstreams: at least one upstream is required (for example http://auth:8080)")
 	}
-	if len(c.ChatUpstreams) == 0 {
-		return errors.New("gateway.chat_upstreams: at least one upstream is required (for example http://chat:8080)")
+	switch {
+	case len(c.ChatUpstreams) == 0 && c.ChatDNS == "":
+		return errors.New("gateway.chat_upstreams: at least one upstream is required (for example http://chat:8080), or gateway.chat_dns")
+	case len(c.ChatUpstreams) > 0 && c.ChatDNS != "":
+		return errors.New("gateway.chat_dns: set either gateway.chat_upstreams or gateway.chat_dns, not both")
+	case c.ChatDNS != "":
+		if _, _, _, err := parseDNSTarget(c.ChatDNS); err != nil {
+			return fmt.Errorf("gateway.chat_dns: %w", err)
+		}
+		if c.DNSInterval <= 0 {
+			return errors.New("gateway.dns_interval: must be > 0 (for example 5s)")
+		}
 	}
 	for _, u := range c.AuthUpstreams {
 		if _, err := parseUpstream(u); err != nil {

@@ -41,6 +41,8 @@ type Deps struct {
 	UI      http.Handler
 	Logger  *slog.Logger          // nil discards
 	Metrics prometheus.Registerer // nil: metrics are kept but not exported
+	// Resolver looks up gateway.chat_dns; nil is net.DefaultResolver.
+	Resolver *net.Resolver
 }
 
 // Gateway is the edge reverse proxy. Create it with New, mount Handler,
@@ -54,6 +56,7 @@ type Gateway struct {
 
 	auth, chat   *pool
 	pools        []*pool
+	disc         *discovery // nil without gateway.chat_dns
 	trusted      []netip.Prefix
 	limiter      *limiter // nil when the login limit is off
 	tokens       *tokenCache
@@ -114,19 +117,25 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		tokens:     newTokenCache(maxVerifiedTokens),
 	}
 	g.pools = []*pool{g.auth, g.chat}
+	var authUps, chatUps []*upstream
 	for _, s := range cfg.AuthUpstreams {
 		u, err := newUpstream(kindAuth, s)
 		if err != nil {
 			return nil, fmt.Errorf("gateway.auth_upstreams: %w", err)
 		}
-		g.auth.ups = append(g.auth.ups, u)
+		authUps = append(authUps, u)
 	}
 	for _, s := range cfg.ChatUpstreams {
 		u, err := newUpstream(kindChat, s)
 		if err != nil {
 			return nil, fmt.Errorf("gateway.chat_upstreams: %w", err)
 		}
-		g.chat.ups = append(g.chat.ups, u)
+		chatUps = append(chatUps, u)
+	}
+	g.auth.set(authUps)
+	g.chat.set(chatUps)
+	if g.disc, err = newDiscovery(cfg, d.Resolver, log); err != nil {
+		return nil, err
 	}
 	if cfg.LoginRateLimit > 0 {
 		g.limiter = newLimiter(cfg.LoginRateLimit, cfg.LoginBurst, maxLimiterEntries)
@@ -186,6 +195,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.stopLoop, g.loopDone = cancel, make(chan struct{})
 	g.mu.Unlock()
 
+	g.disc.start(ctx, loopCtx, g)
 	g.checkAll(loopCtx)
 	go g.healthLoop(loopCtx, g.loopDone)
 	return nil
@@ -212,6 +222,9 @@ func (g *Gateway) Stop(ctx context.Context) error {
 		case <-loopDone:
 		case <-ctx.Done():
 			return fmt.Errorf("gateway: stop: %w", ctx.Err())
+		}
+		if err := g.disc.wait(ctx); err != nil {
+			return fmt.Errorf("gateway: stop: %w", err)
 		}
 	}
 	t := time.NewTicker(10 * time.Millisecond)

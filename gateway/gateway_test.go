@@ -276,7 +276,7 @@ func TestWebSocketEndToEnd(t *testing.T) {
 			t.Errorf("client saw %v (code %d), want close code %d", err, got, code)
 		}
 	}
-	eventually(t, "the gateway to count the closed sockets out", func() bool { return tg.g.chat.ups[0].active.Load() == 0 })
+	eventually(t, "the gateway to count the closed sockets out", func() bool { return tg.g.chat.list()[0].active.Load() == 0 })
 	eventually(t, "requests_total{ws,101} to reach 3", func() bool {
 		got, _ := metric(t, tg.reg, "chatd_gateway_requests_total", map[string]string{"route": "ws", "code": "101"})
 		return got == 3
@@ -303,7 +303,7 @@ func TestLeastConnections(t *testing.T) {
 	cfg := testConfig([]string{a.URL()}, []string{c1.URL(), c2.URL()})
 	cfg.HealthInterval = 20 * time.Millisecond
 	tg := newTestGateway(t, cfg, true)
-	up1, up2 := tg.g.chat.ups[0], tg.g.chat.ups[1]
+	up1, up2 := tg.g.chat.list()[0], tg.g.chat.list()[1]
 
 	// chat-2 is out of rotation: three sockets go to chat-1 and stay open.
 	var onFirst []*websocket.Conn
@@ -362,7 +362,7 @@ func TestActiveHealthChecks(t *testing.T) {
 	cfg := testConfig([]string{a.URL()}, []string{c1.URL(), c2.URL()})
 	cfg.HealthInterval = 20 * time.Millisecond
 	tg := newTestGateway(t, cfg, true)
-	up1 := tg.g.chat.ups[0]
+	up1 := tg.g.chat.list()[0]
 	ctx := context.Background()
 	if err := tg.g.Ready(ctx); err != nil {
 		t.Fatalf("ready after start: %v", err)
@@ -434,7 +434,7 @@ func TestAllUpstreamsDown(t *testing.T) {
 	tg := newTestGateway(t, cfg, true)
 	eventually(t, "every upstream to be down", func() bool {
 		for _, p := range tg.g.pools {
-			for _, u := range p.ups {
+			for _, u := range p.list() {
 				if u.answering.Load() {
 					return false
 				}
@@ -471,7 +471,7 @@ func TestRetryOnDeadUpstream(t *testing.T) {
 	cfg := testConfig([]string{a.URL()}, []string{dead, live.URL()})
 	cfg.EjectAfter = 2
 	tg := newTestGateway(t, cfg, false) // no active checks: passive ejection only
-	deadUp := tg.g.chat.ups[0]
+	deadUp := tg.g.chat.list()[0]
 
 	for i := range 8 {
 		var e echo
@@ -519,7 +519,7 @@ func TestPassiveEjectionAndRecovery(t *testing.T) {
 	cfg := testConfig([]string{a.URL()}, []string{bad.URL(), good.URL()})
 	cfg.EjectAfter = 3
 	tg := newTestGateway(t, cfg, false)
-	badUp := tg.g.chat.ups[0]
+	badUp := tg.g.chat.list()[0]
 	bad.broken.Store(true)
 
 	// Non-idempotent: answered 503, not retried.

@@ -63,7 +63,7 @@ func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range c.pools {
-		for _, u := range p.ups {
+		for _, u := range p.list() {
 			up := 0.0
 			if u.available() {
 				up = 1

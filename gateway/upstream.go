@@ -49,10 +49,11 @@ func newUpstream(kind, raw string) (*upstream, error) {
 // available reports whether requests may go to u.
 func (u *upstream) available() bool { return u.healthy.Load() && !u.ejected.Load() }
 
-// pool is the set of replicas of one kind.
+// pool is the set of replicas of one kind. Its list is replaced whole (by
+// DNS discovery) and read without a lock.
 type pool struct {
 	kind      string
-	ups       []*upstream
+	ups       atomic.Pointer[[]*upstream]
 	leastConn bool          // chat: fewest active; auth: round robin
 	next      atomic.Uint64 // round-robin cursor, also the tie-break start
 }
@@ -73,12 +74,16 @@ func (p *pool) pick(exclude *upstream) *upstream {
 }
 
 func (p *pool) pickWhere(exclude *upstream, ok func(*upstream) bool) *upstream {
-	n := len(p.ups)
+	ups := p.list()
+	n := len(ups)
+	if n == 0 {
+		return nil
+	}
 	start := int(p.next.Add(1) % uint64(n))
 	var best *upstream
 	var bestActive int64
 	for i := range n {
-		u := p.ups[(start+i)%n]
+		u := ups[(start+i)%n]
 		if u == exclude || !ok(u) {
 			continue
 		}
@@ -92,9 +97,20 @@ func (p *pool) pickWhere(exclude *upstream, ok func(*upstream) bool) *upstream {
 	return best
 }
 
+// list returns the pool's current upstreams; the slice is never modified.
+func (p *pool) list() []*upstream {
+	if l := p.ups.Load(); l != nil {
+		return *l
+	}
+	return nil
+}
+
+// set replaces the pool's upstreams.
+func (p *pool) set(ups []*upstream) { p.ups.Store(&ups) }
+
 func (p *pool) availableCount() int {
 	n := 0
-	for _, u := range p.ups {
+	for _, u := range p.list() {
 		if u.available() {
 			n++
 		}
@@ -139,7 +155,7 @@ func (g *Gateway) healthLoop(ctx context.Context, done chan<- struct{}) {
 func (g *Gateway) checkAll(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, p := range g.pools {
-		for _, u := range p.ups {
+		for _, u := range p.list() {
 			wg.Go(func() { g.check(ctx, u) })
 		}
 	}
