@@ -21,7 +21,9 @@ type asyncResult struct {
 
 // AppendMessageAsync answers every message once, after its commit, in queue
 // order; seqs increase in that order; a retry inside the same batch returns
-// the first message; after Close it fails at once.
+// the first message; after Close it fails at once. storetest checks the
+// same promises of store.AsyncAppender through the interface; this test
+// holds the writer so that they hold within one large batch too.
 func TestAppendMessageAsync(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chatd.db")
 	s, err := Open(path, Options{BatchMax: 16, QueueSize: 200})
