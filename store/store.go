@@ -178,10 +178,11 @@ type Conversations interface {
 //
 // Durability of a send. When AppendMessage returns nil, the returned message
 // is durable. When it returns an error, the message may or may not have been
-// stored: the outcome is unknown, not a failure. sqlitestore's writer commits
-// a batch whatever becomes of the caller, so a caller whose ctx ended gets
-// ctx.Err() while its message commits with the batch; MongoDB may report a
-// write-concern ("majority") or operation timeout after the insert applied.
+// stored: the outcome is unknown, not a failure. sqlitestore's writer
+// finishes a batch it has begun whatever becomes of its callers, so a caller
+// whose ctx ends while its batch commits gets ctx.Err() although its message
+// is stored; MongoDB may report a write-concern ("majority") or operation
+// timeout, or lose the connection, after the insert applied.
 // The caller resolves the unknown by retrying with the same From and
 // ClientMsgID: the retry returns the message stored the first time, with
 // created=false (or stores it now, with created=true). A message sent
