@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/chat"
 	"github.com/chatd/chatd/gateway"
 	"github.com/chatd/chatd/httpapi"
@@ -64,8 +65,8 @@ type App struct {
 	broker     pubsub.Broker
 	presence   pubsub.Presence
 	redis      *redispubsub.Broker
-	signingKey *auth.SigningKey
-	verifier   *auth.Verifier
+	signingKey *token.SigningKey
+	verifier   *token.Verifier
 	chat       *chat.Service
 	gateway    *gateway.Gateway
 
@@ -317,18 +318,18 @@ func (a *App) initPubSub(ctx context.Context) error {
 }
 
 func (a *App) initKeys(context.Context) error {
-	var keys auth.KeySet
+	var keys token.KeySet
 	if a.cfg.has(RoleAuth) {
-		k, err := auth.LoadOrCreateKey(a.cfg.Auth.KeyFile)
+		k, err := token.LoadOrCreateKey(a.cfg.Auth.KeyFile)
 		if err != nil {
 			return fmt.Errorf("auth.key_file: %w", err)
 		}
 		a.signingKey = k
 		keys = k.KeySet()
 	} else {
-		keys = auth.NewRemoteKeySet(a.cfg.Keys.JWKSURL, nil, a.cfg.Keys.MinRefetch)
+		keys = token.NewRemoteKeySet(a.cfg.Keys.JWKSURL, nil, a.cfg.Keys.MinRefetch)
 	}
-	a.verifier = auth.NewVerifier(keys, a.cfg.Auth.Issuer, a.cfg.Auth.Audience)
+	a.verifier = token.NewVerifier(keys, a.cfg.Auth.Issuer, a.cfg.Auth.Audience)
 	return nil
 }
 
@@ -336,7 +337,7 @@ func (a *App) initAuth(context.Context) error {
 	svc, err := auth.New(a.cfg.Auth, auth.Deps{
 		Store:   a.store,
 		Broker:  a.broker,
-		Signer:  auth.NewSigner(a.signingKey, a.cfg.Auth.Issuer, a.cfg.Auth.Audience, a.cfg.Auth.AccessTTL),
+		Signer:  token.NewSigner(a.signingKey, a.cfg.Auth.Issuer, a.cfg.Auth.Audience, a.cfg.Auth.AccessTTL),
 		Keys:    a.signingKey,
 		Logger:  a.logger(modAuth),
 		Metrics: a.reg,

@@ -45,14 +45,72 @@ func TestDependencyRules(t *testing.T) {
 				if own(imp) && ri != backends[p] {
 					bad("a backend imports its parent package and its driver only")
 				}
+			case p == "auth/token":
+				if own(imp) && ri != "httpapi" {
+					bad("the token package imports nothing of ours but httpapi")
+				}
+				if strings.Contains(imp, "spf13/viper") {
+					bad("only main and app touch viper")
+				}
 			case p == "auth" || p == "chat" || p == "gateway":
 				switch {
 				case strings.Contains(imp, "spf13/viper"):
 					bad("only main and app touch viper")
-				case own(imp) && ri != "store" && ri != "pubsub" && ri != "httpapi" && ri != "auth":
-					bad("auth, chat and gateway depend only on the store/pubsub interfaces, httpapi and the auth Verifier")
+				case p == "auth" && own(imp) && ri != "store" && ri != "pubsub" && ri != "httpapi" && ri != "auth/token":
+					bad("auth depends only on the store/pubsub interfaces, httpapi and auth/token")
+				case p == "chat" && own(imp) && ri != "store" && ri != "pubsub" && ri != "httpapi" && ri != "auth/token":
+					bad("chat depends only on the store/pubsub interfaces, httpapi and the pure auth/token")
+				case p == "gateway" && own(imp) && ri != "httpapi" && ri != "auth/token":
+					bad("gateway depends only on httpapi and the pure auth/token")
 				}
 			}
+		}
+	}
+}
+
+// TestTransitiveDependencies checks what the verifying roles pull in at all,
+// not only what they import directly: gateway and chat must not carry the
+// auth role's password hashing or a backend, and gateway not even the store
+// or broker interfaces, so a gateway binary's dependency graph stays the
+// token package and httpapi.
+func TestTransitiveDependencies(t *testing.T) {
+	const mod = "github.com/chatd/chatd"
+	const argon2 = "golang.org/x/crypto/argon2"
+	backends := []string{mod + "/store/sqlitestore", mod + "/store/mongostore", mod + "/pubsub/mempubsub", mod + "/pubsub/redispubsub"}
+	rules := map[string][]string{ // package: deps it must not have (prefixes)
+		"gateway":    append([]string{mod + "/store", mod + "/pubsub", mod + "/auth", mod + "/chat", argon2}, backends...),
+		"chat":       append([]string{mod + "/auth", mod + "/gateway", argon2}, backends...),
+		"auth/token": append([]string{mod + "/store", mod + "/pubsub", mod + "/chat", mod + "/gateway", argon2}, backends...),
+	}
+	// allowed are exceptions to a forbidden prefix.
+	allowed := map[string]bool{mod + "/auth/token": true}
+	args := []string{"list", "-f", `{{.ImportPath}}|{{join .Deps " "}}`}
+	for p := range rules {
+		args = append(args, mod+"/"+p)
+	}
+	out, err := exec.Command("go", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, deps, _ := strings.Cut(line, "|")
+		p := strings.TrimPrefix(pkg, mod+"/")
+		seen[p] = true
+		for _, dep := range strings.Fields(deps) {
+			if allowed[dep] {
+				continue
+			}
+			for _, no := range rules[p] {
+				if dep == no || strings.HasPrefix(dep, no+"/") {
+					t.Errorf("%s depends on %s (go list -deps ./%s)", p, dep, p)
+				}
+			}
+		}
+	}
+	for p := range rules {
+		if !seen[p] {
+			t.Errorf("go list did not report %s", p)
 		}
 	}
 }

@@ -2,8 +2,7 @@
 // sessions with rotating refresh tokens, EdDSA access tokens and their JWK
 // Set, served under /auth by Service.
 //
-// It also holds the pure token side that gateway and chat import: Signer,
-// Verifier, KeySet (static or remote JWKS) and SigningKey. Those never touch
-// the store; revocation reaches other roles as a session id published on
-// pubsub.TopicRevocations and as the session's RevokedAt in the store.
+// The pure token side that gateway and chat import (Signer, Verifier,
+// KeySet, SigningKey, cookie names) lives in auth/token, so that those roles
+// depend on no store, broker or password code.
 package auth

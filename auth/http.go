@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/store"
 )
@@ -101,13 +102,13 @@ func (s *Service) serveJWKS(w http.ResponseWriter, r *http.Request) *httpapi.Err
 // refresh cookie.
 func (s *Service) setCookies(w http.ResponseWriter, access, refresh string) {
 	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: access, Path: "/",
+		Name: token.SessionCookie, Value: access, Path: "/",
 		MaxAge:   int(s.cfg.AccessTTL / time.Second),
 		HttpOnly: true, Secure: s.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
 	})
 	if refresh != "" {
 		http.SetCookie(w, &http.Cookie{
-			Name: RefreshCookie, Value: refresh, Path: "/auth",
+			Name: token.RefreshCookie, Value: refresh, Path: "/auth",
 			MaxAge:   int(s.cfg.RefreshTTL / time.Second),
 			HttpOnly: true, Secure: s.cfg.CookieSecure, SameSite: http.SameSiteStrictMode,
 		})
@@ -117,11 +118,11 @@ func (s *Service) setCookies(w http.ResponseWriter, access, refresh string) {
 // clearCookies tells the browser to drop both cookies (Max-Age=0, same Path).
 func (s *Service) clearCookies(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Path: "/", MaxAge: -1,
+		Name: token.SessionCookie, Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: s.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
 	})
 	http.SetCookie(w, &http.Cookie{
-		Name: RefreshCookie, Path: "/auth", MaxAge: -1,
+		Name: token.RefreshCookie, Path: "/auth", MaxAge: -1,
 		HttpOnly: true, Secure: s.cfg.CookieSecure, SameSite: http.SameSiteStrictMode,
 	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/pubsub"
 )
@@ -24,12 +25,12 @@ type Deps struct {
 	// Without it, revoked sessions are refused by chat's store check only and
 	// their open WebSockets are not closed.
 	Broker pubsub.Broker
-	// Signer issues access tokens; nil = NewSigner(Keys, cfg.Issuer,
+	// Signer issues access tokens; nil = token.NewSigner(Keys, cfg.Issuer,
 	// cfg.Audience, cfg.AccessTTL).
-	Signer *Signer
+	Signer *token.Signer
 	// Keys is the signing key, served at /auth/jwks and used to verify the
 	// service's own tokens. Required unless Signer is set (then its key).
-	Keys    *SigningKey
+	Keys    *token.SigningKey
 	Logger  *slog.Logger          // nil = discard
 	Metrics prometheus.Registerer // nil = metrics not registered
 }
@@ -39,9 +40,9 @@ type Service struct {
 	cfg      Config
 	store    Store
 	broker   pubsub.Broker
-	signer   *Signer
-	keys     *SigningKey
-	verifier *Verifier
+	signer   *token.Signer
+	keys     *token.SigningKey
+	verifier *token.Verifier
 	log      *slog.Logger
 	limiter  *failLimiter
 	hashSem  chan struct{} // bounds concurrent argon2 runs (CPU and memory)
@@ -67,13 +68,13 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, errors.New("auth: no store")
 	}
 	if d.Keys == nil && d.Signer != nil {
-		d.Keys = d.Signer.key
+		d.Keys = d.Signer.Key()
 	}
 	if d.Keys == nil {
 		return nil, errors.New("auth: no signing key")
 	}
 	if d.Signer == nil {
-		d.Signer = NewSigner(d.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL)
+		d.Signer = token.NewSigner(d.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL)
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -84,7 +85,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		broker:   d.Broker,
 		signer:   d.Signer,
 		keys:     d.Keys,
-		verifier: NewVerifier(StaticKeySet(d.Keys.Public(), d.Signer.key.Public()), d.Signer.issuer, d.Signer.audience),
+		verifier: token.NewVerifier(token.StaticKeySet(d.Keys.Public(), d.Signer.Key().Public()), d.Signer.Issuer(), d.Signer.Audience()),
 		log:      d.Logger,
 		limiter:  newFailLimiter(cfg.MaxFailedLogins, cfg.FailedLoginWindow, limiterKeys),
 		hashSem:  make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
@@ -125,7 +126,7 @@ func (s *Service) initMetrics(reg prometheus.Registerer) error {
 }
 
 // Verifier returns the verifier of the service's own access tokens.
-func (s *Service) Verifier() *Verifier { return s.verifier }
+func (s *Service) Verifier() *token.Verifier { return s.verifier }
 
 // withHashSlot runs f (an argon2 computation) once fewer than cap(hashSem)
 // others run, so that a burst of logins cannot exhaust memory.

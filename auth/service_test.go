@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/pubsub/mempubsub"
@@ -36,7 +37,7 @@ type harness struct {
 	svc     *Service
 	store   *sqlitestore.Store
 	broker  *mempubsub.Broker
-	key     *SigningKey
+	key     *token.SigningKey
 	reg     *prometheus.Registry
 	srv     *httptest.Server
 	revoked chan string
@@ -58,7 +59,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	t.Cleanup(func() { _ = st.Close() })
 	br := mempubsub.New()
 	t.Cleanup(func() { _ = br.Close() })
-	key, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "keys", "signing.key"))
+	key, err := token.LoadOrCreateKey(filepath.Join(t.TempDir(), "keys", "signing.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func (h *harness) expectNoRevocation() {
 	}
 }
 
-func (h *harness) claims(access *http.Cookie) Claims {
+func (h *harness) claims(access *http.Cookie) token.Claims {
 	h.t.Helper()
 	c, err := h.svc.Verifier().Verify(context.Background(), access.Value)
 	if err != nil {
@@ -238,7 +239,7 @@ func (h *harness) claims(access *http.Cookie) Claims {
 
 func checkSessionCookies(t *testing.T, r response, cfg Config) (access, refresh *http.Cookie) {
 	t.Helper()
-	access, refresh = r.cookie(SessionCookie), r.cookie(RefreshCookie)
+	access, refresh = r.cookie(token.SessionCookie), r.cookie(token.RefreshCookie)
 	if access == nil || refresh == nil {
 		t.Fatalf("cookies missing: %v", r.Header.Values("Set-Cookie"))
 	}
@@ -255,7 +256,7 @@ func checkSessionCookies(t *testing.T, r response, cfg Config) (access, refresh 
 
 func checkClearedCookies(t *testing.T, r response) {
 	t.Helper()
-	for name, path := range map[string]string{SessionCookie: "/", RefreshCookie: "/auth"} {
+	for name, path := range map[string]string{token.SessionCookie: "/", token.RefreshCookie: "/auth"} {
 		c := r.cookie(name)
 		if c == nil {
 			t.Errorf("cookie %s not cleared: %v", name, r.Header.Values("Set-Cookie"))
@@ -382,7 +383,7 @@ func TestSignupValidation(t *testing.T) {
 			if r.StatusCode != tc.status || r.errCode() != tc.code {
 				t.Fatalf("%d %s, want %d %s", r.StatusCode, r.body, tc.status, tc.code)
 			}
-			if r.cookie(SessionCookie) != nil {
+			if r.cookie(token.SessionCookie) != nil {
 				t.Error("cookie set on a failed signup")
 			}
 		})
@@ -448,7 +449,7 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	wrong := h.post("/auth/login", creds("alice", "password2"), h.sameOrigin())
 	unknown := h.post("/auth/login", creds("nobody", "password2"), h.sameOrigin())
 	for _, r := range []response{wrong, unknown} {
-		if r.StatusCode != 401 || r.errCode() != "invalid_credentials" || r.cookie(SessionCookie) != nil {
+		if r.StatusCode != 401 || r.errCode() != "invalid_credentials" || r.cookie(token.SessionCookie) != nil {
 			t.Fatalf("%d %s", r.StatusCode, r.body)
 		}
 	}
@@ -603,9 +604,9 @@ func TestRefreshFailures(t *testing.T) {
 	// cookies cleared, and the real session untouched.
 	for _, c := range []*http.Cookie{
 		nil,
-		{Name: RefreshCookie, Value: "garbage"},
-		{Name: RefreshCookie, Value: "nosuchsession." + randomSecret()},
-		{Name: RefreshCookie, Value: strings.SplitN(refresh.Value, ".", 2)[0] + "." + randomSecret()},
+		{Name: token.RefreshCookie, Value: "garbage"},
+		{Name: token.RefreshCookie, Value: "nosuchsession." + randomSecret()},
+		{Name: token.RefreshCookie, Value: strings.SplitN(refresh.Value, ".", 2)[0] + "." + randomSecret()},
 	} {
 		r := h.post("/auth/refresh", "", withCookies(c), origin)
 		if r.StatusCode != 401 {
@@ -700,7 +701,7 @@ func TestLogout(t *testing.T) {
 		t.Fatalf("logout without session: %d", r.StatusCode)
 	}
 	checkClearedCookies(t, r)
-	r = h.post("/auth/logout", "", withCookies(&http.Cookie{Name: SessionCookie, Value: "junk"}), h.sameOrigin())
+	r = h.post("/auth/logout", "", withCookies(&http.Cookie{Name: token.SessionCookie, Value: "junk"}), h.sameOrigin())
 	if r.StatusCode != 204 {
 		t.Fatalf("logout with junk cookie: %d", r.StatusCode)
 	}
@@ -745,7 +746,7 @@ func TestToken(t *testing.T) {
 		t.Errorf("expires_at = %q", tr.ExpiresAt)
 	}
 	exp, _ := time.Parse(time.RFC3339Nano, tr.ExpiresAt)
-	c, err := NewVerifier(h.key.KeySet(), "chatd", "chatd").Verify(context.Background(), tr.Token)
+	c, err := token.NewVerifier(h.key.KeySet(), "chatd", "chatd").Verify(context.Background(), tr.Token)
 	if err != nil || c.UserID != u.ID || !c.ExpiresAt.Equal(exp) {
 		t.Fatalf("token claims %+v (%v), expires_at %v", c, err, exp)
 	}
@@ -770,13 +771,13 @@ func TestJWKSEndpointAndMethods(t *testing.T) {
 	if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("jwks: %d %v", r.StatusCode, r.Header)
 	}
-	keys, err := ParseJWKS(r.body)
+	keys, err := token.ParseJWKS(r.body)
 	if err != nil || !keys[h.key.ID].Equal(h.key.Public()) {
 		t.Fatalf("jwks %s: %v", r.body, err)
 	}
 	// A gateway verifying through the remote set accepts the auth role's tokens.
 	tok := h.token2(t)
-	v := NewVerifier(NewRemoteKeySet(h.srv.URL+"/auth/jwks", nil, time.Minute), "chatd", "chatd")
+	v := token.NewVerifier(token.NewRemoteKeySet(h.srv.URL+"/auth/jwks", nil, time.Minute), "chatd", "chatd")
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Fatalf("remote verify: %v", err)
 	}
@@ -842,4 +843,13 @@ func TestNewRequiresDeps(t *testing.T) {
 	if _, err := New(bad, Deps{}); err == nil || !strings.Contains(err.Error(), "auth.access_ttl") {
 		t.Errorf("New with a bad config: %v", err)
 	}
+}
+
+func mustKey(t *testing.T) *token.SigningKey {
+	t.Helper()
+	k, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

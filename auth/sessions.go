@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/store"
@@ -53,12 +54,12 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) *httpapi.Error
 		s.clearCookies(w)
 		return httpapi.ErrUnauthenticated
 	}
-	ck, err := r.Cookie(RefreshCookie)
+	ck, err := r.Cookie(token.RefreshCookie)
 	if err != nil {
 		return fail()
 	}
-	token := ck.Value
-	sid, ok := parseRefreshToken(token)
+	refreshTok := ck.Value
+	sid, ok := parseRefreshToken(refreshTok)
 	if !ok {
 		return fail()
 	}
@@ -74,7 +75,7 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) *httpapi.Error
 	if sess.Revoked() || !now.Before(sess.ExpiresAt) {
 		return fail()
 	}
-	hash := hashToken(token)
+	hash := hashToken(refreshTok)
 	switch {
 	case equalHash(hash, sess.RefreshHash):
 	case sess.PrevRefreshHash != "" && equalHash(hash, sess.PrevRefreshHash):
@@ -127,14 +128,14 @@ func (s *Service) reused(w http.ResponseWriter, r *http.Request, sess store.Sess
 func (s *Service) logout(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	ctx := r.Context()
 	var sid string
-	if tok, ok := BearerToken(r); ok {
+	if tok, ok := token.BearerToken(r); ok {
 		if c, err := s.verifier.Verify(ctx, tok); err == nil {
 			sid = c.SessionID
 		}
 	}
 	if sid == "" {
-		access, _ := r.Cookie(SessionCookie)
-		refresh, _ := r.Cookie(RefreshCookie)
+		access, _ := r.Cookie(token.SessionCookie)
+		refresh, _ := r.Cookie(token.RefreshCookie)
 		if access != nil || refresh != nil {
 			if !httpapi.SameOrigin(r, s.cfg.PublicOrigins) {
 				return errForeignOrigin
@@ -165,8 +166,8 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 
 // refreshSession returns the id of the session that token is the current
 // or previous refresh token of, or "" if there is none.
-func (s *Service) refreshSession(ctx context.Context, token string) (string, *httpapi.Error) {
-	sid, ok := parseRefreshToken(token)
+func (s *Service) refreshSession(ctx context.Context, refreshTok string) (string, *httpapi.Error) {
+	sid, ok := parseRefreshToken(refreshTok)
 	if !ok {
 		return "", nil
 	}
@@ -176,7 +177,7 @@ func (s *Service) refreshSession(ctx context.Context, token string) (string, *ht
 	} else if err != nil {
 		return "", httpapi.Fail(s.log, "load session", err)
 	}
-	hash := hashToken(token)
+	hash := hashToken(refreshTok)
 	if equalHash(hash, sess.RefreshHash) || (sess.PrevRefreshHash != "" && equalHash(hash, sess.PrevRefreshHash)) {
 		return sid, nil
 	}

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/pubsub/mempubsub"
 	"github.com/chatd/chatd/store"
 	"github.com/chatd/chatd/store/sqlitestore"
@@ -34,8 +34,8 @@ type testEnv struct {
 	srv    *httptest.Server
 	st     *sqlitestore.Store
 	br     *mempubsub.Broker
-	key    *auth.SigningKey
-	signer *auth.Signer
+	key    *token.SigningKey
+	signer *token.Signer
 	// syncStore makes startNode hide the store's AppendMessageAsync, as
 	// with a store without it (mongostore): sends are not pipelined.
 	syncStore bool
@@ -54,11 +54,11 @@ func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	t.Cleanup(func() { _ = st.Close() })
 	br := mempubsub.New()
 	t.Cleanup(func() { _ = br.Close() })
-	key, err := auth.LoadOrCreateKey(filepath.Join(t.TempDir(), "signing.pem"))
+	key, err := token.LoadOrCreateKey(filepath.Join(t.TempDir(), "signing.pem"))
 	if err != nil {
 		t.Fatalf("generate key: %v", err)
 	}
-	e := &testEnv{t: t, st: st, br: br, key: key, signer: auth.NewSigner(key, "chatd", "chatd", time.Hour)}
+	e := &testEnv{t: t, st: st, br: br, key: key, signer: token.NewSigner(key, "chatd", "chatd", time.Hour)}
 	e.svc, e.srv = e.startNode("node-1", mod)
 	return e
 }
@@ -82,7 +82,7 @@ func (e *testEnv) startNode(nodeID string, mod func(*Config)) (*Service, *httpte
 	}
 	svc, err := New(cfg, Deps{
 		Store: st, Broker: e.br, Presence: e.br,
-		Verifier: auth.NewVerifier(e.key.KeySet(), "chatd", "chatd"),
+		Verifier: token.NewVerifier(e.key.KeySet(), "chatd", "chatd"),
 		NodeID:   nodeID,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", nodeID),
 	})

@@ -21,7 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/store"
@@ -33,7 +33,7 @@ type Deps struct {
 	Store    Store
 	Broker   pubsub.Broker
 	Presence pubsub.Presence
-	Verifier *auth.Verifier
+	Verifier *token.Verifier
 	NodeID   string
 	Logger   *slog.Logger
 	Metrics  prometheus.Registerer // nil: metrics are kept but not exported
@@ -45,7 +45,7 @@ type Service struct {
 	store    Store
 	broker   pubsub.Broker
 	presence pubsub.Presence
-	verifier *auth.Verifier
+	verifier *token.Verifier
 	node     string
 	log      *slog.Logger
 	m        *metrics
@@ -328,7 +328,7 @@ func (s *Service) onRevocation(payload []byte) {
 
 // principal is the authenticated caller of a request.
 type principal struct {
-	auth.Claims
+	token.Claims
 }
 
 // authenticate verifies the request's token and its session. viaCookie
@@ -345,7 +345,7 @@ func (s *Service) authenticate(r *http.Request) (principal, bool, *httpapi.Error
 }
 
 // checkSession refuses a revoked, unknown or foreign session.
-func (s *Service) checkSession(ctx context.Context, cl auth.Claims) *httpapi.Error {
+func (s *Service) checkSession(ctx context.Context, cl token.Claims) *httpapi.Error {
 	now := time.Now()
 	if e, ok := s.sessions.get(cl.SessionID, now); ok {
 		if e.revoked || e.userID != cl.UserID {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/store"
 	"github.com/coder/websocket"
@@ -192,8 +192,8 @@ func TestConcurrentSends(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-func newShortSigner(e *testEnv, ttl time.Duration) *auth.Signer {
-	return auth.NewSigner(e.key, "chatd", "chatd", ttl)
+func newShortSigner(e *testEnv, ttl time.Duration) *token.Signer {
+	return token.NewSigner(e.key, "chatd", "chatd", ttl)
 }
 
 func TestReceipts(t *testing.T) {

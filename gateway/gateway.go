@@ -28,15 +28,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
 )
 
 // Deps are the gateway's collaborators.
 type Deps struct {
 	// Verifier checks access tokens at the edge (required). In production
-	// its key set is auth.NewRemoteKeySet on an auth replica's /auth/jwks.
-	Verifier *auth.Verifier
+	// its key set is token.NewRemoteKeySet on an auth replica's /auth/jwks.
+	Verifier *token.Verifier
 	// UI serves every path that is not /auth, /api or /ws; nil answers 404.
 	UI      http.Handler
 	Logger  *slog.Logger          // nil discards
@@ -49,7 +49,7 @@ type Deps struct {
 // then Start its health checks; Stop ends them and any proxied WebSocket.
 type Gateway struct {
 	cfg      Config
-	verifier *auth.Verifier
+	verifier *token.Verifier
 	ui       http.Handler
 	log      *slog.Logger
 	metrics  *metrics

@@ -14,7 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/auth/token"
 )
 
 func TestRouting(t *testing.T) {
@@ -69,16 +69,16 @@ func TestEdgeAuthentication(t *testing.T) {
 	k := tg.keys
 
 	// A token signed by another key, with its own kid and with ours.
-	other, err := auth.LoadOrCreateKey(t.TempDir() + "/other.key")
+	other, err := token.LoadOrCreateKey(t.TempDir() + "/other.key")
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, _, err := auth.NewSigner(other, testIssuer, testAudience, time.Hour).Sign("user-1", "s", time.Now())
+	forged, _, err := token.NewSigner(other, testIssuer, testAudience, time.Hour).Sign("user-1", "s", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	sameKid, _, err := auth.NewSigner(&auth.SigningKey{ID: k.key.ID, Private: priv}, testIssuer, testAudience, time.Hour).Sign("user-1", "s", time.Now())
+	sameKid, _, err := token.NewSigner(&token.SigningKey{ID: k.key.ID, Private: priv}, testIssuer, testAudience, time.Hour).Sign("user-1", "s", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestEdgeAuthentication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongAud, _, err := auth.NewSigner(k.key, testIssuer, "someone-else", time.Hour).Sign("user-1", "s", time.Now())
+	wrongAud, _, err := token.NewSigner(k.key, testIssuer, "someone-else", time.Hour).Sign("user-1", "s", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestEdgeAuthentication(t *testing.T) {
 		"same kid, forged": {"Authorization": {"Bearer " + sameKid}},
 		"expired":          {"Authorization": {"Bearer " + expired}},
 		"wrong audience":   {"Authorization": {"Bearer " + wrongAud}},
-		"forged cookie":    {"Cookie": {auth.SessionCookie + "=" + forged}},
+		"forged cookie":    {"Cookie": {token.SessionCookie + "=" + forged}},
 		"alg none":         {"Authorization": {"Bearer " + algNone(valid)}},
 	}
 	for name, hdr := range refused {
@@ -129,7 +129,7 @@ func TestEdgeAuthentication(t *testing.T) {
 
 	for name, hdr := range map[string]http.Header{
 		"bearer": {"Authorization": {"Bearer " + valid}},
-		"cookie": {"Cookie": {auth.SessionCookie + "=" + valid}},
+		"cookie": {"Cookie": {token.SessionCookie + "=" + valid}},
 	} {
 		var e echo
 		if res := tg.do(t, http.MethodGet, "/api/conversations", hdr, "", &e); res.StatusCode != http.StatusOK || e.Node != "chat-1" {

@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/auth/token"
 )
 
 const (
@@ -146,21 +146,21 @@ func deadURL(t *testing.T) string {
 }
 
 type testKeys struct {
-	key      *auth.SigningKey
-	signer   *auth.Signer
-	verifier *auth.Verifier
+	key      *token.SigningKey
+	signer   *token.Signer
+	verifier *token.Verifier
 }
 
 func newTestKeys(t testing.TB) *testKeys {
 	t.Helper()
-	key, err := auth.LoadOrCreateKey(filepath.Join(t.TempDir(), "signing.key"))
+	key, err := token.LoadOrCreateKey(filepath.Join(t.TempDir(), "signing.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &testKeys{
 		key:      key,
-		signer:   auth.NewSigner(key, testIssuer, testAudience, time.Hour),
-		verifier: auth.NewVerifier(key.KeySet(), testIssuer, testAudience),
+		signer:   token.NewSigner(key, testIssuer, testAudience, time.Hour),
+		verifier: token.NewVerifier(key.KeySet(), testIssuer, testAudience),
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/auth/token"
 )
 
 // Edge verification costs an Ed25519 signature check (tens of µs) per
@@ -61,7 +61,7 @@ func (c *tokenCache) add(tok string, until, now time.Time) {
 }
 
 // authenticated reports whether r carries a valid access token, taken as
-// auth.Verifier.FromRequest takes it: from "Authorization: Bearer" if
+// token.Verifier.FromRequest takes it: from "Authorization: Bearer" if
 // present, else from the session cookie.
 func (g *Gateway) authenticated(r *http.Request) bool {
 	tok := requestToken(r)
@@ -90,7 +90,7 @@ func requestToken(r *http.Request) string {
 			return tok
 		}
 	}
-	if ck, err := r.Cookie(auth.SessionCookie); err == nil {
+	if ck, err := r.Cookie(token.SessionCookie); err == nil {
 		return ck.Value
 	}
 	return ""

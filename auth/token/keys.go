@@ -1,4 +1,4 @@
-package auth
+package token
 
 import (
 	"context"
@@ -39,7 +39,7 @@ func NewSigningKey(priv ed25519.PrivateKey) *SigningKey {
 func GenerateKey() (*SigningKey, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("auth: generate key: %w", err)
+		return nil, fmt.Errorf("token: generate key: %w", err)
 	}
 	return NewSigningKey(priv), nil
 }
@@ -59,7 +59,7 @@ const pemType = "PRIVATE KEY"
 // key: the file appears atomically and the loser reads the winner's.
 func LoadOrCreateKey(path string) (*SigningKey, error) {
 	if path == "" {
-		return nil, errors.New("auth: signing key path is empty")
+		return nil, errors.New("token: signing key path is empty")
 	}
 	k, err := loadKey(path)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
@@ -71,26 +71,26 @@ func LoadOrCreateKey(path string) (*SigningKey, error) {
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(k.Private)
 	if err != nil {
-		return nil, fmt.Errorf("auth: encode signing key: %w", err)
+		return nil, fmt.Errorf("token: encode signing key: %w", err)
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("auth: create key directory: %w", err)
+		return nil, fmt.Errorf("token: create key directory: %w", err)
 	}
 	// Write a temporary file (CreateTemp uses mode 0600), then link it into
 	// place: the key file never exists half-written, and an existing one is
 	// never replaced.
 	tmp, err := writeTemp(dir, data)
 	if err != nil {
-		return nil, fmt.Errorf("auth: write signing key: %w", err)
+		return nil, fmt.Errorf("token: write signing key: %w", err)
 	}
 	defer os.Remove(tmp)
 	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return loadKey(path) // another process won the race
 		}
-		return nil, fmt.Errorf("auth: install signing key: %w", err)
+		return nil, fmt.Errorf("token: install signing key: %w", err)
 	}
 	return k, nil
 }
@@ -122,19 +122,19 @@ func writeTemp(dir string, data []byte) (string, error) {
 func loadKey(path string) (*SigningKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("auth: read signing key: %w", err)
+		return nil, fmt.Errorf("token: read signing key: %w", err)
 	}
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != pemType {
-		return nil, fmt.Errorf("auth: signing key %s: no PEM %q block", path, pemType)
+		return nil, fmt.Errorf("token: signing key %s: no PEM %q block", path, pemType)
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("auth: signing key %s: %w", path, err)
+		return nil, fmt.Errorf("token: signing key %s: %w", path, err)
 	}
 	priv, ok := parsed.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("auth: signing key %s: %T is not an Ed25519 key", path, parsed)
+		return nil, fmt.Errorf("token: signing key %s: %T is not an Ed25519 key", path, parsed)
 	}
 	return NewSigningKey(priv), nil
 }

@@ -1,4 +1,4 @@
-package auth
+package token
 
 import (
 	"context"
@@ -123,24 +123,24 @@ func (s *remoteKeySet) load() (map[string]ed25519.PublicKey, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("auth: fetch jwks: %w", err)
+		return nil, fmt.Errorf("token: fetch jwks: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("auth: fetch jwks: %w", err)
+		return nil, fmt.Errorf("token: fetch jwks: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxJWKSSize))
-		return nil, fmt.Errorf("auth: fetch jwks: status %s", resp.Status)
+		return nil, fmt.Errorf("token: fetch jwks: status %s", resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("auth: fetch jwks: %w", err)
+		return nil, fmt.Errorf("token: fetch jwks: %w", err)
 	}
 	if len(data) > maxJWKSSize {
-		return nil, fmt.Errorf("auth: fetch jwks: larger than %d bytes", maxJWKSSize)
+		return nil, fmt.Errorf("token: fetch jwks: larger than %d bytes", maxJWKSSize)
 	}
 	return ParseJWKS(data)
 }
@@ -151,7 +151,7 @@ func (s *remoteKeySet) load() (map[string]ed25519.PublicKey, error) {
 func ParseJWKS(data []byte) (map[string]ed25519.PublicKey, error) {
 	var set jwkSet
 	if err := json.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("auth: parse jwks: %w", err)
+		return nil, fmt.Errorf("token: parse jwks: %w", err)
 	}
 	keys := make(map[string]ed25519.PublicKey, len(set.Keys))
 	for _, k := range set.Keys {
@@ -160,10 +160,10 @@ func ParseJWKS(data []byte) (map[string]ed25519.PublicKey, error) {
 		}
 		x, err := base64.RawURLEncoding.DecodeString(k.X)
 		if err != nil || len(x) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("auth: parse jwks: key %q: bad x", k.Kid)
+			return nil, fmt.Errorf("token: parse jwks: key %q: bad x", k.Kid)
 		}
 		if k.Kid == "" {
-			return nil, fmt.Errorf("auth: parse jwks: key without kid")
+			return nil, fmt.Errorf("token: parse jwks: key without kid")
 		}
 		keys[k.Kid] = ed25519.PublicKey(x)
 	}

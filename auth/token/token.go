@@ -1,7 +1,9 @@
-package auth
+package token
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,8 +11,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/chatd/chatd/store"
 )
 
 // Cookie names.
@@ -21,9 +21,9 @@ const (
 
 var (
 	// ErrInvalidToken: every verification failure wraps it.
-	ErrInvalidToken = errors.New("auth: invalid token")
+	ErrInvalidToken = errors.New("token: invalid token")
 	// ErrUnknownKey: a KeySet has no key with the asked kid.
-	ErrUnknownKey = errors.New("auth: unknown key id")
+	ErrUnknownKey = errors.New("token: unknown key id")
 	// ErrNoToken: the request carries no access token. It wraps ErrInvalidToken.
 	ErrNoToken = fmt.Errorf("%w: no access token", ErrInvalidToken)
 )
@@ -58,11 +58,30 @@ func NewSigner(key *SigningKey, issuer, audience string, ttl time.Duration) *Sig
 	return &Signer{key: key, issuer: issuer, audience: audience, ttl: ttl}
 }
 
+// Key returns the signing key.
+func (s *Signer) Key() *SigningKey { return s.key }
+
+// Issuer returns the iss of the tokens s signs.
+func (s *Signer) Issuer() string { return s.issuer }
+
+// Audience returns the aud of the tokens s signs.
+func (s *Signer) Audience() string { return s.audience }
+
+// newTokenID returns a jti: 128 random bits in lower-case base32, the form
+// of store.NewID (copied, so that this package imports no store).
+func newTokenID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return tokenIDEncoding.EncodeToString(b[:])
+}
+
+var tokenIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
 // Sign returns an EdDSA JWT with header kid, claims iss, aud, sub, sid, jti, iat, exp.
 // expiresAt is exp (whole seconds).
 func (s *Signer) Sign(userID, sessionID string, now time.Time) (token string, expiresAt time.Time, err error) {
 	if s == nil || s.key == nil {
-		return "", time.Time{}, errors.New("auth: sign: no signing key")
+		return "", time.Time{}, errors.New("token: sign: no signing key")
 	}
 	iat := now.UTC().Truncate(time.Second)
 	expiresAt = now.Add(s.ttl).UTC().Truncate(time.Second)
@@ -73,7 +92,7 @@ func (s *Signer) Sign(userID, sessionID string, now time.Time) (token string, ex
 			Audience:  jwt.ClaimStrings{s.audience},
 			ExpiresAt: jwt.NewNumericDate(expiresAt),
 			IssuedAt:  jwt.NewNumericDate(iat),
-			ID:        store.NewID(),
+			ID:        newTokenID(),
 		},
 		SessionID: sessionID,
 	}
@@ -81,7 +100,7 @@ func (s *Signer) Sign(userID, sessionID string, now time.Time) (token string, ex
 	t.Header["kid"] = s.key.ID
 	token, err = t.SignedString(s.key.Private)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("auth: sign: %w", err)
+		return "", time.Time{}, fmt.Errorf("token: sign: %w", err)
 	}
 	return token, expiresAt, nil
 }
