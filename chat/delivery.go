@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/store"
+	"github.com/chatd/chatd/textpolicy"
 )
 
 const maxClientMsgID = 64
@@ -44,7 +44,7 @@ func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Er
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "text must be valid UTF-8")
 	case len(req.text) > s.cfg.MaxTextBytes:
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeTextTooLong, "text is longer than %d bytes", s.cfg.MaxTextBytes)
-	case strings.TrimSpace(req.text) == "":
+	case textpolicy.IsBlank(req.text): // white space, format and other invisible characters only
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeTextEmpty, "text is empty")
 	case req.to == req.from:
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeCannotMessageSelf, "you cannot message yourself")
