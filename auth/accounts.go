@@ -5,18 +5,17 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/store"
+	"github.com/chatd/chatd/textpolicy"
 )
 
 // Input limits of api.md.
 const (
 	minUsername    = 3
 	maxUsername    = 32
-	minPassword    = 8
 	maxPassword    = 256
 	maxDisplayName = 64
 )
@@ -45,9 +44,8 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidUsername,
 			"a username has %d to %d characters among a-z, 0-9, '_', '.' and '-'", minUsername, maxUsername)
 	}
-	if n := utf8.RuneCountInString(req.Password); n < minPassword || n > maxPassword {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeWeakPassword,
-			"a password has %d to %d characters", minPassword, maxPassword)
+	if e := checkNewPassword(req.Password, username); e != nil {
+		return e
 	}
 	// Without a display name, the username as typed keeps its case ("Alice").
 	display, e := normalizeDisplayName(req.DisplayName, req.Username)
@@ -200,9 +198,10 @@ func normalizeUsername(s string) (string, bool) {
 }
 
 // normalizeDisplayName trims d; absent or blank means username (which has
-// passed normalizeUsername up to case). It refuses
-// more than 64 characters and control characters (bidi overrides and line
-// separators included).
+// passed normalizeUsername up to case). It refuses more than 64 characters,
+// and what textpolicy.CheckDisplayName refuses: controls, line separators,
+// invalid UTF-8, and invisible or format characters (bidi controls, U+200B,
+// U+2060, U+FEFF, Hangul fillers, U+2800…).
 func normalizeDisplayName(d *string, username string) (string, *httpapi.Error) {
 	if d == nil {
 		return username, nil
@@ -214,14 +213,8 @@ func normalizeDisplayName(d *string, username string) (string, *httpapi.Error) {
 	if utf8.RuneCountInString(name) > maxDisplayName {
 		return "", httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "display_name has at most %d characters", maxDisplayName)
 	}
-	for _, r := range name {
-		if r == utf8.RuneError || unicode.IsControl(r) || isBidiOrSeparator(r) {
-			return "", httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "display_name must not contain control characters")
-		}
+	if err := textpolicy.CheckDisplayName(name); err != nil {
+		return "", &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeInvalidRequest, Message: err.Error()}
 	}
 	return name, nil
-}
-
-func isBidiOrSeparator(r rune) bool {
-	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == 0x2028 || r == 0x2029 || r == 0x200E || r == 0x200F
 }

@@ -271,7 +271,7 @@ func checkClearedCookies(t *testing.T, r response) {
 
 func TestSignupLoginMe(t *testing.T) {
 	h := newHarness(t, nil)
-	r := h.post("/auth/signup", `{"username":"Alice","password":"password1","display_name":"  Alice A. "}`, h.sameOrigin())
+	r := h.post("/auth/signup", `{"username":"Alice","password":"correct-horse-1","display_name":"  Alice A. "}`, h.sameOrigin())
 	if r.StatusCode != http.StatusCreated {
 		t.Fatalf("signup: %d %s", r.StatusCode, r.body)
 	}
@@ -311,7 +311,7 @@ func TestSignupLoginMe(t *testing.T) {
 	}
 
 	// Login folds the case; a new session each time.
-	r = h.post("/auth/login", creds("ALICE", "password1"), h.sameOrigin())
+	r = h.post("/auth/login", creds("ALICE", "correct-horse-1"), h.sameOrigin())
 	if r.StatusCode != 200 || r.user() != u {
 		t.Fatalf("login: %d %s", r.StatusCode, r.body)
 	}
@@ -320,7 +320,7 @@ func TestSignupLoginMe(t *testing.T) {
 		t.Fatalf("login session %+v vs signup %+v", c2, c)
 	}
 	// A login without Origin (a non-browser client) is fine too.
-	if r := h.post("/auth/login", creds("alice", "password1")); r.StatusCode != 200 {
+	if r := h.post("/auth/login", creds("alice", "correct-horse-1")); r.StatusCode != 200 {
 		t.Fatalf("login without Origin: %d %s", r.StatusCode, r.body)
 	}
 
@@ -338,14 +338,14 @@ func TestSignupLoginMe(t *testing.T) {
 	if err != nil || !names["chatd_auth_signups_total"] || !names["chatd_auth_logins_total"] {
 		t.Errorf("metrics not registered: %v %v", names, err)
 	}
-	if strings.Contains(h.logs.String(), "password1") || strings.Contains(h.logs.String(), access.Value) {
+	if strings.Contains(h.logs.String(), "correct-horse-1") || strings.Contains(h.logs.String(), access.Value) {
 		t.Error("a secret reached the log")
 	}
 }
 
 func TestCookieSecureOff(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.CookieSecure = false; c.AccessTTL = 10 * time.Minute; c.RefreshTTL = 48 * time.Hour })
-	r := h.signup("bob", "password1")
+	r := h.signup("bob", "correct-horse-1")
 	checkSessionCookies(t, r, h.cfg)
 	for _, sc := range r.Header.Values("Set-Cookie") {
 		if strings.Contains(sc, "; Secure") {
@@ -362,20 +362,20 @@ func TestSignupValidation(t *testing.T) {
 		status     int
 		code       string
 	}{
-		{"short username", creds("ab", "password1"), 400, "invalid_username"},
-		{"long username", creds(long, "password1"), 400, "invalid_username"},
-		{"space in username", creds("al ice", "password1"), 400, "invalid_username"},
-		{"unicode username", creds("ålice", "password1"), 400, "invalid_username"},
-		{"kelvin sign", creds("\u212Aelvin", "password1"), 400, "invalid_username"},
-		{"missing username", `{"password":"password1"}`, 400, "invalid_username"},
+		{"short username", creds("ab", "correct-horse-1"), 400, "invalid_username"},
+		{"long username", creds(long, "correct-horse-1"), 400, "invalid_username"},
+		{"space in username", creds("al ice", "correct-horse-1"), 400, "invalid_username"},
+		{"unicode username", creds("ålice", "correct-horse-1"), 400, "invalid_username"},
+		{"kelvin sign", creds("\u212Aelvin", "correct-horse-1"), 400, "invalid_username"},
+		{"missing username", `{"password":"correct-horse-1"}`, 400, "invalid_username"},
 		{"short password", creds("carol", "1234567"), 400, "weak_password"},
 		{"long password", creds("carol", strings.Repeat("p", 257)), 400, "weak_password"},
-		{"display name too long", `{"username":"carol","password":"password1","display_name":"` + strings.Repeat("é", 65) + `"}`, 400, "invalid_request"},
-		{"display name control char", `{"username":"carol","password":"password1","display_name":"a\u0007b"}`, 400, "invalid_request"},
-		{"display name newline", `{"username":"carol","password":"password1","display_name":"a\nb"}`, 400, "invalid_request"},
-		{"display name bidi override", `{"username":"carol","password":"password1","display_name":"a\u202Eb"}`, 400, "invalid_request"},
+		{"display name too long", `{"username":"carol","password":"correct-horse-1","display_name":"` + strings.Repeat("é", 65) + `"}`, 400, "invalid_request"},
+		{"display name control char", `{"username":"carol","password":"correct-horse-1","display_name":"a\u0007b"}`, 400, "invalid_request"},
+		{"display name newline", `{"username":"carol","password":"correct-horse-1","display_name":"a\nb"}`, 400, "invalid_request"},
+		{"display name bidi override", `{"username":"carol","password":"correct-horse-1","display_name":"a\u202Eb"}`, 400, "invalid_request"},
 		{"malformed JSON", `{"username":`, 400, "invalid_request"},
-		{"wrong type", `{"username":1,"password":"password1"}`, 400, "invalid_request"},
+		{"wrong type", `{"username":1,"password":"correct-horse-1"}`, 400, "invalid_request"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -389,12 +389,12 @@ func TestSignupValidation(t *testing.T) {
 		})
 	}
 
-	// Limits pass at the edges; unknown fields are ignored; 8 and 256
+	// Limits pass at the edges; unknown fields are ignored; 10 and 256
 	// characters (not bytes) of password.
 	ok := []string{
-		`{"username":"abc","password":"12345678","extra":true}`,
+		`{"username":"abc","password":"Zq8#vLx2p!","extra":true}`,
 		`{"username":"` + strings.Repeat("a", 32) + `","password":"` + strings.Repeat("é", 256) + `"}`,
-		`{"username":"a_b.c-d9","password":"ééééééé\u00e9","display_name":"` + strings.Repeat("ß", 64) + `"}`,
+		`{"username":"a_b.c-d9","password":"ééééééééé\u00e9","display_name":"` + strings.Repeat("ß", 64) + `"}`,
 	}
 	for _, body := range ok {
 		if r := h.post("/auth/signup", body, h.sameOrigin()); r.StatusCode != 201 {
@@ -402,14 +402,14 @@ func TestSignupValidation(t *testing.T) {
 		}
 	}
 	// Display name defaults to the username (also when blank).
-	if u := h.post("/auth/signup", `{"username":"Dave","password":"password1","display_name":"   "}`).user(); u.DisplayName != "Dave" || u.Username != "dave" {
+	if u := h.post("/auth/signup", `{"username":"Dave","password":"correct-horse-1","display_name":"   "}`).user(); u.DisplayName != "Dave" || u.Username != "dave" {
 		t.Errorf("blank display name → %q", u.DisplayName)
 	}
 
 	// Taken, whatever the case.
-	h.signup("erin", "password1")
+	h.signup("erin", "correct-horse-1")
 	for _, name := range []string{"erin", "ERIN", "Erin"} {
-		r := h.post("/auth/signup", creds(name, "password2"), h.sameOrigin())
+		r := h.post("/auth/signup", creds(name, "correct-horse-2"), h.sameOrigin())
 		if r.StatusCode != 409 || r.errCode() != "username_taken" {
 			t.Errorf("signup %s again: %d %s", name, r.StatusCode, r.body)
 		}
@@ -420,7 +420,7 @@ func TestSignupValidation(t *testing.T) {
 	if r.StatusCode != 415 || r.errCode() != "unsupported_media_type" {
 		t.Errorf("text/plain: %d %s", r.StatusCode, r.body)
 	}
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/auth/signup", strings.NewReader(creds("frank", "password1")))
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/auth/signup", strings.NewReader(creds("frank", "correct-horse-1")))
 	resp, err := h.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -429,12 +429,12 @@ func TestSignupValidation(t *testing.T) {
 	if resp.StatusCode != 415 {
 		t.Errorf("no content type: %d", resp.StatusCode)
 	}
-	big := `{"username":"frank","password":"password1","display_name":"` + strings.Repeat("x", 70<<10) + `"}`
+	big := `{"username":"frank","password":"correct-horse-1","display_name":"` + strings.Repeat("x", 70<<10) + `"}`
 	if r := h.post("/auth/signup", big, h.sameOrigin()); r.StatusCode != 413 || r.errCode() != "too_large" {
 		t.Errorf("big body: %d %s", r.StatusCode, r.body)
 	}
 	for _, origin := range []string{"https://evil.example", "null"} {
-		if r := h.post("/auth/signup", creds("frank", "password1"), withHeader("Origin", origin)); r.StatusCode != 403 || r.errCode() != "forbidden" {
+		if r := h.post("/auth/signup", creds("frank", "correct-horse-1"), withHeader("Origin", origin)); r.StatusCode != 403 || r.errCode() != "forbidden" {
 			t.Errorf("origin %s: %d %s", origin, r.StatusCode, r.body)
 		}
 	}
@@ -445,9 +445,9 @@ func TestSignupValidation(t *testing.T) {
 
 func TestLoginFailuresLookAlike(t *testing.T) {
 	h := newHarness(t, nil)
-	h.signup("alice", "password1")
-	wrong := h.post("/auth/login", creds("alice", "password2"), h.sameOrigin())
-	unknown := h.post("/auth/login", creds("nobody", "password2"), h.sameOrigin())
+	h.signup("alice", "correct-horse-1")
+	wrong := h.post("/auth/login", creds("alice", "correct-horse-2"), h.sameOrigin())
+	unknown := h.post("/auth/login", creds("nobody", "correct-horse-2"), h.sameOrigin())
 	for _, r := range []response{wrong, unknown} {
 		if r.StatusCode != 401 || r.errCode() != "invalid_credentials" || r.cookie(token.SessionCookie) != nil {
 			t.Fatalf("%d %s", r.StatusCode, r.body)
@@ -460,27 +460,27 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 		t.Error("headers differ")
 	}
 	// The same for /auth/token.
-	tw := h.post("/auth/token", creds("alice", "password2"))
-	tu := h.post("/auth/token", creds("nobody", "password2"))
+	tw := h.post("/auth/token", creds("alice", "correct-horse-2"))
+	tu := h.post("/auth/token", creds("nobody", "correct-horse-2"))
 	if tw.StatusCode != 401 || !bytes.Equal(tw.body, tu.body) || !bytes.Equal(tw.body, wrong.body) {
 		t.Errorf("token failures: %d %s / %d %s", tw.StatusCode, tw.body, tu.StatusCode, tu.body)
 	}
 	// Foreign origin: login CSRF refused before anything else.
-	if r := h.post("/auth/login", creds("alice", "password1"), withHeader("Origin", "https://evil.example")); r.StatusCode != 403 {
+	if r := h.post("/auth/login", creds("alice", "correct-horse-1"), withHeader("Origin", "https://evil.example")); r.StatusCode != 403 {
 		t.Errorf("foreign origin login: %d %s", r.StatusCode, r.body)
 	}
 }
 
 func TestLoginRateLimit(t *testing.T) {
 	h := newHarness(t, nil)
-	h.signup("alice", "password1")
-	h.signup("bob", "password1")
+	h.signup("alice", "correct-horse-1")
+	h.signup("bob", "correct-horse-1")
 	for i := range 10 {
 		if r := h.post("/auth/login", creds("alice", "wrong-"+strconv.Itoa(i))); r.StatusCode != 401 {
 			t.Fatalf("failure %d: %d %s", i, r.StatusCode, r.body)
 		}
 	}
-	for _, pass := range []string{"wrong", "password1"} {
+	for _, pass := range []string{"wrong", "correct-horse-1"} {
 		r := h.post("/auth/login", creds("Alice", pass))
 		if r.StatusCode != 429 || r.errCode() != "rate_limited" {
 			t.Fatalf("11th attempt (%s): %d %s", pass, r.StatusCode, r.body)
@@ -490,18 +490,18 @@ func TestLoginRateLimit(t *testing.T) {
 			t.Fatalf("Retry-After = %q", r.Header.Get("Retry-After"))
 		}
 	}
-	if r := h.post("/auth/token", creds("alice", "password1")); r.StatusCode != 429 {
+	if r := h.post("/auth/token", creds("alice", "correct-horse-1")); r.StatusCode != 429 {
 		t.Fatalf("token while limited: %d", r.StatusCode)
 	}
 	// Other accounts are not affected.
-	if r := h.post("/auth/login", creds("bob", "password1")); r.StatusCode != 200 {
+	if r := h.post("/auth/login", creds("bob", "correct-horse-1")); r.StatusCode != 200 {
 		t.Fatalf("bob: %d %s", r.StatusCode, r.body)
 	}
 	// Unknown accounts are limited just the same (no way to tell them apart).
 	for range 10 {
-		h.post("/auth/login", creds("ghost", "password1"))
+		h.post("/auth/login", creds("ghost", "correct-horse-1"))
 	}
-	if r := h.post("/auth/login", creds("ghost", "password1")); r.StatusCode != 429 {
+	if r := h.post("/auth/login", creds("ghost", "correct-horse-1")); r.StatusCode != 429 {
 		t.Fatalf("unknown account not limited: %d", r.StatusCode)
 	}
 	if got := counterValue(t, h.svc.m.logins.WithLabelValues("rate_limited")); got < 4 {
@@ -509,11 +509,11 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 
 	// A success resets the count.
-	h.signup("carol", "password1")
+	h.signup("carol", "correct-horse-1")
 	for range 9 {
 		h.post("/auth/login", creds("carol", "wrong"))
 	}
-	if r := h.post("/auth/login", creds("carol", "password1")); r.StatusCode != 200 {
+	if r := h.post("/auth/login", creds("carol", "correct-horse-1")); r.StatusCode != 200 {
 		t.Fatalf("carol's 10th attempt: %d", r.StatusCode)
 	}
 	for i := range 10 {
@@ -521,14 +521,14 @@ func TestLoginRateLimit(t *testing.T) {
 			t.Fatalf("carol's failure %d after a success: %d", i, r.StatusCode)
 		}
 	}
-	if r := h.post("/auth/login", creds("carol", "password1")); r.StatusCode != 429 {
+	if r := h.post("/auth/login", creds("carol", "correct-horse-1")); r.StatusCode != 429 {
 		t.Fatalf("carol after 10 new failures: %d", r.StatusCode)
 	}
 }
 
 func TestRefreshRotatesAndReuseRevokes(t *testing.T) {
 	h := newHarness(t, nil)
-	r := h.signup("alice", "password1")
+	r := h.signup("alice", "correct-horse-1")
 	access0, refresh0 := checkSessionCookies(t, r, h.cfg)
 	sid := h.claims(access0).SessionID
 
@@ -621,7 +621,7 @@ func TestRefreshFailures(t *testing.T) {
 
 	// An expired session.
 	h2 := newHarness(t, nil)
-	r = h2.signup("bob", "password1")
+	r = h2.signup("bob", "correct-horse-1")
 	access, refresh := checkSessionCookies(t, r, h2.cfg)
 	sid := h2.claims(access).SessionID
 	h2.offset.Store(int64(h2.cfg.RefreshTTL + time.Minute))
@@ -636,7 +636,7 @@ func TestRefreshFailures(t *testing.T) {
 // signup2 signs up with the configured public origin.
 func (h *harness) signup2(user string) response {
 	h.t.Helper()
-	r := h.post("/auth/signup", creds(user, "password1"), withHeader("Origin", h.cfg.PublicOrigins[0]))
+	r := h.post("/auth/signup", creds(user, "correct-horse-1"), withHeader("Origin", h.cfg.PublicOrigins[0]))
 	if r.StatusCode != 201 {
 		h.t.Fatalf("signup: %d %s", r.StatusCode, r.body)
 	}
@@ -647,7 +647,7 @@ func TestLogout(t *testing.T) {
 	h := newHarness(t, nil)
 
 	// By cookies.
-	access, refresh := checkSessionCookies(t, h.signup("alice", "password1"), h.cfg)
+	access, refresh := checkSessionCookies(t, h.signup("alice", "correct-horse-1"), h.cfg)
 	sid := h.claims(access).SessionID
 	if r := h.post("/auth/logout", "", withCookies(access, refresh), withHeader("Origin", "https://evil.example")); r.StatusCode != 403 {
 		t.Fatalf("cross-origin logout: %d", r.StatusCode)
@@ -674,7 +674,7 @@ func TestLogout(t *testing.T) {
 	h.expectNoRevocation() // a revoked session's refresh token is not a reuse
 
 	// By the refresh cookie alone (the access cookie expired).
-	access, refresh = checkSessionCookies(t, h.post("/auth/login", creds("alice", "password1")), h.cfg)
+	access, refresh = checkSessionCookies(t, h.post("/auth/login", creds("alice", "correct-horse-1")), h.cfg)
 	sid = h.claims(access).SessionID
 	if r := h.post("/auth/logout", "", withCookies(refresh), h.sameOrigin()); r.StatusCode != 204 {
 		t.Fatalf("logout by refresh cookie: %d", r.StatusCode)
@@ -682,7 +682,7 @@ func TestLogout(t *testing.T) {
 	h.expectRevocation(sid)
 
 	// By bearer token (no Origin needed: not cookie-authenticated).
-	tok := h.token("alice", "password1")
+	tok := h.token("alice", "correct-horse-1")
 	c, err := h.svc.Verifier().Verify(context.Background(), tok)
 	if err != nil {
 		t.Fatal(err)
@@ -727,8 +727,8 @@ func (h *harness) token(user, pass string) string {
 
 func TestToken(t *testing.T) {
 	h := newHarness(t, nil)
-	u := h.signup("alice", "password1").user()
-	r := h.post("/auth/token", creds("Alice", "password1"))
+	u := h.signup("alice", "correct-horse-1").user()
+	r := h.post("/auth/token", creds("Alice", "correct-horse-1"))
 	if r.StatusCode != 200 {
 		t.Fatalf("token: %d %s", r.StatusCode, r.body)
 	}
@@ -760,7 +760,7 @@ func TestToken(t *testing.T) {
 	if r := h.do(http.MethodGet, "/auth/me", "", withHeader("Authorization", "Bearer "+tr.Token)); r.StatusCode != 200 || r.user().ID != u.ID {
 		t.Fatalf("me by bearer: %d %s", r.StatusCode, r.body)
 	}
-	if r := h.post("/auth/token", creds("alice", "password1"), withHeader("Origin", "https://evil.example")); r.StatusCode != 403 {
+	if r := h.post("/auth/token", creds("alice", "correct-horse-1"), withHeader("Origin", "https://evil.example")); r.StatusCode != 403 {
 		t.Errorf("foreign origin token: %d", r.StatusCode)
 	}
 }
@@ -794,13 +794,13 @@ func TestJWKSEndpointAndMethods(t *testing.T) {
 }
 
 func (h *harness) token2(t *testing.T) string {
-	h.signup("zed", "password1")
-	return h.token("zed", "password1")
+	h.signup("zed", "correct-horse-1")
+	return h.token("zed", "correct-horse-1")
 }
 
 func TestStoreDownIs503(t *testing.T) {
 	h := newHarness(t, nil)
-	access, refresh := checkSessionCookies(t, h.signup("alice", "password1"), h.cfg)
+	access, refresh := checkSessionCookies(t, h.signup("alice", "correct-horse-1"), h.cfg)
 	if err := h.store.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -808,9 +808,9 @@ func TestStoreDownIs503(t *testing.T) {
 		method, path, body string
 		opts               []reqOpt
 	}{
-		{http.MethodPost, "/auth/signup", creds("bob", "password1"), nil},
-		{http.MethodPost, "/auth/login", creds("alice", "password1"), nil},
-		{http.MethodPost, "/auth/token", creds("alice", "password1"), nil},
+		{http.MethodPost, "/auth/signup", creds("bob", "correct-horse-1"), nil},
+		{http.MethodPost, "/auth/login", creds("alice", "correct-horse-1"), nil},
+		{http.MethodPost, "/auth/token", creds("alice", "correct-horse-1"), nil},
 		{http.MethodPost, "/auth/refresh", "", []reqOpt{withCookies(refresh), h.sameOrigin()}},
 		{http.MethodPost, "/auth/logout", "", []reqOpt{withCookies(refresh), h.sameOrigin()}},
 		{http.MethodGet, "/auth/me", "", []reqOpt{withCookies(access)}},

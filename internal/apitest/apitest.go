@@ -85,11 +85,15 @@ func (j loopbackJar) Cookies(u *url.URL) []*http.Cookie {
 	return j.CookieJar.Cookies(secureLoopback(u))
 }
 
-// SignUp creates the account name with the password "password-"+name
-// (the session cookies land in the jar).
+// Password is the password SignUp gives every account: long enough, not a
+// common one, and containing no test's username, as auth's policy asks.
+const Password = "horse-battery-staple-42"
+
+// SignUp creates the account name with Password (the session cookies land
+// in the jar).
 func SignUp(t testing.TB, base, name string) *User {
 	t.Helper()
-	return SignUpAs(t, base, name, "password-"+name, "")
+	return SignUpAs(t, base, name, Password, "")
 }
 
 // SignUpAs creates an account with the given password and display name

@@ -8,7 +8,7 @@ const MESSAGES = {
   invalid_credentials: 'Wrong username or password.',
   username_taken: 'That username is taken. Try another one.',
   invalid_username: 'Usernames have 3 to 32 characters: letters, digits, _ . or -.',
-  weak_password: 'Choose a password of at least 8 characters.',
+  weak_password: 'Choose a password of at least 10 characters that is not a common password and does not contain your username.',
   network: 'Cannot reach the server. Check your connection.',
 };
 
@@ -50,6 +50,7 @@ export class AuthView {
     this.switchText.textContent = signup ? 'Already have an account?' : 'New to chatd?';
     this.toggle.textContent = signup ? 'Log in instead' : 'Create an account';
     this.password.autocomplete = signup ? 'new-password' : 'current-password';
+    this.password.minLength = signup ? 10 : 8;
     this.displayName.disabled = !signup;
     this.showError('');
   }
@@ -94,8 +95,11 @@ export class AuthView {
       this.showError(this.mode === 'signup' ? MESSAGES.invalid_username : 'Enter your username (3 to 32 characters).', this.username);
       return;
     }
-    if (password.length < 8 || password.length > 256) {
-      this.showError(this.mode === 'signup' ? 'Passwords have 8 to 256 characters.' : 'Enter your password (at least 8 characters).', this.password);
+    // Accounts made before the 10-character rule still log in with 8.
+    const min = this.mode === 'signup' ? 10 : 8;
+    const chars = [...password].length;
+    if (chars < min || chars > 256) {
+      this.showError(this.mode === 'signup' ? 'Passwords have 10 to 256 characters.' : 'Enter your password (at least 8 characters).', this.password);
       return;
     }
     this.setBusy(true);

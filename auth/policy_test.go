@@ -1,0 +1,77 @@
+package auth
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/chatd/chatd/auth/token"
+)
+
+func signupBody(user, pass string, display *string) string {
+	m := map[string]any{"username": user, "password": pass}
+	if display != nil {
+		m["display_name"] = *display
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// Weak passwords are refused at signup with 400 weak_password, before any
+// account exists (issue 9, point 9).
+func TestSignupRefusesWeakPasswords(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, tc := range []struct{ name, user, pass string }{
+		{"digits", "carol", "12345678"},
+		{"password", "carol", "password"},
+		{"eight spaces", "carol", "        "},
+		{"ten spaces", "carol", "          "},
+		{"nine characters", "carol", "Zq8#vLx2p"},
+		{"the username", "carol.smith", "carol.smith"},
+		{"the username as typed", "Carol.Smith", "CAROL.SMITH"},
+		{"containing the username", "carol.smith", "i-am-carol.smith!"},
+		{"common", "carol", "1234567890"},
+		{"common in capitals", "carol", "QWERTYUIOP"},
+		{"too long", "carol", strings.Repeat("p", 257)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.post("/auth/signup", signupBody(tc.user, tc.pass, nil), h.sameOrigin())
+			if r.StatusCode != 400 || r.errCode() != "weak_password" {
+				t.Fatalf("%d %s, want 400 weak_password", r.StatusCode, r.body)
+			}
+			if r.cookie(token.SessionCookie) != nil {
+				t.Error("cookie set on a refused signup")
+			}
+		})
+	}
+	// None of them made an account: the name is still free.
+	h.signup("carol", "Zq8#vLx2p!")
+	h.signup("carol.smith", "correct horse battery staple")
+}
+
+// Display names with invisible or format characters are refused at signup
+// (issue 9, point 7); visible Unicode passes.
+func TestSignupRefusesInvisibleDisplayNames(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, tc := range []struct{ name, display string }{
+		{"zero width space U+200B", "ali\u200bce"},
+		{"word joiner U+2060", "alice\u2060"},
+		{"byte order mark U+FEFF", "\ufeffalice"},
+		{"hangul filler U+3164", "\u3164"},
+		{"braille blank U+2800", "\u2800\u2800"},
+		{"zero width joiner U+200D", "al\u200dice"},
+		{"soft hyphen U+00AD", "al\u00adice"},
+		{"no-break space inside", "alice\u00a0smith"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.post("/auth/signup", signupBody("mallory", "Zq8#vLx2p!", &tc.display), h.sameOrigin())
+			if r.StatusCode != 400 || r.errCode() != "invalid_request" {
+				t.Fatalf("%d %s, want 400 invalid_request", r.StatusCode, r.body)
+			}
+		})
+	}
+	display := "Zoë 🚀 Ångström"
+	if u := h.post("/auth/signup", signupBody("zoe", "Zq8#vLx2p!", &display), h.sameOrigin()).user(); u.DisplayName != display {
+		t.Errorf("display name %q stored as %q", display, u.DisplayName)
+	}
+}
