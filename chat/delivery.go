@@ -60,9 +60,7 @@ func (s *Service) send(ctx context.Context, req sendRequest) (sendResult, *httpa
 	if herr := s.validateSend(ctx, req); herr != nil {
 		return sendResult{}, herr
 	}
-	start := time.Now()
-	msg, created, err := s.store.AppendMessage(ctx, newMessage(req, start))
-	observe(s.m.storeAppend, start)
+	msg, created, err := s.store.AppendMessage(ctx, newMessage(req, time.Now()))
 	return s.sendResultOf(req, msg, created, err)
 }
 
@@ -131,14 +129,11 @@ func (s *Service) markPointer(ctx context.Context, userID, peerID string, seq in
 		ptr   int64
 		moved bool
 		err   error
-		start = time.Now()
 	)
 	if kind == "read" {
 		ptr, moved, err = s.store.MarkRead(ctx, userID, peerID, seq)
-		observe(s.m.storeMarkRead, start)
 	} else {
 		ptr, moved, err = s.store.MarkDelivered(ctx, userID, peerID, seq)
-		observe(s.m.storeMarkDlv, start)
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -162,9 +157,7 @@ func (s *Service) markPointer(ctx context.Context, userID, peerID string, seq in
 // publishPresence sends userID's presence to everyone it shares a
 // conversation with.
 func (s *Service) publishPresence(ctx context.Context, userID string, st pubsub.Status) {
-	start := time.Now()
 	peers, err := s.store.PeerIDs(ctx, userID)
-	observe(s.m.storeOp("peer_ids"), start)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("presence: peer lookup failed", "err", err)

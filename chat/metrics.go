@@ -1,10 +1,6 @@
 package chat
 
-import (
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the chat role's Prometheus collectors. They exist even when no
 // registerer is given, so the code never checks for nil.
@@ -13,14 +9,7 @@ type metrics struct {
 	stored      prometheus.Counter
 	delivered   prometheus.Counter
 	sendLatency prometheus.Histogram
-	storeLat    *prometheus.HistogramVec
-
-	// Pre-curried observers of the hot store operations.
-	storeAppend   prometheus.Observer
-	storeUser     prometheus.Observer
-	storeSession  prometheus.Observer
-	storeMarkRead prometheus.Observer
-	storeMarkDlv  prometheus.Observer
+	storeLat    *prometheus.HistogramVec // observed by timedStore
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,11 +34,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"op"}),
 	}
-	m.storeAppend = m.storeLat.WithLabelValues("append_message")
-	m.storeUser = m.storeLat.WithLabelValues("user_by_id")
-	m.storeSession = m.storeLat.WithLabelValues("session_by_id")
-	m.storeMarkRead = m.storeLat.WithLabelValues("mark_read")
-	m.storeMarkDlv = m.storeLat.WithLabelValues("mark_delivered")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.connections, m.stored, m.delivered, m.sendLatency, m.storeLat} {
 			if err := reg.Register(c); err != nil {
@@ -59,9 +43,3 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
-
-// observe records the time since start on o.
-func observe(o prometheus.Observer, start time.Time) { o.Observe(time.Since(start).Seconds()) }
-
-// storeOp returns the observer for a rarely used operation.
-func (m *metrics) storeOp(op string) prometheus.Observer { return m.storeLat.WithLabelValues(op) }

@@ -10,24 +10,27 @@ import (
 	"github.com/chatd/chatd/store"
 )
 
-// Pipelined WebSocket sends. When the store is a store.AsyncAppender, a
-// connection's reader does not wait for a send's commit: it validates the
+// WebSocket sends, one path for every store. The reader validates a send
 // frame, takes one of the connection's SendWindow slots (waiting while all
-// are taken: backpressure) and a ticket, and queues the message. The store
-// calls back from its writer; the callback only pushes the send on a
+// are taken: backpressure) and a ticket, and hands the message to the
+// store's AppendMessageAsync. A store that is a store.AsyncAppender
+// (sqlitestore) queues it and returns at once, so several sends of one
+// connection are in flight; any other store is adapted (syncAppender): the
+// append runs on the reader, which waits for each commit as a synchronous
+// send would. Either way the store's callback only pushes the send on a
 // completion queue. A few completion goroutines per node (not per message)
 // answer: they encode the frames, put the answers of each connection in
 // ticket order (a refused send is a ticket answered at once, so its error
 // frame cannot overtake earlier acks), queue the ack, publish the message,
 // then release the slot and the send's in-flight count.
 //
-// Guarantees kept from the synchronous path: the ack is queued only after
-// the store reported the message durable; a connection's answers come in the
-// order its frames were read; the store commits in queue order, so one
-// connection's messages to one peer get increasing seqs, and they are
-// published in that order. Shutdown waits for in-flight sends as before
-// (each holds beginWork until answered); a connection closed meanwhile only
-// loses its answers (enqueue refuses them), the messages stay stored.
+// Guarantees: the ack is queued only after the store reported the message
+// durable; a connection's answers come in the order its frames were read;
+// the store commits in queue order, so one connection's messages to one peer
+// get increasing seqs, and they are published in that order. Shutdown waits
+// for in-flight sends (each holds beginWork until answered); a connection
+// closed meanwhile only loses its answers (enqueue refuses them), the
+// messages stay stored.
 //
 // Memory: at most connections × SendWindow sends are pending in all, each
 // holding its message, so the completion queues need no bound of their own,
@@ -59,12 +62,11 @@ type sendOp struct {
 	work   bool  // holds an in-flight count (beginWork)
 
 	// A send's request and the store's answer (set by the store callback).
-	req        sendRequest
-	ref        *string
-	storeStart time.Time
-	msg        store.Message
-	created    bool
-	err        error
+	req     sendRequest
+	ref     *string
+	msg     store.Message
+	created bool
+	err     error
 
 	// frame, when set, is the whole answer (an error found before the store).
 	frame []byte
@@ -165,9 +167,14 @@ func (s *Service) pushCompletion(op *sendOp) {
 	s.completions[(op.c.id>>1)%completionShards].push(op) // ids are odd: skip bit 0
 }
 
-// wsSendPipelined is wsSend when the store appends without waiting. ctx
-// bounds the validation only; the append lives as long as the service.
-func (s *Service) wsSendPipelined(ctx context.Context, app store.AsyncAppender, c *conn, req sendRequest, ref *string, start int64) {
+// wsSend is a `send` frame (reader goroutine). ctx bounds the validation
+// only; the append lives as long as the service (with opTimeout for a
+// synchronous store).
+func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *string, start int64) {
+	req := sendRequest{from: c.userID, to: f.To, text: f.Text, except: c.id, wantAck: true}
+	if f.ClientMsgID != nil {
+		req.clientMsgID, req.hasClientMsgID = *f.ClientMsgID, true
+	}
 	op := c.ticket(start)
 	op.ref = ref
 	if !s.beginWork() {
@@ -182,8 +189,19 @@ func (s *Service) wsSendPipelined(ctx context.Context, app store.AsyncAppender, 
 		return
 	}
 	op.req = req
-	op.storeStart = time.Now()
-	app.AppendMessageAsync(s.ctx, newMessage(req, op.storeStart), op.stored)
+	s.store.AppendMessageAsync(s.ctx, newMessage(req, time.Now()), op.stored)
+}
+
+// syncAppender adapts a store without store.AsyncAppender: the append runs
+// on the caller's goroutine, within opTimeout, and done is called before
+// AppendMessageAsync returns. The caller (a connection's reader) thus waits
+// for each send's commit, and the order of commits is the order of calls.
+type syncAppender struct{ st store.Messages }
+
+func (a syncAppender) AppendMessageAsync(ctx context.Context, m store.Message, done func(store.Message, bool, error)) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	done(a.st.AppendMessage(ctx, m))
 }
 
 // stored is the store's callback: it runs on the store's writer and only
@@ -218,7 +236,6 @@ func (s *Service) answer(op *sendOp) {
 	if op.frame != nil {
 		c.enqueue(op.frame, 0)
 	} else {
-		observe(s.m.storeAppend, op.storeStart)
 		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 		res, herr := s.sendResultOf(op.req, op.msg, op.created, op.err)
 		if herr != nil {

@@ -15,7 +15,7 @@ import (
 // back, and the peer gets each new message once, in seq order.
 func TestPipelinedSends(t *testing.T) {
 	e := newTestEnv(t, nil)
-	if e.svc.appender == nil || !e.svc.pipelined.Load() {
+	if _, adapted := e.svc.store.async.(syncAppender); adapted {
 		t.Fatal("the SQLite store does not pipeline sends")
 	}
 	alice, bob := e.user("alice"), e.user("bob")
@@ -175,13 +175,14 @@ func TestShutdownDuringPipelinedSends(t *testing.T) {
 	t.Logf("%d of %d sends acked before the shutdown, %d stored", len(acked), n, len(stored))
 }
 
-// With a store that cannot append without waiting (mongostore), sends are
-// answered one at a time, still in order.
+// With a store that cannot append without waiting (mongostore), sends take
+// the same path through an adapter that appends one at a time: answers
+// still in order.
 func TestSendsWithoutAsyncStore(t *testing.T) {
 	e := newTestEnv(t, nil)
 	e.syncStore = true
 	n := e.node("node-sync", nil)
-	if n.svc.appender != nil {
+	if _, adapted := n.svc.store.async.(syncAppender); !adapted {
 		t.Fatal("the wrapped store still pipelines")
 	}
 	alice, bob := n.user("alice"), n.user("bob")

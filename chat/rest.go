@@ -93,9 +93,7 @@ func (s *Service) handleSearchUsers(w http.ResponseWriter, r *http.Request, me p
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "q is a prefix of at most %d characters", searchQueryMax)
 	}
 	ctx := r.Context()
-	start := time.Now()
 	users, err := s.store.SearchUsers(ctx, q, me.UserID, limit)
-	observe(s.m.storeOp("search_users"), start)
 	if err != nil {
 		return httpapi.Fail(s.log, "search users", err)
 	}
@@ -133,9 +131,7 @@ func (s *Service) handleUser(w http.ResponseWriter, r *http.Request, me principa
 // GET /api/conversations
 func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me principal) *httpapi.Error {
 	ctx := r.Context()
-	start := time.Now()
 	convs, err := s.store.Conversations(ctx, me.UserID)
-	observe(s.m.storeOp("conversations"), start)
 	if err != nil {
 		return httpapi.Fail(s.log, "conversations", err)
 	}
@@ -145,9 +141,7 @@ func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me
 	}
 	peers := make(map[string]store.User, len(ids))
 	if len(ids) > 0 {
-		start = time.Now()
 		users, err := s.store.UsersByIDs(ctx, ids)
-		observe(s.m.storeOp("users_by_ids"), start)
 		if err != nil {
 			return httpapi.Fail(s.log, "users by ids", err)
 		}
@@ -211,14 +205,11 @@ func (s *Service) handleHistory(w http.ResponseWriter, r *http.Request, me princ
 		msgs    []store.Message
 		hasMore bool
 		err     error
-		start   = time.Now()
 	)
 	if hasAfter {
 		msgs, hasMore, err = s.store.MessagesAfter(ctx, convID, after, limit)
-		observe(s.m.storeOp("messages_after"), start)
 	} else {
 		msgs, hasMore, err = s.store.MessagesBefore(ctx, convID, before, limit)
-		observe(s.m.storeOp("messages_before"), start)
 	}
 	if err != nil {
 		return httpapi.Fail(s.log, "history", err)
@@ -270,7 +261,7 @@ func (s *Service) handleSend(w http.ResponseWriter, r *http.Request, me principa
 	httpapi.WriteJSON(w, status, struct {
 		Message messageJSON `json:"message"`
 	}{toMessageJSON(res.msg)})
-	observe(s.m.sendLatency, start)
+	since(s.m.sendLatency, start)
 	return nil
 }
 

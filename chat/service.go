@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/auth/token"
@@ -42,7 +41,7 @@ type Deps struct {
 // Service is the chat role of one node.
 type Service struct {
 	cfg      Config
-	store    Store
+	store    *timedStore
 	broker   pubsub.Broker
 	presence pubsub.Presence
 	verifier *token.Verifier
@@ -54,10 +53,8 @@ type Service struct {
 	sessions *sessionCache
 	users    *userCache
 
-	// appender is the store when it can append without waiting: WebSocket
-	// sends are then pipelined (pipeline.go) once Start ran.
-	appender    store.AsyncAppender
-	pipelined   atomic.Bool
+	// WebSocket sends are answered by a few completion goroutines
+	// (pipeline.go), running from Start to the end of Shutdown.
 	completions []*completionQueue // one per completion goroutine
 	completers  sync.WaitGroup
 
@@ -71,7 +68,7 @@ type Service struct {
 	closing  bool
 	inflight sync.WaitGroup // sends between "accepted" and "ack enqueued / response written"
 	conns    sync.WaitGroup // WebSocket handlers
-	started  bool
+	started  bool           // Start ran: the completion goroutines run
 	revSub   pubsub.Subscription
 	loopDone chan struct{}
 }
@@ -110,16 +107,12 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		cfg: cfg, store: d.Store, broker: d.Broker, presence: d.Presence, verifier: d.Verifier,
+		cfg: cfg, store: newTimedStore(d.Store, m.storeLat), broker: d.Broker, presence: d.Presence, verifier: d.Verifier,
 		node: d.NodeID, log: log, m: m,
-		sessions: newSessionCache(), users: newUserCache(),
+		sessions: newSessionCache(), users: newUserCache(), completions: newCompletionQueues(),
 		epoch: time.Now(), ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
 	}
 	s.hub = newHub(s)
-	if a, ok := d.Store.(store.AsyncAppender); ok {
-		s.appender = a
-		s.completions = newCompletionQueues()
-	}
 	return s, nil
 }
 
@@ -143,6 +136,10 @@ func (s *Service) Start(ctx context.Context) error {
 		return errors.New("chat: already started")
 	}
 	s.started = true
+	s.completers.Add(len(s.completions))
+	for _, q := range s.completions {
+		go s.completer(q)
+	}
 	s.mu.Unlock()
 	sub, err := s.broker.Subscribe(ctx, pubsub.TopicRevocations, s.onRevocation)
 	if err != nil {
@@ -152,13 +149,6 @@ func (s *Service) Start(ctx context.Context) error {
 	s.revSub = sub
 	s.mu.Unlock()
 	go s.loop()
-	if s.appender != nil {
-		s.completers.Add(len(s.completions))
-		for _, q := range s.completions {
-			go s.completer(q)
-		}
-		s.pipelined.Store(true)
-	}
 	return nil
 }
 
@@ -246,11 +236,12 @@ func (s *Service) beginWork() bool {
 
 func (s *Service) endWork() { s.inflight.Done() }
 
-// beginConn admits one WebSocket handler unless the service is shutting down.
+// beginConn admits one WebSocket handler once Start ran, unless the
+// service is shutting down.
 func (s *Service) beginConn() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing || !s.started {
 		return false
 	}
 	s.conns.Add(1)
@@ -353,9 +344,7 @@ func (s *Service) checkSession(ctx context.Context, cl token.Claims) *httpapi.Er
 		}
 		return nil
 	}
-	start := time.Now()
 	sess, err := s.store.SessionByID(ctx, cl.SessionID)
-	observe(s.m.storeSession, start)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return httpapi.ErrUnauthenticated
@@ -367,132 +356,4 @@ func (s *Service) checkSession(ctx context.Context, cl token.Claims) *httpapi.Er
 		return httpapi.ErrUnauthenticated
 	}
 	return nil
-}
-
-// userByID returns the user, from a small cache of users known to exist
-// (users are never deleted). ErrNotFound when there is none.
-func (s *Service) userByID(ctx context.Context, id string) (store.User, error) {
-	if u, ok := s.users.get(id); ok {
-		return u, nil
-	}
-	start := time.Now()
-	u, err := s.store.UserByID(ctx, id)
-	observe(s.m.storeUser, start)
-	if err != nil {
-		return store.User{}, err
-	}
-	s.users.put(u)
-	return u, nil
-}
-
-// lookupUser is userByID with the answer a client gets when it fails: 404
-// not_found for an unknown user, 503 (logged) when the store fails.
-func (s *Service) lookupUser(ctx context.Context, id string) (store.User, *httpapi.Error) {
-	u, err := s.userByID(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return store.User{}, errNoSuchUser
-	case err != nil:
-		return store.User{}, httpapi.Fail(s.log, "user lookup", err)
-	}
-	return u, nil
-}
-
-// sessionCache remembers session states for a short while: an active
-// session for positiveTTL (a revocation event invalidates it at once), a
-// revoked one for revokedTTL.
-type sessionCache struct {
-	mu sync.Mutex
-	m  map[string]sessionState
-}
-
-type sessionState struct {
-	userID  string
-	revoked bool
-	expires time.Time
-}
-
-const (
-	positiveTTL     = 3 * time.Second
-	revokedTTL      = time.Hour
-	maxSessionCache = 100_000
-	maxUserCache    = 100_000
-)
-
-func newSessionCache() *sessionCache { return &sessionCache{m: make(map[string]sessionState)} }
-
-func (c *sessionCache) get(sid string, now time.Time) (sessionState, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[sid]
-	if !ok || now.After(e.expires) {
-		return sessionState{}, false
-	}
-	return e, true
-}
-
-func (c *sessionCache) put(sid, userID string, revoked bool, now time.Time) {
-	ttl := positiveTTL
-	if revoked {
-		ttl = revokedTTL
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old, ok := c.m[sid]; ok && old.revoked && now.Before(old.expires) {
-		return // a revocation event may have raced the store read
-	}
-	if len(c.m) >= maxSessionCache {
-		c.pruneLocked(now)
-		if len(c.m) >= maxSessionCache {
-			clear(c.m)
-		}
-	}
-	c.m[sid] = sessionState{userID: userID, revoked: revoked, expires: now.Add(ttl)}
-}
-
-func (c *sessionCache) markRevoked(sid string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.m[sid]
-	e.revoked, e.expires = true, time.Now().Add(revokedTTL)
-	c.m[sid] = e
-}
-
-func (c *sessionCache) prune(now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.pruneLocked(now)
-}
-
-func (c *sessionCache) pruneLocked(now time.Time) {
-	for k, e := range c.m {
-		if now.After(e.expires) {
-			delete(c.m, k)
-		}
-	}
-}
-
-// userCache holds users known to exist (bounded; reset when full).
-type userCache struct {
-	mu sync.RWMutex
-	m  map[string]store.User
-}
-
-func newUserCache() *userCache { return &userCache{m: make(map[string]store.User)} }
-
-func (c *userCache) get(id string) (store.User, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	u, ok := c.m[id]
-	return u, ok
-}
-
-func (c *userCache) put(u store.User) {
-	u.PasswordHash = "" // never kept here
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= maxUserCache {
-		clear(c.m)
-	}
-	c.m[u.ID] = u
 }

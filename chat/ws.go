@@ -333,30 +333,6 @@ func (s *Service) handleFrame(c *conn, data []byte, start int64) {
 	}
 }
 
-func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *string, start int64) {
-	req := sendRequest{from: c.userID, to: f.To, text: f.Text, except: c.id, wantAck: true}
-	if f.ClientMsgID != nil {
-		req.clientMsgID, req.hasClientMsgID = *f.ClientMsgID, true
-	}
-	if s.appender != nil && s.pipelined.Load() {
-		s.wsSendPipelined(ctx, s.appender, c, req, ref, start)
-		return
-	}
-	// The store answers only once the message is durable: one send at a time.
-	if !s.beginWork() {
-		c.sendError(ref, httpapi.ErrUnavailable)
-		return
-	}
-	defer s.endWork()
-	res, herr := s.send(ctx, req)
-	if herr != nil {
-		c.sendError(ref, herr)
-		return
-	}
-	c.enqueue(res.ack, start) // the ack does not wait for the broker
-	s.fanOut(ctx, res)
-}
-
 func (s *Service) wsTyping(ctx context.Context, c *conn, f clientFrame, ref *string) {
 	switch f.To {
 	case "":
