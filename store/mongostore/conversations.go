@@ -72,7 +72,7 @@ func (s *Store) loadPointers(ctx context.Context, filter bson.D) (map[string]map
 // last message and both members' pointers, counting the unread messages.
 func (s *Store) view(ctx context.Context, conv, userID, peerID string, last store.Message, ptrs map[string]pointers) (store.ConversationView, error) {
 	mine, theirs := ptrs[userID], ptrs[peerID]
-	unread, err := s.messages.CountDocuments(ctx, bson.D{
+	unread, err := s.shown.CountDocuments(ctx, bson.D{
 		{Key: "conversation_id", Value: conv},
 		{Key: "from", Value: peerID},
 		{Key: "seq", Value: bson.D{{Key: "$gt", Value: mine.read}}},

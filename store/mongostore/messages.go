@@ -125,6 +125,15 @@ func (s *Store) appendMessage(ctx context.Context, m store.Message) (store.Messa
 		if ok {
 			return old, false, nil
 		}
+		if s.shown != s.messages {
+			// Not majority committed (yet): the first try's insert may be
+			// rolled back, so it is not answered as stored.
+			if _, ok, err := s.findByDedup(ctx, s.messages, doc.From, doc.Dedup); err != nil {
+				return store.Message{}, false, err
+			} else if ok {
+				return store.Message{}, false, errNotMajority
+			}
+		}
 		if err := s.messages.FindOne(ctx, bson.D{{Key: "_id", Value: doc.ID}}).Err(); err == nil {
 			return store.Message{}, false, fmt.Errorf("message id %q exists: %w", doc.ID, store.ErrConflict)
 		} else if !errors.Is(err, mongo.ErrNoDocuments) {
@@ -147,10 +156,19 @@ func (s *Store) ensureConversation(ctx context.Context, id, a, b string) error {
 	return nil
 }
 
-// messageByDedup returns the message of from with the idempotency key dedup.
+// errNotMajority: a retried send found its message stored on the primary
+// but not yet majority committed, so it may still be rolled back.
+var errNotMajority = errors.New("message stored but not yet majority committed")
+
+// messageByDedup returns the message of from with the idempotency key dedup,
+// as shown to a client (see "Read concern" in the package doc).
 func (s *Store) messageByDedup(ctx context.Context, from, dedup string) (store.Message, bool, error) {
+	return s.findByDedup(ctx, s.shown, from, dedup)
+}
+
+func (s *Store) findByDedup(ctx context.Context, coll *mongo.Collection, from, dedup string) (store.Message, bool, error) {
 	var d messageDoc
-	err := s.messages.FindOne(ctx, bson.D{{Key: "from", Value: from}, {Key: "dedup", Value: dedup}}).Decode(&d)
+	err := coll.FindOne(ctx, bson.D{{Key: "from", Value: from}, {Key: "dedup", Value: dedup}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return store.Message{}, false, nil
 	}
@@ -163,7 +181,7 @@ func (s *Store) messageByDedup(ctx context.Context, from, dedup string) (store.M
 // lastMessage returns the conversation's message with the highest seq.
 func (s *Store) lastMessage(ctx context.Context, conv string) (store.Message, bool, error) {
 	var d messageDoc
-	err := s.messages.FindOne(ctx, bson.D{{Key: "conversation_id", Value: conv}},
+	err := s.shown.FindOne(ctx, bson.D{{Key: "conversation_id", Value: conv}},
 		options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}})).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return store.Message{}, false, nil
@@ -231,7 +249,7 @@ func (s *Store) page(ctx context.Context, filter bson.D, order, limit int) ([]st
 		return nil, false, err
 	}
 	limit = max(limit, 0)
-	cur, err := s.messages.Find(ctx, filter, options.Find().
+	cur, err := s.shown.Find(ctx, filter, options.Find().
 		SetSort(bson.D{{Key: "seq", Value: order}}).
 		SetLimit(int64(limit)+1))
 	if err != nil {

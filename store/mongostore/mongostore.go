@@ -23,6 +23,20 @@
 //     concurrent rotations exactly one proceeds; revocation is its own
 //     document, whose first insertion wins.
 //
+// Read concern. With write concern majority (the default), the reads that
+// show messages to a client (history, catch-up, conversation views and their
+// unread counts, the message a retried send gets back) use read concern
+// majority: read concern local could show a message that only the primary
+// holds, and after a failover that message is rolled back and its seq given
+// to another one, so a client that saw seq n would keep the wrong message or
+// skip the new one. A send is acked only once its insert is majority
+// acknowledged, and a retried send whose message is not yet majority
+// committed gets an error (outcome unknown; a later retry answers), never
+// that message. The seq allocation reads (highest seq, the id guard) stay
+// local: they must see the primary's latest insert, and a stale read there
+// only costs a retry under the unique index. With write concern 1 every read
+// is local, like the writes.
+//
 // Conversation views (last message, last seq, time of activity, unread
 // counts) are derived from the messages when read, never kept as counters.
 //
@@ -40,8 +54,10 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
@@ -67,6 +83,8 @@ type Options struct {
 	// AppendRetries is how often AppendMessage retries after losing a seq
 	// to a concurrent writer (default 100).
 	AppendRetries int
+
+	monitor *event.CommandMonitor // tests only (export_test.go)
 }
 
 func (o *Options) setDefaults() error {
@@ -105,6 +123,10 @@ type Store struct {
 	convs       *mongo.Collection // conversations
 	messages    *mongo.Collection
 	pointers    *mongo.Collection
+	// shown reads the messages that a client is shown (history, catch-up,
+	// conversation views, the message a retried send gets back): with read
+	// concern majority when writes are majority (see "Read concern" above).
+	shown *mongo.Collection
 
 	seqs seqCache
 
@@ -134,6 +156,9 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 		SetConnectTimeout(opts.ConnectTimeout).
 		SetServerSelectionTimeout(opts.ConnectTimeout).
 		SetMaxPoolSize(opts.MaxPoolSize)
+	if opts.monitor != nil {
+		co.SetMonitor(opts.monitor)
+	}
 	client, err := mongo.Connect(co)
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: open: %w", err)
@@ -150,6 +175,10 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 		convs:       db.Collection("conversations"),
 		messages:    db.Collection("messages"),
 		pointers:    db.Collection("pointers"),
+	}
+	s.shown = s.messages
+	if opts.WriteConcern == "majority" {
+		s.shown = db.Collection("messages", options.Collection().SetReadConcern(readconcern.Majority()))
 	}
 	s.seqs.m = make(map[string]int64)
 	if err := client.Ping(ctx, readpref.Primary()); err != nil {

@@ -1,0 +1,10 @@
+package mongostore
+
+import "go.mongodb.org/mongo-driver/v2/event"
+
+// WithCommandMonitor returns o with a driver command monitor, so that a test
+// can see the commands the store sends.
+func WithCommandMonitor(o Options, m *event.CommandMonitor) Options {
+	o.monitor = m
+	return o
+}
