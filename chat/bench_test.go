@@ -207,9 +207,9 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	}
 	addr := strings.TrimPrefix(e.srv.URL, "http://")
 	count := func() int {
-		e.svc.hub.mu.Lock()
-		defer e.svc.hub.mu.Unlock()
-		return len(e.svc.hub.all)
+		e.svc.hub.conns.mu.Lock()
+		defer e.svc.hub.conns.mu.Unlock()
+		return len(e.svc.hub.conns.all)
 	}
 	before := memInUse()
 	conns := make([]net.Conn, 0, b.N)

@@ -233,9 +233,9 @@ func TestConnectionClosedMidFlight(t *testing.T) {
 	}
 	_ = a.c.CloseNow()
 	waitUntil(t, "alice's connection to be gone", func() bool {
-		e.svc.hub.mu.Lock()
-		defer e.svc.hub.mu.Unlock()
-		for c := range e.svc.hub.all {
+		e.svc.hub.conns.mu.Lock()
+		defer e.svc.hub.conns.mu.Unlock()
+		for c := range e.svc.hub.conns.all {
 			if c.userID == alice.id {
 				return false
 			}

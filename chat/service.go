@@ -165,11 +165,11 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if err := waitCtx(ctx, &s.inflight); err != nil {
 		return fmt.Errorf("chat: shutdown: in-flight sends: %w", err)
 	}
-	s.hub.closeAll(1001, "server shutting down")
+	s.hub.conns.closeAll(1001, "server shutting down")
 	if err := waitCtx(ctx, &s.conns); err != nil {
 		return fmt.Errorf("chat: shutdown: connections: %w", err)
 	}
-	s.hub.flushOffline(ctx)
+	s.hub.topics.flushOffline(ctx)
 	s.mu.Lock()
 	if s.revSub != nil {
 		s.revSub.Unsubscribe()
@@ -266,17 +266,17 @@ func (s *Service) loop() {
 		case <-s.ctx.Done():
 			return
 		case now := <-tick.C:
-			s.hub.sweep(now)
+			s.hub.conns.sweep(now, s.mono(now), s.cfg.Heartbeat)
 			if now.Sub(lastRefresh) >= refreshInterval {
 				lastRefresh = now
-				users := s.hub.localUsers()
+				users := s.hub.topics.users()
 				ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 				if err := s.presence.Refresh(ctx, s.node, users); err != nil && s.ctx.Err() == nil {
 					s.log.Warn("presence refresh failed", "err", err)
 				}
 				cancel()
 				s.sessions.prune(now)
-				s.hub.pruneTyping(now)
+				s.hub.typing.prune(now)
 			}
 			if now.Sub(lastRecheck) >= s.cfg.RevocationRecheck {
 				lastRecheck = now
@@ -291,7 +291,7 @@ func (s *Service) loop() {
 // broker can lose one (Redis down during a logout), and this bounds how
 // long such a socket stays open.
 func (s *Service) recheckSessions() {
-	for _, sid := range s.hub.localSessions() {
+	for _, sid := range s.hub.conns.sessions() {
 		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 		sess, err := s.store.SessionByID(ctx, sid)
 		cancel()
@@ -314,7 +314,7 @@ func (s *Service) onRevocation(payload []byte) {
 		return
 	}
 	s.sessions.markRevoked(sid)
-	s.hub.closeSession(sid, 4001, "session revoked")
+	s.hub.conns.closeSession(sid, 4001, "session revoked")
 }
 
 // principal is the authenticated caller of a request.

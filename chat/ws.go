@@ -36,10 +36,10 @@ type conn struct {
 	userID    string
 	sessionID string
 	expires   time.Time
-	entry     *userEntry // set by hub.register
+	topic     *topicEntry // its user's, held from hub.register to hub.unregister
 
 	lastSeen atomic.Int64 // mono ns of the last frame, ping or pong received
-	lastPing int64        // mono ns; guarded by hub.mu
+	lastPing int64        // mono ns; guarded by registry.mu
 	pinging  atomic.Bool
 
 	mu      sync.Mutex
@@ -342,7 +342,7 @@ func (s *Service) wsTyping(ctx context.Context, c *conn, f clientFrame, ref *str
 		c.sendError(ref, errTypingSelf)
 		return
 	}
-	if !s.hub.allowTyping(c, f.To, time.Now()) {
+	if !s.hub.typing.allow(c.userID, f.To, time.Now()) {
 		return // rate limited: dropped silently, typing is ephemeral
 	}
 	if _, herr := s.lookupUser(ctx, f.To); herr != nil {

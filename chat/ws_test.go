@@ -488,9 +488,9 @@ func TestSlowConsumer(t *testing.T) {
 		t.Fatalf("hello: %q %v", data, err)
 	}
 	samConn := func() *conn {
-		e.svc.hub.mu.Lock()
-		defer e.svc.hub.mu.Unlock()
-		for c := range e.svc.hub.all {
+		e.svc.hub.conns.mu.Lock()
+		defer e.svc.hub.conns.mu.Unlock()
+		for c := range e.svc.hub.conns.all {
 			if c.userID == sam.id {
 				return c
 			}
@@ -636,9 +636,9 @@ func TestHeartbeat(t *testing.T) {
 	}
 	defer silent.CloseNow()
 	registered := func() bool {
-		e.svc.hub.mu.Lock()
-		defer e.svc.hub.mu.Unlock()
-		for c := range e.svc.hub.all {
+		e.svc.hub.conns.mu.Lock()
+		defer e.svc.hub.conns.mu.Unlock()
+		for c := range e.svc.hub.conns.all {
 			if c.userID == bob.id {
 				return true
 			}
@@ -681,13 +681,13 @@ func TestTwoNodes(t *testing.T) {
 	}
 	// One broker subscription per user per node.
 	for _, svc := range []*Service{n1.svc, n2.svc} {
-		svc.hub.mu.Lock()
-		e := svc.hub.users[alice.id]
+		svc.hub.conns.mu.Lock()
+		e := svc.hub.conns.byUser[alice.id]
 		n := 0
 		if e != nil {
 			n = len(*e.conns.Load())
 		}
-		svc.hub.mu.Unlock()
+		svc.hub.conns.mu.Unlock()
 		want := 2
 		if svc == n2.svc {
 			want = 1
@@ -718,9 +718,9 @@ func TestTwoNodes(t *testing.T) {
 	_ = a1.c.Close(websocket.StatusNormalClosure, "")
 	_ = a1b.c.Close(websocket.StatusNormalClosure, "")
 	waitUntil(t, "node 1 to retire alice", func() bool {
-		n1.svc.hub.mu.Lock()
-		defer n1.svc.hub.mu.Unlock()
-		return n1.svc.hub.users[alice.id] == nil
+		n1.svc.hub.topics.mu.Lock()
+		defer n1.svc.hub.topics.mu.Unlock()
+		return n1.svc.hub.topics.entries[alice.id] == nil
 	})
 	var u struct {
 		Presence frame `json:"presence"`
