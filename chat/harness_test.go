@@ -37,7 +37,7 @@ type testEnv struct {
 	key    *token.SigningKey
 	signer *token.Signer
 	// syncStore makes startNode hide the store's AppendMessageAsync, as
-	// with a store without it (mongostore): sends are not pipelined.
+	// with a store without it (mongostore): sends go through syncAppender.
 	syncStore bool
 }
 

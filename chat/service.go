@@ -3,12 +3,18 @@
 // the broker, presence, receipts and typing.
 //
 // A message goes: send (REST or WS) → store.AppendMessage (a WebSocket send
-// through store.AsyncAppender when the store has it, several per connection
-// in flight: pipeline.go) → the `message`
-// frame is encoded once and published in a small envelope on the recipient's
-// and the sender's user topics → every node holding a connection of either
-// user hands the same bytes to each local connection's bounded queue → one
+// through AppendMessageAsync, several per connection in flight when the
+// store queues without waiting: pipeline.go) → the `message` frame is
+// encoded once and published in a small envelope on the recipient's and the
+// sender's user topics → every node holding a connection of either user
+// hands the same bytes to each local connection's bounded queue → one
 // writer goroutine per connection writes them.
+//
+// Files: service.go (lifecycle, authentication), rest.go and ws.go (the two
+// transports), pipeline.go (the WebSocket send path), delivery.go (send
+// validation, fan-out, receipts, presence events), hub.go with registry.go
+// (local connections) and topics.go (per-user subscription and presence),
+// cache.go, timedstore.go (store latency), wire.go (frames and envelopes).
 package chat
 
 import (
