@@ -35,6 +35,7 @@ type Config struct {
 type HTTPConfig struct {
 	Addr              string        `mapstructure:"addr"`
 	PublicOrigins     []string      `mapstructure:"public_origins"`
+	TrustedProxies    []string      `mapstructure:"trusted_proxies"` // whose X-Forwarded-For names the client
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
 }
@@ -86,6 +87,7 @@ func DefaultConfig() Config {
 		HTTP: HTTPConfig{
 			Addr:              ":8080",
 			PublicOrigins:     []string{},
+			TrustedProxies:    []string{},
 			ReadHeaderTimeout: 10 * time.Second,
 			ShutdownTimeout:   15 * time.Second,
 		},
@@ -121,6 +123,7 @@ func (c *Config) normalize() {
 	if c.Auth.KeyFile == "" && c.DataDir != "" {
 		c.Auth.KeyFile = filepath.Join(c.DataDir, "signing.key")
 	}
+	c.Auth.TrustedProxies = c.HTTP.TrustedProxies
 	if len(c.HTTP.PublicOrigins) > 0 {
 		c.Auth.PublicOrigins = c.HTTP.PublicOrigins
 		c.Chat.PublicOrigins = c.HTTP.PublicOrigins

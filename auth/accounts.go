@@ -52,16 +52,33 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 	if e != nil {
 		return e
 	}
+	// Valid requests count against the address's signups, a taken name
+	// too (the answer tells whether a name exists); a backend failure is
+	// given back.
+	key := s.clientKey(r)
+	if s.signups != nil {
+		if ok, wait := s.signups.Allow(key, s.now()); !ok {
+			s.security(r, "signup_rate_limited", "retry_after", wait.Round(time.Second).String())
+			return httpapi.RateLimited(wait, "too many signups from this address, try again later")
+		}
+	}
+	refund := func() {
+		if s.signups != nil {
+			s.signups.Refund(key)
+		}
+	}
 	ctx := r.Context()
 	// A taken name is refused before the costly hash; CreateUser still
 	// settles a race.
 	if _, err := s.store.UserByUsername(ctx, username); err == nil {
 		return errUsernameTaken
 	} else if !errors.Is(err, store.ErrNotFound) {
+		refund()
 		return httpapi.Fail(s.log, "look up user", err)
 	}
 	var hash string
 	if err := s.withHashSlot(ctx, func() { hash = HashPassword(req.Password, s.cfg.Argon2) }); err != nil {
+		refund()
 		return httpapi.Fail(s.log, "hash password", err)
 	}
 	u := store.User{ID: store.NewID(), Username: username, DisplayName: display, PasswordHash: hash, CreatedAt: s.now().UTC()}
@@ -69,6 +86,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 		if errors.Is(err, store.ErrConflict) {
 			return errUsernameTaken
 		}
+		refund()
 		return httpapi.Fail(s.log, "create user", err)
 	}
 	s.m.signups.Inc()
@@ -125,8 +143,8 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 }
 
 // authenticate checks the credentials of a login or token request, under
-// the failed-login limiter. Unknown users and wrong passwords get the same
-// answer after the same work.
+// the per-address attempt limit and the failed-login guard. Unknown users
+// and wrong passwords get the same answer after the same work.
 func (s *Service) authenticate(w http.ResponseWriter, r *http.Request) (store.User, *httpapi.Error) {
 	if e := s.checkOrigin(r); e != nil {
 		return store.User{}, e
@@ -135,21 +153,39 @@ func (s *Service) authenticate(w http.ResponseWriter, r *http.Request) (store.Us
 	if e := httpapi.DecodeJSON(w, r, s.cfg.BodyLimit, &req); e != nil {
 		return store.User{}, e
 	}
+	if s.logins != nil {
+		if ok, wait := s.logins.Allow(s.clientKey(r), s.now()); !ok {
+			s.m.logins.WithLabelValues("rate_limited").Inc()
+			s.security(r, "login_rate_limited", "limit", "address_rate", "retry_after", wait.Round(time.Second).String())
+			return store.User{}, httpapi.RateLimited(wait, "too many login attempts from this address, try again later")
+		}
+	}
 	username, ok := normalizeUsername(req.Username)
 	if !ok || req.Password == "" || utf8.RuneCountInString(req.Password) > maxPassword {
 		// No such account can exist: nothing to hide or to limit.
 		s.m.logins.WithLabelValues("invalid_credentials").Inc()
+		s.security(r, "login_failed", "reason", "malformed")
 		return store.User{}, errInvalidCredentials
 	}
-	if ok, wait := s.limiter.begin(username, s.now()); !ok {
+	return s.verifyCredentials(r, username, req.Password, errInvalidCredentials)
+}
+
+// verifyCredentials checks password against the account username under the
+// failed-login guard, and answers wrong (or 429) when it does not match.
+// Login and token requests, the password change and the account deletion
+// all pass here, so a stolen session cannot guess the password faster than
+// a login could.
+func (s *Service) verifyCredentials(r *http.Request, username, password string, wrong *httpapi.Error) (store.User, *httpapi.Error) {
+	a, ok, wait, limit := s.guard.begin(username, s.clientKey(r), s.now())
+	if !ok {
 		s.m.logins.WithLabelValues("rate_limited").Inc()
-		return store.User{}, &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
-			Message: "too many failed logins, try again later", RetryAfter: max(wait, time.Second)}
+		s.security(r, "login_rate_limited", "limit", limit, "username", username, "retry_after", wait.Round(time.Second).String())
+		return store.User{}, httpapi.RateLimited(wait, "too many failed logins, try again later")
 	}
 	ctx := r.Context()
 	u, err := s.store.UserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.limiter.undo(username)
+		s.guard.undo(a)
 		s.m.logins.WithLabelValues("error").Inc()
 		return store.User{}, httpapi.Fail(s.log, "look up user", err)
 	}
@@ -160,19 +196,20 @@ func (s *Service) authenticate(w http.ResponseWriter, r *http.Request) (store.Us
 	}
 	var match bool
 	var verr error
-	if err := s.withHashSlot(ctx, func() { match, verr = VerifyPassword(req.Password, hash) }); err != nil {
-		s.limiter.undo(username)
+	if err := s.withHashSlot(ctx, func() { match, verr = VerifyPassword(password, hash) }); err != nil {
+		s.guard.undo(a)
 		s.m.logins.WithLabelValues("error").Inc()
 		return store.User{}, httpapi.Fail(s.log, "verify password", err)
 	}
-	if verr != nil && found {
+	if verr != nil && found && u.PasswordHash != "" {
 		s.log.Error("stored password hash is malformed", "user_id", u.ID, "err", verr)
 	}
 	if !match || !found {
 		s.m.logins.WithLabelValues("invalid_credentials").Inc()
-		return store.User{}, errInvalidCredentials
+		s.security(r, "login_failed", "reason", "invalid_credentials", "username", username)
+		return store.User{}, wrong
 	}
-	s.limiter.succeed(username)
+	s.guard.succeed(a)
 	s.m.logins.WithLabelValues("success").Inc()
 	return u, nil
 }

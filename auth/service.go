@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"runtime"
 	"time"
 
@@ -44,7 +46,10 @@ type Service struct {
 	keys     *token.SigningKey
 	verifier *token.Verifier
 	log      *slog.Logger
-	limiter  *failLimiter
+	guard    *loginGuard      // failed logins per account and address
+	logins   *httpapi.Limiter // login attempts per address; nil = off
+	signups  *httpapi.Limiter // signups per address; nil = off
+	trusted  []netip.Prefix   // proxies whose X-Forwarded-For is believed
 	hashSem  chan struct{} // bounds concurrent argon2 runs (CPU and memory)
 	dummy    string        // hash verified for unknown users, so they cost the same
 	jwks     []byte
@@ -87,11 +92,18 @@ func New(cfg Config, d Deps) (*Service, error) {
 		keys:     d.Keys,
 		verifier: token.NewVerifier(token.StaticKeySet(d.Keys.Public(), d.Signer.Key().Public()), d.Signer.Issuer(), d.Signer.Audience()),
 		log:      d.Logger,
-		limiter:  newFailLimiter(cfg.MaxFailedLogins, cfg.FailedLoginWindow, limiterKeys),
+		guard:    newLoginGuard(cfg, limiterKeys),
 		hashSem:  make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		dummy:    HashPassword("dummy password, never matches", cfg.Argon2),
 		jwks:     d.Keys.JWKS(),
 		now:      time.Now,
+	}
+	s.trusted, _ = httpapi.ParseProxies(cfg.TrustedProxies) // Validate checked it
+	if cfg.LoginRateLimit > 0 {
+		s.logins = httpapi.NewLimiter(cfg.LoginRateLimit, cfg.LoginBurst, limiterKeys)
+	}
+	if cfg.SignupLimit > 0 {
+		s.signups = httpapi.NewLimiterPer(cfg.SignupLimit, cfg.SignupWindow, limiterKeys)
 	}
 	if err := s.initMetrics(d.Metrics); err != nil {
 		return nil, err
@@ -139,6 +151,19 @@ func (s *Service) withHashSlot(ctx context.Context, f func()) error {
 	defer func() { <-s.hashSem }()
 	f()
 	return nil
+}
+
+// clientKey is the per-address limits' key of r's client (api.md 1.1).
+func (s *Service) clientKey(r *http.Request) string {
+	return httpapi.AddrKey(httpapi.ClientAddr(r, s.trusted))
+}
+
+// security logs a security event (a refused or failed attempt) at Warn
+// with the client address, under "security"=event. Callers never pass a
+// secret (password, token): only ids, usernames and reasons.
+func (s *Service) security(r *http.Request, event string, attrs ...any) {
+	attrs = append([]any{"security", event, "client_addr", httpapi.ClientAddr(r, s.trusted).String()}, attrs...)
+	s.log.Warn("auth: "+event, attrs...)
 }
 
 func (s *Service) internal(op string, err error) *httpapi.Error {

@@ -824,8 +824,8 @@ func TestStoreDownIs503(t *testing.T) {
 		}
 	}
 	// Store failures do not count as failed logins.
-	if n := len(h.svc.limiter.entries); n != 0 {
-		t.Errorf("limiter holds %d entries after store failures", n)
+	if n := h.svc.guard.failures(); n != 0 {
+		t.Errorf("the login guard holds %d failures after store failures", n)
 	}
 	if !strings.Contains(h.logs.String(), "level=ERROR") {
 		t.Error("backend failures not logged")
