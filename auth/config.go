@@ -83,11 +83,11 @@ type Argon2Params struct {
 // DefaultConfig returns the defaults listed in config.yaml.
 func DefaultConfig() Config {
 	return Config{
-		Issuer:            "chatd",
-		Audience:          "chatd",
-		AccessTTL:         time.Hour,
-		RefreshTTL:        720 * time.Hour,
-		CookieSecure:      true,
+		Issuer:                    "chatd",
+		Audience:                  "chatd",
+		AccessTTL:                 time.Hour,
+		RefreshTTL:                720 * time.Hour,
+		CookieSecure:              true,
 		SessionMaxAge:             90 * 24 * time.Hour,
 		RefreshGrace:              10 * time.Second,
 		MaxFailedLogins:           10,

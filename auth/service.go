@@ -50,8 +50,8 @@ type Service struct {
 	logins   *httpapi.Limiter // login attempts per address; nil = off
 	signups  *httpapi.Limiter // signups per address; nil = off
 	trusted  []netip.Prefix   // proxies whose X-Forwarded-For is believed
-	hashSem  chan struct{} // bounds concurrent argon2 runs (CPU and memory)
-	dummy    string        // hash verified for unknown users, so they cost the same
+	hashSem  chan struct{}    // bounds concurrent argon2 runs (CPU and memory)
+	dummy    string           // hash verified for unknown users, so they cost the same
 	jwks     []byte
 	now      func() time.Time
 	m        metrics
