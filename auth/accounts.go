@@ -94,7 +94,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 	if e := s.startBrowserSession(ctx, w, u); e != nil {
 		return e
 	}
-	httpapi.WriteJSON(w, http.StatusCreated, userResponse{User: httpapi.UserOf(u)})
+	httpapi.WriteJSON(w, http.StatusCreated, userResponse{User: httpapi.NewUser(u.ID, u.Username, u.DisplayName)})
 	return nil
 }
 
@@ -106,7 +106,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	if e := s.startBrowserSession(r.Context(), w, u); e != nil {
 		return e
 	}
-	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.UserOf(u)})
+	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.NewUser(u.ID, u.Username, u.DisplayName)})
 	return nil
 }
 
@@ -138,7 +138,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	if err := s.store.CreateSession(r.Context(), sess); err != nil {
 		return httpapi.Fail(s.log, "create session", err)
 	}
-	httpapi.WriteJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresAt: httpapi.FormatTime(exp), User: httpapi.UserOf(u)})
+	httpapi.WriteJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresAt: httpapi.FormatTime(exp), User: httpapi.NewUser(u.ID, u.Username, u.DisplayName)})
 	return nil
 }
 

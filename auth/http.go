@@ -85,7 +85,7 @@ func (s *Service) me(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	} else if err != nil {
 		return httpapi.Fail(s.log, "load user", err)
 	}
-	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.UserOf(u)})
+	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.NewUser(u.ID, u.Username, u.DisplayName)})
 	return nil
 }
 

@@ -739,7 +739,7 @@ func TestToken(t *testing.T) {
 	if err := json.Unmarshal(r.body, &tr); err != nil {
 		t.Fatal(err)
 	}
-	if tr.User != httpapi.UserOf(store.User{ID: u.ID, Username: "alice", DisplayName: "alice"}) {
+	if tr.User != httpapi.NewUser(u.ID, "alice", "alice") {
 		t.Errorf("user = %+v", tr.User)
 	}
 	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`).MatchString(tr.ExpiresAt) {

@@ -109,7 +109,7 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) *httpapi.Error
 	}
 	s.m.refreshes.WithLabelValues("success").Inc()
 	s.setCookies(w, access, next)
-	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.UserOf(u)})
+	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.NewUser(u.ID, u.Username, u.DisplayName)})
 	return nil
 }
 

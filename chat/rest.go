@@ -107,7 +107,7 @@ func (s *Service) handleSearchUsers(w http.ResponseWriter, r *http.Request, me p
 		if u.ID == me.UserID {
 			continue
 		}
-		out = append(out, userWithPresence{User: httpapi.UserOf(u), Presence: toPresenceJSON(pres[u.ID])})
+		out = append(out, userWithPresence{User: httpapi.NewUser(u.ID, u.Username, u.DisplayName), Presence: toPresenceJSON(pres[u.ID])})
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"users": out})
 	return nil
@@ -124,7 +124,7 @@ func (s *Service) handleUser(w http.ResponseWriter, r *http.Request, me principa
 	httpapi.WriteJSON(w, http.StatusOK, struct {
 		User     httpapi.User `json:"user"`
 		Presence presenceJSON `json:"presence"`
-	}{httpapi.UserOf(u), toPresenceJSON(pres[u.ID])})
+	}{httpapi.NewUser(u.ID, u.Username, u.DisplayName), toPresenceJSON(pres[u.ID])})
 	return nil
 }
 
@@ -157,7 +157,7 @@ func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me
 			continue // never show what the caller is not a member of
 		}
 		cj := conversationJSON{
-			ID: c.ID, Peer: httpapi.UserOf(peer), Presence: toPresenceJSON(pres[c.PeerID]),
+			ID: c.ID, Peer: httpapi.NewUser(peer.ID, peer.Username, peer.DisplayName), Presence: toPresenceJSON(pres[c.PeerID]),
 			LastSeq: c.LastSeq, Unread: c.Unread, ReadSeq: c.ReadSeq,
 			PeerReadSeq: c.PeerReadSeq, PeerDeliveredSeq: c.PeerDeliveredSeq,
 		}

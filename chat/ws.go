@@ -247,7 +247,7 @@ func (s *Service) upgrade(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	hello, err := json.Marshal(helloFrame{
-		Type: "hello", User: httpapi.UserOf(user), Node: s.node, HeartbeatS: int(s.cfg.Heartbeat / time.Second),
+		Type: "hello", User: httpapi.NewUser(user.ID, user.Username, user.DisplayName), Node: s.node, HeartbeatS: int(s.cfg.Heartbeat / time.Second),
 	})
 	if err != nil {
 		httpapi.WriteError(w, httpapi.ErrInternal)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-
-	"github.com/chatd/chatd/store"
 )
 
 // FromError is the one map from a Go error to what a client is shown, for
@@ -51,12 +49,20 @@ func classify(err error) (e *Error, hidden bool) {
 		return nil, false
 	case errors.As(err, &e):
 		return e, false
-	case errors.Is(err, store.ErrNotFound):
-		return ErrNotFound, false
-	case errors.Is(err, store.ErrConflict):
-		return ErrConflict, false
-	case errors.Is(err, store.ErrInvalid):
-		return ErrInvalid, false
+	}
+	// The store's sentinels say their kind (store.Error.Kind); matching the
+	// method keeps this package free of the store, so the gateway, which
+	// maps only its own errors, does not depend on it.
+	var k interface{ Kind() string }
+	if errors.As(err, &k) {
+		switch k.Kind() {
+		case "not_found":
+			return ErrNotFound, false
+		case "conflict":
+			return ErrConflict, false
+		case "invalid":
+			return ErrInvalid, false
+		}
 	}
 	return ErrUnavailable, true
 }

@@ -79,9 +79,9 @@ func TestWireForms(t *testing.T) {
 	if got := FormatTime(at); got != "2026-11-27T10:00:00.123Z" {
 		t.Errorf("FormatTime = %q", got)
 	}
-	u := UserOf(store.User{ID: "u1", Username: "alice", DisplayName: "Alice", PasswordHash: "$argon2id$secret"})
+	u := NewUser("u1", "alice", "Alice")
 	if u != (User{ID: "u1", Username: "alice", DisplayName: "Alice"}) {
-		t.Errorf("UserOf = %+v", u)
+		t.Errorf("NewUser = %+v", u)
 	}
 	if b, err := json.Marshal(u); err != nil || string(b) != `{"id":"u1","username":"alice","display_name":"Alice"}` {
 		t.Errorf("User encodes as %s (%v)", b, err)

@@ -1,10 +1,6 @@
 package httpapi
 
-import (
-	"time"
-
-	"github.com/chatd/chatd/store"
-)
+import "time"
 
 // TimeLayout is api.md's time format: RFC 3339 UTC with milliseconds
 // (2026-11-27T10:00:00.123Z). FormatTime applies it.
@@ -20,7 +16,8 @@ type User struct {
 	DisplayName string `json:"display_name"`
 }
 
-// UserOf returns the public form of u (never its password hash).
-func UserOf(u store.User) User {
-	return User{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName}
+// NewUser returns the public form of an account (never its password hash):
+// callers pass a store.User's fields, which this package does not import.
+func NewUser(id, username, displayName string) User {
+	return User{ID: id, Username: username, DisplayName: displayName}
 }

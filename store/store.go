@@ -11,21 +11,37 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"errors"
 	"time"
 )
 
 // Sentinel errors. Backends wrap them with %w; callers test with errors.Is.
+// Each is an *Error whose Kind lets a transport map it to a status without
+// importing this package (httpapi matches the Kind method).
 var (
 	// ErrNotFound: the record asked for does not exist.
-	ErrNotFound = errors.New("store: not found")
+	ErrNotFound = &Error{kind: KindNotFound, msg: "store: not found"}
 	// ErrConflict: a uniqueness rule or a compare-and-swap precondition failed
 	// (username taken, refresh hash no longer current, session revoked).
-	ErrConflict = errors.New("store: conflict")
+	ErrConflict = &Error{kind: KindConflict, msg: "store: conflict"}
 	// ErrInvalid: the caller broke a rule of the record it passed (a message
 	// without a sender or a recipient, or to its own sender).
-	ErrInvalid = errors.New("store: invalid record")
+	ErrInvalid = &Error{kind: KindInvalid, msg: "store: invalid record"}
 )
+
+// The kinds of the sentinel errors, as Error.Kind reports them.
+const (
+	KindNotFound = "not_found"
+	KindConflict = "conflict"
+	KindInvalid  = "invalid"
+)
+
+// Error is the type of the sentinel errors.
+type Error struct{ kind, msg string }
+
+func (e *Error) Error() string { return e.msg }
+
+// Kind is KindNotFound, KindConflict or KindInvalid.
+func (e *Error) Kind() string { return e.kind }
 
 // User is an account. Username is stored folded to lower case.
 type User struct {
