@@ -67,6 +67,11 @@ type Config struct {
 	Argon2 Argon2Params `mapstructure:"argon2"`
 	// BodyLimit is the largest accepted request body, in bytes.
 	BodyLimit int64 `mapstructure:"body_limit"`
+	// SessionRetention is how long a session is kept after its refresh
+	// token expired or it was revoked; then the pruner deletes it.
+	SessionRetention time.Duration `mapstructure:"session_retention"`
+	// SessionPruneInterval is how often the pruner looks for such sessions.
+	SessionPruneInterval time.Duration `mapstructure:"session_prune_interval"`
 	// PublicOrigins are the origins ("https://chat.example.com") allowed to
 	// make cookie-authenticated unsafe requests; empty means the request's
 	// own host.
@@ -99,8 +104,10 @@ func DefaultConfig() Config {
 		SignupLimit:               10,
 		SignupWindow:              time.Hour,
 		// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
-		Argon2:    Argon2Params{MemoryKiB: 19456, Time: 2, Threads: 1},
-		BodyLimit: 64 << 10,
+		Argon2:               Argon2Params{MemoryKiB: 19456, Time: 2, Threads: 1},
+		BodyLimit:            64 << 10,
+		SessionRetention:     7 * 24 * time.Hour,
+		SessionPruneInterval: time.Hour,
 	}
 }
 
@@ -165,6 +172,14 @@ func (c Config) Validate() error {
 		bad("auth.argon2.memory_kib must be >= 8 × auth.argon2.threads")
 	} else if c.Argon2.MemoryKiB > maxArgon2MemoryKiB {
 		bad("auth.argon2.memory_kib must be <= %d", maxArgon2MemoryKiB)
+	}
+	if c.SessionRetention < c.AccessTTL {
+		// An access token outlives its session's revocation by up to
+		// access_ttl; the session must still be found (revoked) meanwhile.
+		bad("auth.session_retention must be >= auth.access_ttl")
+	}
+	if c.SessionPruneInterval < time.Second {
+		bad("auth.session_prune_interval must be >= 1s")
 	}
 	if c.BodyLimit < 1024 {
 		bad("auth.body_limit must be >= 1024")

@@ -167,6 +167,13 @@ type Sessions interface {
 	// RevokeSession marks the session revoked at at. Revoking a revoked
 	// session keeps the first time and returns nil. ErrNotFound if unknown.
 	RevokeSession(ctx context.Context, id string, at time.Time) error
+	// PruneSessions deletes every session whose refresh token expired
+	// (ExpiresAt) before before, or that was revoked (RevokedAt) before
+	// before, and returns how many it deleted; a deleted session is
+	// ErrNotFound from then on. It deletes in small steps, so that other
+	// writes are not held up behind it; after an error some of them may be
+	// deleted, and a later call goes on.
+	PruneSessions(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Conversations are the member's views of their conversations and the

@@ -218,6 +218,14 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		}},
 		{s.sessions, []mongo.IndexModel{
 			{Keys: asc("user_id"), Options: named("user_id")},
+			// PruneSessions finds the expired and the revoked ones.
+			{Keys: asc("expires_at"), Options: named("expires_at")},
+		}},
+		{s.revocations, []mongo.IndexModel{
+			{Keys: asc("revoked_at"), Options: named("revoked_at")},
+		}},
+		{s.claims, []mongo.IndexModel{
+			{Keys: asc("session_id"), Options: named("session_id")},
 		}},
 		{s.convs, []mongo.IndexModel{
 			// A user's conversations (members is an array: a multikey index).

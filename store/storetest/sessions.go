@@ -17,6 +17,7 @@ var sessionsTests = []contractTest{
 	{"RotateRefreshRevoked", testRotateRefreshRevoked},
 	{"RotateRefreshConcurrent", testRotateRefreshConcurrent},
 	{"Revoke", testRevokeSession},
+	{"Prune", testPruneSessions},
 }
 
 func newSession(t *testing.T, s store.Store, u store.User, hash string) store.Session {
