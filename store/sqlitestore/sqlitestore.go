@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -110,6 +111,10 @@ type Store struct {
 
 	batches atomic.Int64 // transactions the writer ran
 	writes  atomic.Int64 // requests they carried
+
+	dir         string        // the database file's directory
+	health      health        // failing writes (health.go)
+	recoverDone chan struct{} // closed when the recoverer has exited
 }
 
 // errClosed is returned by every call after Close.
@@ -200,6 +205,10 @@ func Open(path string, opts Options) (*Store, error) {
 		ckpt:     make(chan struct{}, 1),
 		ckptStop: make(chan struct{}),
 		ckptDone: make(chan struct{}),
+
+		dir:         filepath.Dir(path),
+		health:      health{wake: make(chan struct{}, 1)},
+		recoverDone: make(chan struct{}),
 	}
 	if err := s.prepare(ctx); err != nil {
 		_ = s.closeDBs()
@@ -213,6 +222,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 	go s.checkpointer()
+	go s.recoverer()
 	return s, nil
 }
 
@@ -285,19 +295,24 @@ func (s *Store) Close() error {
 	<-s.done
 	close(s.ckptStop)
 	<-s.ckptDone
+	<-s.recoverDone
 	if err := s.closeDBs(); err != nil {
 		return fmt.Errorf("sqlitestore: close: %w", err)
 	}
 	return nil
 }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers, and ErrWritesFailing while
+// writes fail for the disk (health.go).
 func (s *Store) Ping(ctx context.Context) error {
 	s.mu.RLock()
 	closed := s.closed
 	s.mu.RUnlock()
 	if closed {
 		return errClosed
+	}
+	if err := s.writesFailing(); err != nil {
+		return err
 	}
 	var one int
 	if err := s.rstmts[rPing].QueryRowContext(ctx).Scan(&one); err != nil {

@@ -140,6 +140,7 @@ func (s *Store) writeLoop(b *batch) {
 			}
 		}
 		s.runBatch(b, reqs, errs[:len(reqs)])
+		s.noteBatch(errs[:len(reqs)])
 		s.batches.Add(1)
 		s.writes.Add(int64(len(reqs)))
 		select {

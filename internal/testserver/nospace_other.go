@@ -1,0 +1,5 @@
+//go:build !unix
+
+package testserver
+
+func isNoSpace(error) bool { return false }
