@@ -25,7 +25,8 @@ const MongoURIEnv = "CHATD_TEST_MONGO_URI"
 // Mongo is a MongoDB-wire server for one test: an embedded FerretDB (SQLite
 // backend) in a child process, or the server named by CHATD_TEST_MONGO_URI.
 type Mongo struct {
-	uri string
+	uri  string
+	proc *os.Process // the server started for the test; nil for CHATD_TEST_MONGO_URI
 }
 
 // URI returns the server's connection string.
@@ -103,7 +104,7 @@ func StartMongo(t testing.TB) *Mongo {
 		}
 	}
 	t.Cleanup(stop)
-	return &Mongo{uri: uri}
+	return &Mongo{uri: uri, proc: cmd.Process}
 }
 
 // readURILine reads the helper's "MONGODB_URI=..." line, consuming no more
