@@ -30,6 +30,13 @@ import (
 // Scenarios that fail because of a defect not fixed yet are skipped unless
 // CHATD_CHAOS_PENDING is set; CHATD_CHAOS_SOAK=1 makes every phase longer.
 
+// slowStoreDefect is why the split deployment fails even without a fault
+// on a busy machine: the FerretDB test server is slow, so some sends are
+// answered 503 or time out although they were stored; the client's retry is
+// acked (created=false) and never published, and the recipient never sees
+// the message live.
+const slowStoreDefect = "defects 2 and 11: on a slow store a send answered 503 or timed out is stored anyway, and its retry is acked but never published"
+
 // phases returns the load before the fault and after it.
 func phases() (before, after time.Duration) {
 	if os.Getenv("CHATD_CHAOS_SOAK") != "" {
@@ -160,6 +167,7 @@ func splitLoad() loadConfig {
 // row of the table (a failure here is the rig's or the machine's, not a
 // fault's).
 func chaosBaseline(t *testing.T) {
+	pending(t, slowStoreDefect)
 	c := startChaosCluster(t)
 	res := runScenario(t, "Baseline", c.gateway.url(), splitLoad(), func(*chaosLoad) { time.Sleep(3 * time.Second) })
 	res.check(t, expect{noErrors: true})
@@ -231,6 +239,7 @@ func chaosStoreFreeze(t *testing.T) {
 // The auth process is killed: existing sessions keep working (no send
 // fails), logins get 503 until it is back.
 func chaosAuthKill(t *testing.T) {
+	pending(t, slowStoreDefect)
 	c := startChaosCluster(t)
 	login := func() apitest.Response {
 		u := apitest.NewUser(t, c.gateway.url())
