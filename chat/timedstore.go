@@ -28,6 +28,7 @@ var (
 // storeObservers are the latency observers of each operation, curried once.
 type storeObservers struct {
 	createUser, userByID, userByUsername, usersByIDs, searchUsers prometheus.Observer
+	userByNameKey                                                 prometheus.Observer
 	createSession, sessionByID, rotateRefresh, revokeSession      prometheus.Observer
 	conversations, conversation, peerIDs, markRead, markDelivered prometheus.Observer
 	appendMessage, messagesBefore, messagesAfter                  prometheus.Observer
@@ -37,7 +38,7 @@ func newTimedStore(st Store, lat *prometheus.HistogramVec) *timedStore {
 	o := func(op string) prometheus.Observer { return lat.WithLabelValues(op) }
 	t := &timedStore{st: st, op: storeObservers{
 		createUser: o("create_user"), userByID: o("user_by_id"), userByUsername: o("user_by_username"),
-		usersByIDs: o("users_by_ids"), searchUsers: o("search_users"),
+		usersByIDs: o("users_by_ids"), searchUsers: o("search_users"), userByNameKey: o("user_by_name_key"),
 		createSession: o("create_session"), sessionByID: o("session_by_id"),
 		rotateRefresh: o("rotate_refresh"), revokeSession: o("revoke_session"),
 		conversations: o("conversations"), conversation: o("conversation"), peerIDs: o("peer_ids"),
@@ -74,6 +75,11 @@ func (t *timedStore) UserByUsername(ctx context.Context, username string) (store
 func (t *timedStore) UsersByIDs(ctx context.Context, ids []string) ([]store.User, error) {
 	defer since(t.op.usersByIDs, time.Now())
 	return t.st.UsersByIDs(ctx, ids)
+}
+
+func (t *timedStore) UserByNameKey(ctx context.Context, keys []string, excludeID string) (store.User, error) {
+	defer since(t.op.userByNameKey, time.Now())
+	return t.st.UserByNameKey(ctx, keys, excludeID)
 }
 
 func (t *timedStore) SearchUsers(ctx context.Context, prefix, excludeID string, limit int) ([]store.User, error) {

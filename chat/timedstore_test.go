@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -56,6 +57,9 @@ func TestTimedStoreObservesEachOp(t *testing.T) {
 		must("users_by_ids", err)
 		_, err = ts.SearchUsers(ctx, "b", a.ID, 5)
 		must("search_users", err)
+		if _, err = ts.UserByNameKey(ctx, []string{"nobody"}, ""); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("user_by_name_key: %v, want ErrNotFound", err)
+		}
 		must("create_session", ts.CreateSession(ctx, sess))
 		_, err = ts.SessionByID(ctx, sess.ID)
 		must("session_by_id", err)
@@ -89,7 +93,7 @@ func TestTimedStoreObservesEachOp(t *testing.T) {
 		must("ping", ts.Ping(ctx))
 
 		want := map[string]uint64{
-			"create_user": 2, "user_by_id": 1, "user_by_username": 1, "users_by_ids": 1, "search_users": 1,
+			"create_user": 2, "user_by_id": 1, "user_by_username": 1, "users_by_ids": 1, "search_users": 1, "user_by_name_key": 1,
 			"create_session": 1, "session_by_id": 1, "rotate_refresh": 1, "revoke_session": 1,
 			"append_message": 2, "messages_before": 1, "messages_after": 1,
 			"conversations": 1, "conversation": 1, "peer_ids": 1, "mark_delivered": 1, "mark_read": 1,

@@ -50,6 +50,12 @@ type User struct {
 	DisplayName  string
 	PasswordHash string // argon2id PHC string; never leaves the auth package
 	CreatedAt    time.Time
+	// UsernameKey and DisplayNameKey are the look-alike keys of Username and
+	// DisplayName (the caller computes them, with textpolicy.NameKey); the
+	// store keeps them and matches them in UserByNameKey, nothing more.
+	// Accounts stored before the keys existed have them empty.
+	UsernameKey    string
+	DisplayNameKey string
 }
 
 // Session is one login. The refresh token itself is never stored, only its
@@ -146,6 +152,12 @@ type Users interface {
 	UserByUsername(ctx context.Context, username string) (User, error)
 	// UsersByIDs returns the users that exist among ids, in no particular order.
 	UsersByIDs(ctx context.Context, ids []string) ([]User, error)
+	// UserByNameKey returns a user other than excludeID whose UsernameKey or
+	// DisplayNameKey equals one of keys, or ErrNotFound. Empty keys match
+	// nothing. Which user, when several match, is unspecified. It is a
+	// check, not a constraint: two concurrent CreateUser calls with
+	// matching keys both succeed.
+	UserByNameKey(ctx context.Context, keys []string, excludeID string) (User, error)
 	// SearchUsers returns at most limit users, other than excludeID, whose
 	// username or display name starts with prefix (case-insensitively),
 	// ordered by username. An empty prefix matches everyone.

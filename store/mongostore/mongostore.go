@@ -215,6 +215,8 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.users, []mongo.IndexModel{
 			{Keys: asc("username"), Options: unique("username")},
 			{Keys: asc("display_fold"), Options: named("display_fold")},
+			{Keys: asc("username_key"), Options: named("username_key")},
+			{Keys: asc("display_key"), Options: named("display_key")},
 		}},
 		{s.sessions, []mongo.IndexModel{
 			{Keys: asc("user_id"), Options: named("user_id")},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -18,15 +19,19 @@ type userDoc struct {
 	DisplayFold  string        `bson:"display_fold"` // lower-cased, for prefix search
 	PasswordHash string        `bson:"password_hash"`
 	CreatedAt    bson.DateTime `bson:"created_at"`
+	UsernameKey  string        `bson:"username_key"` // look-alike keys; absent on older documents
+	DisplayKey   string        `bson:"display_key"`
 }
 
 func (d userDoc) user() store.User {
 	return store.User{
-		ID:           d.ID,
-		Username:     d.Username,
-		DisplayName:  d.DisplayName,
-		PasswordHash: d.PasswordHash,
-		CreatedAt:    fromDate(d.CreatedAt),
+		ID:             d.ID,
+		Username:       d.Username,
+		DisplayName:    d.DisplayName,
+		PasswordHash:   d.PasswordHash,
+		CreatedAt:      fromDate(d.CreatedAt),
+		UsernameKey:    d.UsernameKey,
+		DisplayNameKey: d.DisplayKey,
 	}
 }
 
@@ -39,6 +44,8 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 		DisplayFold:  lowerPrefix(u.DisplayName),
 		PasswordHash: u.PasswordHash,
 		CreatedAt:    toDate(u.CreatedAt),
+		UsernameKey:  u.UsernameKey,
+		DisplayKey:   u.DisplayNameKey,
 	})
 	if isDuplicate(err) {
 		return fmt.Errorf("mongostore: create user: username %q taken: %w", u.Username, store.ErrConflict)
@@ -77,6 +84,28 @@ func (s *Store) UsersByIDs(ctx context.Context, ids []string) ([]store.User, err
 		return nil, fmt.Errorf("mongostore: users by ids: %w", err)
 	}
 	return users, nil
+}
+
+// UserByNameKey returns a user other than excludeID with one of keys as
+// its username or display-name key, or ErrNotFound. Each half of the $or
+// is served by its field's index.
+func (s *Store) UserByNameKey(ctx context.Context, keys []string, excludeID string) (store.User, error) {
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "" })
+	if len(keys) == 0 {
+		return store.User{}, fmt.Errorf("mongostore: user by name key: %w", store.ErrNotFound)
+	}
+	filter := bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "username_key", Value: bson.D{{Key: "$in", Value: keys}}}},
+		bson.D{{Key: "display_key", Value: bson.D{{Key: "$in", Value: keys}}}},
+	}}}
+	if excludeID != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$ne", Value: excludeID}}})
+	}
+	var d userDoc
+	if err := s.users.FindOne(ctx, filter).Decode(&d); err != nil {
+		return store.User{}, fmt.Errorf("mongostore: user by name key: %w", wrapCtx(ctx, notFound(err)))
+	}
+	return d.user(), nil
 }
 
 // SearchUsers returns at most limit users other than excludeID whose

@@ -53,7 +53,7 @@ func benchAppend(b *testing.B, opts Options, conversations, senders int, rate fl
 	err := s.write(b.Context(), func(bt *batch) error {
 		for i := range users {
 			users[i] = store.User{ID: store.NewID(), Username: fmt.Sprintf("user%05d", i)}
-			if _, err := bt.exec(wInsertUser, users[i].ID, users[i].Username, "", "", "h", 1); err != nil {
+			if _, err := bt.exec(wInsertUser, users[i].ID, users[i].Username, "", "", "h", 1, "", ""); err != nil {
 				return err
 			}
 		}
@@ -141,7 +141,7 @@ func BenchmarkReads(b *testing.B) {
 	err := s.write(ctx, func(bt *batch) error {
 		for i := range 51 {
 			u := store.User{ID: store.NewID(), Username: fmt.Sprintf("user%02d", i)}
-			if _, err := bt.exec(wInsertUser, u.ID, u.Username, "", "", "h", 1); err != nil {
+			if _, err := bt.exec(wInsertUser, u.ID, u.Username, "", "", "h", 1, "", ""); err != nil {
 				return err
 			}
 			users = append(users, u)

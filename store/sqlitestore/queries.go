@@ -19,8 +19,8 @@ const (
 )
 
 var writeQueries = [numWriteStmts]string{
-	wInsertUser: `INSERT INTO users (id, username, display_name, display_fold, password_hash, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)`,
+	wInsertUser: `INSERT INTO users (id, username, display_name, display_fold, password_hash, created_at, username_key, display_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 	wInsertSession: `INSERT INTO sessions (id, user_id, refresh_hash, prev_refresh_hash, created_at, expires_at, revoked_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
 	wRotateRefresh: `UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?, expires_at = ?
@@ -52,6 +52,7 @@ const (
 	rUserByID
 	rUserByUsername
 	rUsersByIDs
+	rUserByNameKey
 	rSearchUsers
 	rSessionByID
 	rMessagesBefore
@@ -62,7 +63,7 @@ const (
 	numReadStmts
 )
 
-const userColumns = `id, username, display_name, password_hash, created_at`
+const userColumns = `id, username, display_name, password_hash, created_at, username_key, display_key`
 
 const messageColumns = `seq, id, from_id, to_id, text, coalesce(client_msg_id, ''), created_at`
 
@@ -82,6 +83,10 @@ var readQueries = [numReadStmts]string{
 	rUserByID:       `SELECT ` + userColumns + ` FROM users WHERE id = ?`,
 	rUserByUsername: `SELECT ` + userColumns + ` FROM users WHERE username = ?`,
 	rUsersByIDs:     `SELECT ` + userColumns + ` FROM users WHERE id IN (SELECT value FROM json_each(?))`,
+	// Two IN lists, so that each column's index serves its half.
+	rUserByNameKey: `SELECT ` + userColumns + ` FROM users
+		WHERE id != ?1 AND (username_key IN (SELECT value FROM json_each(?2)) OR display_key IN (SELECT value FROM json_each(?2)))
+		LIMIT 1`,
 	// ?2..?3 is the range of strings that start with the prefix: every
 	// valid UTF-8 string below prefix+"\xff".
 	rSearchUsers: `SELECT ` + userColumns + ` FROM users

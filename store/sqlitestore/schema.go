@@ -76,6 +76,14 @@ CREATE TABLE messages (
 CREATE UNIQUE INDEX messages_seq ON messages (conv, seq);
 CREATE UNIQUE INDEX messages_client ON messages (from_id, client_msg_id);
 `,
+	// 2: look-alike keys of the names (store.User.UsernameKey, DisplayNameKey);
+	// '' for the accounts that existed before, which match nothing.
+	`
+ALTER TABLE users ADD COLUMN username_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN display_key  TEXT NOT NULL DEFAULT '';
+CREATE INDEX users_username_key ON users (username_key);
+CREATE INDEX users_display_key  ON users (display_key);
+`,
 }
 
 // migrate brings the database to the latest schema version, one transaction

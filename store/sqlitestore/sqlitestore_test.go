@@ -231,7 +231,7 @@ func TestBatchIsolatesFailures(t *testing.T) {
 	wg.Go(func() {
 		errFail = s.write(t.Context(), func(bt *batch) error {
 			// Writes something, then fails: the write must be undone.
-			if _, err := bt.exec(wInsertUser, store.NewID(), "ghost", "Ghost", "ghost", "h", 1); err != nil {
+			if _, err := bt.exec(wInsertUser, store.NewID(), "ghost", "Ghost", "ghost", "h", 1, "", ""); err != nil {
 				return err
 			}
 			return errBoom

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/chatd/chatd/store"
@@ -15,7 +16,7 @@ import (
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	err := s.write(ctx, func(b *batch) error {
 		_, err := b.exec(wInsertUser, u.ID, u.Username, u.DisplayName, strings.ToLower(u.DisplayName),
-			u.PasswordHash, millis(u.CreatedAt))
+			u.PasswordHash, millis(u.CreatedAt), u.UsernameKey, u.DisplayNameKey)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("username %q (or id) taken: %w", u.Username, store.ErrConflict)
 		}
@@ -65,6 +66,24 @@ func (s *Store) UsersByIDs(ctx context.Context, ids []string) ([]store.User, err
 	return users, nil
 }
 
+// UserByNameKey returns a user other than excludeID with one of keys as
+// its username or display-name key, or ErrNotFound.
+func (s *Store) UserByNameKey(ctx context.Context, keys []string, excludeID string) (store.User, error) {
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "" })
+	if len(keys) == 0 {
+		return store.User{}, fmt.Errorf("sqlitestore: user by name key: %w", store.ErrNotFound)
+	}
+	list, err := json.Marshal(keys)
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlitestore: user by name key: %w", err)
+	}
+	u, err := scanUser(s.rstmts[rUserByNameKey].QueryRowContext(ctx, excludeID, string(list)))
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlitestore: user by name key: %w", wrapCtx(ctx, err))
+	}
+	return u, nil
+}
+
 // SearchUsers returns at most limit users other than excludeID whose
 // username or display name starts with prefix, case-insensitively, ordered
 // by username.
@@ -88,7 +107,7 @@ func (s *Store) SearchUsers(ctx context.Context, prefix, excludeID string, limit
 func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	var u store.User
 	var created int64
-	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.PasswordHash, &created)
+	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.PasswordHash, &created, &u.UsernameKey, &u.DisplayNameKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.User{}, store.ErrNotFound
 	}

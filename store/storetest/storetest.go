@@ -131,7 +131,8 @@ func wantErr(t *testing.T, what string, err, target error) {
 func checkUser(t *testing.T, got, want store.User) {
 	t.Helper()
 	if got.ID != want.ID || got.Username != want.Username || got.DisplayName != want.DisplayName ||
-		got.PasswordHash != want.PasswordHash || !got.CreatedAt.Equal(want.CreatedAt) {
+		got.PasswordHash != want.PasswordHash || !got.CreatedAt.Equal(want.CreatedAt) ||
+		got.UsernameKey != want.UsernameKey || got.DisplayNameKey != want.DisplayNameKey {
 		t.Fatalf("user = %+v, want %+v", got, want)
 	}
 }

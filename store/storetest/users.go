@@ -19,6 +19,64 @@ var usersTests = []contractTest{
 	{"Search", testSearchUsers},
 	{"SearchSpecialCharacters", testSearchSpecialCharacters},
 	{"SearchLimit", testSearchLimit},
+	{"UserByNameKey", testUserByNameKey},
+}
+
+// Look-alike keys round-trip and are found by either name's key, never for
+// the excluded user, and an empty key matches nothing.
+func testUserByNameKey(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	mk := func(username, display, ukey, dkey string) store.User {
+		u := store.User{ID: store.NewID(), Username: username, DisplayName: display, PasswordHash: "h",
+			CreatedAt: at(0), UsernameKey: ukey, DisplayNameKey: dkey}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatalf("CreateUser(%s): %v", username, err)
+		}
+		return u
+	}
+	alice := mk("alice", "Alice Liddell", "alice", "alice liddell")
+	bob := mk("bob", "Bob", "bob", "bob")
+	newUser(t, s, "carol", "Carol") // stored without keys
+	got, err := s.UserByID(ctx, alice.ID)
+	if err != nil {
+		t.Fatalf("UserByID: %v", err)
+	}
+	checkUser(t, got, alice)
+
+	for _, tc := range []struct {
+		what    string
+		keys    []string
+		exclude string
+		want    store.User
+	}{
+		{"username key", []string{"alice"}, "", alice},
+		{"display-name key", []string{"alice liddell"}, "", alice},
+		{"one of several keys", []string{"nobody", "bob"}, "", bob},
+		{"excluding another user", []string{"bob"}, alice.ID, bob},
+	} {
+		got, err := s.UserByNameKey(ctx, tc.keys, tc.exclude)
+		if err != nil {
+			t.Fatalf("%s: UserByNameKey(%q, %q): %v", tc.what, tc.keys, tc.exclude, err)
+		}
+		checkUser(t, got, tc.want)
+	}
+	for _, tc := range []struct {
+		what    string
+		keys    []string
+		exclude string
+	}{
+		{"unknown key", []string{"mallory"}, ""},
+		{"the excluded user's own key", []string{"alice", "alice liddell"}, alice.ID},
+		{"an empty key, which the keyless account has", []string{""}, ""},
+		{"no keys", nil, ""},
+		{"a prefix of a key", []string{"ali"}, ""},
+	} {
+		_, err := s.UserByNameKey(ctx, tc.keys, tc.exclude)
+		wantErr(t, tc.what, err, store.ErrNotFound)
+	}
+	if got, err := s.UserByUsername(ctx, "carol"); err != nil || got.UsernameKey != "" || got.DisplayNameKey != "" {
+		t.Fatalf("keyless account: %+v, %v; want empty keys", got, err)
+	}
 }
 
 func testUserCreateAndGet(t *testing.T, s store.Store) {
