@@ -76,12 +76,19 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 		refund()
 		return httpapi.Fail(s.log, "look up user", err)
 	}
+	if e := s.checkLookalikeNames(ctx, username, display, ""); e != nil {
+		if e.Status != http.StatusConflict { // a backend failure, not a look-alike
+			refund()
+		}
+		return e
+	}
 	var hash string
 	if err := s.withHashSlot(ctx, func() { hash = HashPassword(req.Password, s.cfg.Argon2) }); err != nil {
 		refund()
 		return httpapi.Fail(s.log, "hash password", err)
 	}
-	u := store.User{ID: store.NewID(), Username: username, DisplayName: display, PasswordHash: hash, CreatedAt: s.now().UTC()}
+	u := store.User{ID: store.NewID(), Username: username, DisplayName: display, PasswordHash: hash, CreatedAt: s.now().UTC(),
+		UsernameKey: textpolicy.NameKey(username), DisplayNameKey: textpolicy.NameKey(display)}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return errUsernameTaken

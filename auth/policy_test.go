@@ -75,3 +75,50 @@ func TestSignupRefusesInvisibleDisplayNames(t *testing.T) {
 		t.Errorf("display name %q stored as %q", display, u.DisplayName)
 	}
 }
+
+// A name that looks like another user's is refused at signup: a display
+// name whose confusable skeleton equals another user's username or display
+// name (409 display_name_taken), and a username that looks like another's
+// (409 username_taken) (issue 9, point 7).
+func TestSignupRefusesLookalikeNames(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SignupLimit = 0 }) // 17 signups from one address
+	const pass = "Zq8#vLx2p!"
+	str := func(s string) *string { return &s }
+	h.signup("alice", pass)
+	h.signup("mallory", pass)
+	if r := h.post("/auth/signup", signupBody("bob", pass, str("Bob Builder")), h.sameOrigin()); r.StatusCode != 201 {
+		t.Fatalf("signup bob: %d %s", r.StatusCode, r.body)
+	}
+	for _, tc := range []struct {
+		name, user string
+		display    *string
+		code       string
+	}{
+		{"cyrillic а, the issue's", "eve", str("\u0430lice"), "display_name_taken"},
+		{"same name", "eve", str("alice"), "display_name_taken"},
+		{"capitals", "eve", str("ALICE"), "display_name_taken"},
+		{"capital I for l", "eve", str("aIice"), "display_name_taken"},
+		{"digit 1 for l", "eve", str("a1ice"), "display_name_taken"},
+		{"fullwidth", "eve", str("ａｌｉｃｅ"), "display_name_taken"},
+		{"another's display name", "eve", str("B0b Builder"), "display_name_taken"},
+		{"username as typed, by default the display name", "AIice", nil, "display_name_taken"},
+		{"rn for m in the username", "rnallory", nil, "username_taken"},
+		{"1 for l, with another display name", "mal1ory", str("Eve"), "username_taken"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.post("/auth/signup", signupBody(tc.user, pass, tc.display), h.sameOrigin())
+			if r.StatusCode != 409 || r.errCode() != tc.code {
+				t.Fatalf("%d %s, want 409 %s", r.StatusCode, r.body, tc.code)
+			}
+			if r.cookie(token.SessionCookie) != nil {
+				t.Error("cookie set on a refused signup")
+			}
+		})
+	}
+	// Names that only share letters pass.
+	for _, tc := range []struct{ user, display string }{{"alicia", "Alicia"}, {"eve", "Alice Liddell"}, {"bobby", "Bobby B."}} {
+		if r := h.post("/auth/signup", signupBody(tc.user, pass, &tc.display), h.sameOrigin()); r.StatusCode != 201 {
+			t.Errorf("signup %s as %q: %d %s", tc.user, tc.display, r.StatusCode, r.body)
+		}
+	}
+}

@@ -34,7 +34,8 @@ const (
 	CodeInternal             = "internal"               // an unexpected failure, logged on the server
 	CodeInvalidCredentials   = "invalid_credentials"    // wrong username or password
 	CodeInvalidUsername      = "invalid_username"       // a username outside the allowed form
-	CodeUsernameTaken        = "username_taken"         // the username belongs to another account
+	CodeUsernameTaken        = "username_taken"         // the username belongs to another account, or looks like another user's name
+	CodeDisplayNameTaken     = "display_name_taken"     // the display name looks like another user's username or display name
 	CodeConflict             = "conflict"               // a concurrent change won; reload and try again
 	CodeWeakPassword         = "weak_password"          // a password too short, too common or containing the username
 	CodeTextEmpty            = "text_empty"             // a message without text
