@@ -7,6 +7,7 @@ const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
 const MESSAGES = {
   invalid_credentials: 'Wrong username or password.',
   username_taken: 'That username is taken. Try another one.',
+  display_name_taken: 'That display name looks like another user’s name. Choose another one.',
   invalid_username: 'Usernames have 3 to 32 characters: letters, digits, _ . or -.',
   weak_password: 'Choose a password of at least 10 characters that is not a common password and does not contain your username.',
   network: 'Cannot reach the server. Check your connection.',
@@ -113,7 +114,8 @@ export class AuthView {
       if (e.code === 'rate_limited' || e.status === 429) {
         text = `Too many attempts. Try again${e.retryAfter ? ` in ${e.retryAfter} s` : ' later'}.`;
       }
-      const field = e.code === 'username_taken' || e.code === 'invalid_username' ? this.username : e.code === 'weak_password' ? this.password : null;
+      const field = e.code === 'username_taken' || e.code === 'invalid_username' ? this.username
+        : e.code === 'weak_password' ? this.password : e.code === 'display_name_taken' ? this.displayName : null;
       this.showError(text, field);
       if (!field && e.code === 'invalid_credentials') this.password.select();
       return;
