@@ -101,11 +101,6 @@ func DefaultConfig() Config {
 	}
 }
 
-// has reports whether the process runs role (directly or through "all").
-func (c Config) has(role string) bool {
-	return slices.Contains(c.Roles, role) || slices.Contains(c.Roles, RoleAll)
-}
-
 // normalize expands derived defaults; Validate calls it first.
 func (c *Config) normalize() {
 	var roles []string
@@ -124,10 +119,9 @@ func (c *Config) normalize() {
 		c.Auth.KeyFile = filepath.Join(c.DataDir, "signing.key")
 	}
 	c.Auth.TrustedProxies = c.HTTP.TrustedProxies
-	if len(c.HTTP.PublicOrigins) > 0 {
-		c.Auth.PublicOrigins = c.HTTP.PublicOrigins
-		c.Chat.PublicOrigins = c.HTTP.PublicOrigins
-	}
+	// One origins setting for every role that checks Origin.
+	c.Auth.PublicOrigins = c.HTTP.PublicOrigins
+	c.Chat.PublicOrigins = c.HTTP.PublicOrigins
 }
 
 // Validate normalizes c and reports the first bad setting, naming its key.
@@ -137,16 +131,22 @@ func (c *Config) Validate() error {
 		return errors.New("roles: at least one role is required (all, auth, chat, gateway)")
 	}
 	for _, r := range c.Roles {
-		switch r {
-		case RoleAll, RoleAuth, RoleChat, RoleGateway:
-		default:
-			return fmt.Errorf("roles: unknown role %q (want all, auth, chat or gateway, or a comma list)", r)
+		if !modules[r].role {
+			return fmt.Errorf("roles: unknown role %q (want one of %s, or a comma list)", r, roleNames())
 		}
+	}
+	// The rules below follow from the modules this process will run.
+	set := resolve(c.Roles)
+	runs := func(name string) bool { return slices.Contains(set, name) }
+	// allHere reports whether every module of the table that needs name
+	// runs in this process: then an in-process backend for it is enough.
+	allHere := func(name string) bool {
+		return !slices.ContainsFunc(dependents(name), func(n string) bool { return !runs(n) })
 	}
 	if c.HTTP.Addr == "" {
 		return errors.New("http.addr: required (for example :8080)")
 	}
-	if c.DataDir == "" && (c.has(RoleAuth) || c.Store.Backend == "sqlite") {
+	if c.DataDir == "" && (runs(modSigningKey) || (runs(modStore) && c.Store.Backend == "sqlite")) {
 		return errors.New("data_dir: required")
 	}
 	for _, o := range c.HTTP.PublicOrigins {
@@ -165,20 +165,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
 	}
 
-	// The in-process backends only work when one process runs every role
+	// The in-process backends only work when one process runs every module
 	// that needs them: a split deployment shares state through Mongo and Redis.
-	local := c.has(RoleAuth) && c.has(RoleChat)
-	needsStore := c.has(RoleAuth) || c.has(RoleChat)
 	switch c.Store.Backend {
 	case "sqlite":
-		if needsStore && !local {
-			return errors.New("store.backend: sqlite keeps data inside one process; a split role (auth or chat alone) needs store.backend=mongo")
+		if runs(modStore) && !allHere(modStore) {
+			return fmt.Errorf("store.backend: sqlite keeps data inside one process; %s must all run here, otherwise use store.backend=mongo", strings.Join(dependents(modStore), " and "))
 		}
 	case "mongo":
-		if needsStore && c.Store.MongoURI == "" {
+		if runs(modStore) && c.Store.MongoURI == "" {
 			return errors.New("store.mongo_uri: required with store.backend=mongo")
 		}
-		if needsStore && c.Store.MongoDatabase == "" {
+		if runs(modStore) && c.Store.MongoDatabase == "" {
 			return errors.New("store.mongo_database: required with store.backend=mongo")
 		}
 	default:
@@ -186,11 +184,11 @@ func (c *Config) Validate() error {
 	}
 	switch c.PubSub.Backend {
 	case "memory":
-		if needsStore && !local {
-			return errors.New("pubsub.backend: memory links only the roles of one process; a split role (auth or chat alone) needs pubsub.backend=redis")
+		if runs(modPubSub) && !allHere(modPubSub) {
+			return fmt.Errorf("pubsub.backend: memory links only the modules of one process; %s must all run here, otherwise use pubsub.backend=redis", strings.Join(dependents(modPubSub), " and "))
 		}
 	case "redis":
-		if needsStore && c.PubSub.RedisURL == "" {
+		if runs(modPubSub) && c.PubSub.RedisURL == "" {
 			return errors.New("pubsub.redis_url: required with pubsub.backend=redis")
 		}
 		if c.PubSub.PresenceTTL <= 0 {
@@ -199,13 +197,17 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("pubsub.backend: %q is not memory or redis", c.PubSub.Backend)
 	}
-	if (c.has(RoleChat) || c.has(RoleGateway)) && !c.has(RoleAuth) && c.Keys.JWKSURL == "" {
+	if runs(modVerifier) && !runs(modSigningKey) && c.Keys.JWKSURL == "" {
 		return errors.New("keys.jwks_url: required when chat or gateway runs without the auth role (for example http://auth:8080/auth/jwks)")
 	}
-	if c.has(RoleGateway) && !slices.Contains(c.Roles, RoleAll) {
-		if c.has(RoleAuth) || c.has(RoleChat) {
-			return errors.New("roles: gateway runs either alone or as part of all; list auth and chat upstreams instead")
+	for _, name := range set {
+		// A module left out when some modules run here must not run beside
+		// only part of them (the proxy forwards both auth and chat).
+		if u := modules[name].unless; slices.ContainsFunc(u, runs) {
+			return fmt.Errorf("roles: the %s module runs only with none or all of %s (gateway alone, or all); a split gateway lists them as upstreams instead", name, strings.Join(u, ", "))
 		}
+	}
+	if runs(modProxy) {
 		if len(c.Gateway.AuthUpstreams) == 0 {
 			return errors.New("gateway.auth_upstreams: required with role gateway")
 		}
@@ -216,12 +218,12 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if c.has(RoleAuth) {
+	if runs(RoleAuth) {
 		if err := c.Auth.Validate(); err != nil {
 			return err
 		}
 	}
-	if c.has(RoleChat) {
+	if runs(RoleChat) {
 		if err := c.Chat.Validate(); err != nil {
 			return err
 		}

@@ -154,6 +154,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.revSub = sub
 	s.mu.Unlock()
+	s.presence.OnExpired(s.UserWentOffline)
 	go s.loop()
 	return nil
 }
@@ -219,7 +220,8 @@ func (s *Service) Ready(ctx context.Context) error {
 }
 
 // UserWentOffline publishes userID's offline presence (with lastSeen) to
-// its peers. The Redis presence sweeper calls it for a dead replica's users.
+// its peers. Start registers it with Presence.OnExpired, for the users of a
+// dead replica.
 func (s *Service) UserWentOffline(userID string, lastSeen time.Time) {
 	ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 	defer cancel()

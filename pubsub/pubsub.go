@@ -78,4 +78,11 @@ type Presence interface {
 	// (redispubsub) need it called more often than their TTL; mempubsub
 	// ignores it.
 	Refresh(ctx context.Context, nodeID string, userIDs []string) error
+	// OnExpired registers fn to be called for each user that went offline
+	// because the entries of a dead node (one that stopped calling Refresh)
+	// expired. Each such transition is reported once cluster-wide, with the
+	// last-seen time the registry recorded; fn runs on a backend goroutine
+	// and must not block for long. A registry whose entries never expire
+	// (mempubsub, one process) never calls fn.
+	OnExpired(fn func(userID string, lastSeen time.Time))
 }

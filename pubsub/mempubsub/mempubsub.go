@@ -202,3 +202,7 @@ func (b *Broker) Lookup(_ context.Context, userIDs []string) (map[string]pubsub.
 // Refresh implements pubsub.Presence; entries of one process never expire,
 // so it does nothing.
 func (b *Broker) Refresh(context.Context, string, []string) error { return nil }
+
+// OnExpired implements pubsub.Presence; entries of one process never
+// expire, so fn is never called.
+func (b *Broker) OnExpired(func(userID string, lastSeen time.Time)) {}

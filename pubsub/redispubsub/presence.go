@@ -198,11 +198,8 @@ func (b *Broker) Refresh(ctx context.Context, nodeID string, userIDs []string) e
 	return nil
 }
 
-// OnExpired registers fn to be called for each user that went offline
-// because the entries of dead nodes (nodes that stopped refreshing) expired.
-// Each such transition is reported once cluster-wide, by the node whose
-// sweeper removed the last entry, with the last-seen time it recorded. fn
-// runs on the sweeper goroutine and must not block for long.
+// OnExpired implements pubsub.Presence: the node whose sweeper removed a
+// user's last entry reports it, on the sweeper goroutine.
 func (b *Broker) OnExpired(fn func(userID string, lastSeen time.Time)) {
 	b.expiredMu.Lock()
 	b.onExpired = append(b.onExpired, fn)
