@@ -77,12 +77,7 @@ and flags, flags winning.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&configPath, "config", "", "config file (default ./config.yaml when present; env CHATD_CONFIG)")
-	f.String("role", "all", "roles to run: all, or a comma list of gateway, auth, chat (env CHATD_ROLES)")
-	f.String("http-addr", ":8080", "listen address (env CHATD_HTTP_ADDR)")
-	f.String("data-dir", "./data", "directory for the SQLite file and the signing key (env CHATD_DATA_DIR)")
-	f.String("node-id", "", "name of this node in hello frames and presence (default: hostname + random; env CHATD_NODE_ID)")
-	f.String("log-level", "info", "debug, info, warn or error (env CHATD_LOG_LEVEL)")
-	f.String("log-format", "text", "text or json (env CHATD_LOG_FORMAT)")
+	app.AddFlags(f)
 	return cmd
 }
 

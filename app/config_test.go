@@ -15,12 +15,7 @@ import (
 func flags(t *testing.T, args ...string) *pflag.FlagSet {
 	t.Helper()
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	fs.String("role", "all", "")
-	fs.String("http-addr", ":8080", "")
-	fs.String("data-dir", "./data", "")
-	fs.String("node-id", "", "")
-	fs.String("log-level", "info", "")
-	fs.String("log-format", "text", "")
+	AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}

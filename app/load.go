@@ -12,15 +12,41 @@ import (
 	"github.com/spf13/viper"
 )
 
-// FlagKeys maps the serve command's flags to config keys; flags win over
-// the environment, which wins over the config file.
-var FlagKeys = map[string]string{
-	"role":       "roles",
-	"http-addr":  "http.addr",
-	"data-dir":   "data_dir",
-	"node-id":    "node_id",
-	"log-level":  "log.level",
-	"log-format": "log.format",
+// serveFlags are the flags of `chatd serve`, each bound to its config key
+// (flags win over the environment, which wins over the config file).
+// AddFlags defines them and LoadConfig binds them, from this one table.
+var serveFlags = []struct{ name, key, usage string }{
+	{"role", "roles", "roles to run: all, or a comma list of gateway, auth, chat"},
+	{"http-addr", "http.addr", "listen address"},
+	{"data-dir", "data_dir", "directory for the SQLite file and the signing key"},
+	{"node-id", "node_id", "name of this node in hello frames and presence (default: hostname + random)"},
+	{"log-level", "log.level", "debug, info, warn or error"},
+	{"log-format", "log.format", "text or json"},
+}
+
+// AddFlags defines serveFlags on fs, with DefaultConfig's values as their
+// defaults and the environment variable named in their help.
+func AddFlags(fs *pflag.FlagSet) {
+	defaults := viper.New()
+	registerDefaults(defaults, "", reflect.ValueOf(DefaultConfig()))
+	for _, f := range serveFlags {
+		def := strings.Join(defaults.GetStringSlice(f.key), ",")
+		fs.String(f.name, def, fmt.Sprintf("%s (env %s)", f.usage, EnvVar(f.key)))
+	}
+}
+
+// EnvVar is the environment variable of a config key: http.addr →
+// CHATD_HTTP_ADDR.
+func EnvVar(key string) string {
+	return "CHATD_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// movedKeys are keys that are no longer read, and the key that replaced
+// each. Setting one is refused with a message saying so, instead of being
+// silently ignored.
+var movedKeys = map[string]string{
+	"auth.public_origins": "http.public_origins",
+	"chat.public_origins": "http.public_origins",
 }
 
 // LoadConfig builds the configuration from defaults, the config file
@@ -54,12 +80,18 @@ func LoadConfig(fs *pflag.FlagSet, configPath string) (Config, error) {
 		}
 	}
 	if fs != nil {
-		for flag, key := range FlagKeys {
-			if f := fs.Lookup(flag); f != nil {
-				if err := v.BindPFlag(key, f); err != nil {
-					return Config{}, fmt.Errorf("config: flag --%s: %w", flag, err)
+		for _, sf := range serveFlags {
+			if f := fs.Lookup(sf.name); f != nil {
+				if err := v.BindPFlag(sf.key, f); err != nil {
+					return Config{}, fmt.Errorf("config: flag --%s: %w", sf.name, err)
 				}
 			}
+		}
+	}
+	for old, now := range movedKeys {
+		_, inEnv := os.LookupEnv(EnvVar(old))
+		if v.InConfig(old) || inEnv {
+			return Config{}, fmt.Errorf("config: %s (%s) is no longer read: set %s (%s), which every role uses", old, EnvVar(old), now, EnvVar(now))
 		}
 	}
 

@@ -74,8 +74,8 @@ type Config struct {
 	SessionPruneInterval time.Duration `mapstructure:"session_prune_interval"`
 	// PublicOrigins are the origins ("https://chat.example.com") allowed to
 	// make cookie-authenticated unsafe requests; empty means the request's
-	// own host.
-	PublicOrigins []string `mapstructure:"public_origins"`
+	// own host. Not a config key: app sets it from http.public_origins.
+	PublicOrigins []string `mapstructure:"-"`
 }
 
 // Argon2Params are argon2id's cost parameters.

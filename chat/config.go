@@ -28,8 +28,8 @@ type Config struct {
 	SendWindow int `mapstructure:"send_window"`
 	// PublicOrigins are the allowed Origins ("scheme://host[:port]") for /ws
 	// and for cookie-authenticated unsafe requests; empty means the request's
-	// own host.
-	PublicOrigins []string `mapstructure:"public_origins"`
+	// own host. Not a config key: app sets it from http.public_origins.
+	PublicOrigins []string `mapstructure:"-"`
 	// OfflineGrace is how long a user's last connection may be gone before
 	// the user is announced offline (a reconnect in between cancels it).
 	OfflineGrace time.Duration `mapstructure:"offline_grace"`
