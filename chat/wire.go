@@ -82,6 +82,8 @@ type helloFrame struct {
 	User       httpapi.User `json:"user"`
 	Node       string       `json:"node"`
 	HeartbeatS int          `json:"heartbeat_s"`
+	// MaxTextBytes is chat.max_text_bytes, so clients need not hard-code it.
+	MaxTextBytes int `json:"max_text_bytes"`
 }
 
 type receiptFrame struct {

@@ -12,7 +12,7 @@ import { AuthView } from './views/auth.js';
 import { ChatView } from './views/chat.js';
 import { Sidebar } from './views/sidebar.js';
 import { toastError, toastInfo } from './views/toast.js';
-import { byId, displayName, uuid } from './util.js';
+import { byId, displayName, limits, setLimits, uuid } from './util.js';
 
 const SEND_TIMEOUT = 10000; // ms without an ack before a send shows as failed
 const TYPING_SHOW = 3000; // ms a typing event is shown
@@ -29,7 +29,6 @@ const BANNER = {
 
 // Friendlier words for the error codes a send can meet (api.md).
 const SEND_ERRORS = {
-  text_too_long: 'Too long: a message has at most 4096 bytes.',
   text_empty: 'An empty message cannot be sent.',
   cannot_message_self: 'You cannot send messages to yourself.',
   not_found: 'That user does not exist any more.',
@@ -40,6 +39,7 @@ const SEND_ERRORS = {
 };
 
 function sendError(code, message) {
+  if (code === 'text_too_long') return `Too long: a message has at most ${limits.maxTextBytes} bytes.`;
   return SEND_ERRORS[code] || message || 'Not sent.';
 }
 
@@ -263,6 +263,7 @@ class App {
   }
 
   onHello(f) {
+    setLimits(f);
     const me = this.store.me;
     if (f.user && me && f.user.id !== me.id) {
       // Another tab logged in as someone else: the shared cookies now

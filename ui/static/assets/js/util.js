@@ -1,7 +1,17 @@
 // Small DOM and formatting helpers shared by the views.
 
-/** Maximum message size in UTF-8 bytes (api.md). */
-export const MAX_TEXT_BYTES = 4096;
+/**
+ * Limits the server announces. maxTextBytes is the largest message text in
+ * UTF-8 bytes: api.md's 4096 until a hello frame brings the server's
+ * chat.max_text_bytes (setLimits).
+ */
+export const limits = { maxTextBytes: 4096 };
+
+/** setLimits takes the limits a hello frame carries; absent or bad values keep the current ones. */
+export function setLimits(hello) {
+  const n = hello && hello.max_text_bytes;
+  if (Number.isInteger(n) && n > 0) limits.maxTextBytes = n;
+}
 
 const encoder = new TextEncoder();
 

@@ -8,7 +8,7 @@
 // is off). New messages are inserted as single rows, never by re-rendering
 // the list, and the log sticks to the bottom only if it was at the bottom.
 
-import { MAX_TEXT_BYTES, byId, dayKey, displayName, el, fillAvatar, fmtDay, fmtFull, fmtPresence, fmtTime, lowerBound, utf8Length } from '../util.js';
+import { byId, dayKey, displayName, el, fillAvatar, fmtDay, fmtFull, fmtPresence, fmtTime, limits, lowerBound, utf8Length } from '../util.js';
 import { statusOf } from '../store.js';
 
 const INITIAL = 60; // rows rendered when a conversation opens
@@ -16,7 +16,7 @@ const CHUNK = 50; // rows added per extension
 const MAX_DOM = 250; // rows kept in the DOM
 const EDGE = 600; // px from an edge that triggers an extension
 const BOTTOM_SLACK = 48; // px from the bottom that still counts as "at the bottom"
-const COUNTER_FROM = MAX_TEXT_BYTES - 512;
+const COUNTER_MARGIN = 512; // bytes below the limit at which the byte counter shows
 
 const TICK_LABEL = { pending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' };
 
@@ -668,12 +668,13 @@ export class ChatView {
     input.classList.toggle('scrolls', full > 180);
     const text = input.value;
     const bytes = utf8Length(text);
-    const over = bytes > MAX_TEXT_BYTES;
-    this.counter.hidden = bytes < COUNTER_FROM;
-    this.counter.textContent = `${bytes} / ${MAX_TEXT_BYTES}`;
+    const max = limits.maxTextBytes;
+    const over = bytes > max;
+    this.counter.hidden = bytes < max - COUNTER_MARGIN;
+    this.counter.textContent = `${bytes} / ${max}`;
     this.counter.classList.toggle('over', over);
     this.counter.dataset.bytes = String(bytes);
-    this.counter.setAttribute('aria-label', over ? `${bytes - MAX_TEXT_BYTES} bytes over the ${MAX_TEXT_BYTES}-byte limit` : `${MAX_TEXT_BYTES - bytes} bytes left`);
+    this.counter.setAttribute('aria-label', over ? `${bytes - max} bytes over the ${max}-byte limit` : `${max - bytes} bytes left`);
     if (over) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
     this.sendBtn.disabled = over || !text.trim();
@@ -681,7 +682,7 @@ export class ChatView {
 
   submit() {
     const text = this.input.value;
-    if (!this.peer || !text.trim() || utf8Length(text) > MAX_TEXT_BYTES) return;
+    if (!this.peer || !text.trim() || utf8Length(text) > limits.maxTextBytes) return;
     this.actions.send(this.peer, text);
     this.input.value = '';
     this.drafts.delete(this.peer);
