@@ -96,7 +96,8 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) *httpapi.Error
 		return s.internal("sign token", err)
 	}
 	next := newRefreshToken(sid)
-	err = s.store.RotateRefresh(ctx, sid, hash, hashToken(next), now.Add(s.cfg.RefreshTTL).UTC())
+	err = s.store.RotateRefresh(ctx, sid, store.Rotation{OldHash: hash, NewHash: hashToken(next),
+		Generation: sess.Generation + 1, ExpiresAt: now.Add(s.cfg.RefreshTTL).UTC(), At: now.UTC()})
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		// Another request rotated this very token first: a reuse.

@@ -97,9 +97,9 @@ func (t *timedStore) SessionByID(ctx context.Context, id string) (store.Session,
 	return t.st.SessionByID(ctx, id)
 }
 
-func (t *timedStore) RotateRefresh(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) error {
+func (t *timedStore) RotateRefresh(ctx context.Context, id string, r store.Rotation) error {
 	defer since(t.op.rotateRefresh, time.Now())
-	return t.st.RotateRefresh(ctx, id, oldHash, newHash, expiresAt)
+	return t.st.RotateRefresh(ctx, id, r)
 }
 
 func (t *timedStore) RevokeSession(ctx context.Context, id string, at time.Time) error {

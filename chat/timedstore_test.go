@@ -63,7 +63,7 @@ func TestTimedStoreObservesEachOp(t *testing.T) {
 		must("create_session", ts.CreateSession(ctx, sess))
 		_, err = ts.SessionByID(ctx, sess.ID)
 		must("session_by_id", err)
-		must("rotate_refresh", ts.RotateRefresh(ctx, sess.ID, "h1", "h2", now.Add(2*time.Hour)))
+		must("rotate_refresh", ts.RotateRefresh(ctx, sess.ID, store.Rotation{OldHash: "h1", NewHash: "h2", Generation: 1, ExpiresAt: now.Add(2 * time.Hour), At: now}))
 		must("revoke_session", ts.RevokeSession(ctx, sess.ID, now))
 		_, _, err = ts.AppendMessage(ctx, store.Message{ID: store.NewID(), From: a.ID, To: b.ID, Text: "hi", ClientMsgID: "c1", CreatedAt: now})
 		must("append_message", err)

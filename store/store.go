@@ -61,15 +61,30 @@ type User struct {
 // Session is one login. The refresh token itself is never stored, only its
 // hash. PrevRefreshHash is the hash of the token the current one replaced: a
 // client presenting it again has replayed a rotated token, and the session
-// must be revoked.
+// must be revoked (unless it is the concurrent-refresh race; auth decides).
+// Generation counts the rotations: the current token is the session's
+// Generation-th (0 for the login's).
 type Session struct {
 	ID              string
 	UserID          string
 	RefreshHash     string
 	PrevRefreshHash string
+	Generation      int64
 	CreatedAt       time.Time
 	ExpiresAt       time.Time // when the refresh token stops working
 	RevokedAt       time.Time // zero while the session is active
+	LastUsedAt      time.Time // the login or the latest rotation
+	UserAgent       string    // the login's User-Agent, as auth trimmed it
+}
+
+// Rotation is one step of a session's refresh-token chain
+// (Sessions.RotateRefresh).
+type Rotation struct {
+	OldHash    string    // the hash that must be current
+	NewHash    string    // replaces it
+	Generation int64     // the new token's generation (the old one's + 1)
+	ExpiresAt  time.Time // the new token's expiry
+	At         time.Time // the time of the rotation: LastUsedAt
 }
 
 // Revoked reports whether the session was revoked.
@@ -87,6 +102,9 @@ type Message struct {
 	Text           string
 	ClientMsgID    string
 	CreatedAt      time.Time
+	// Deleted: the sender's account was deleted (Messages.EraseMessagesFrom);
+	// Text is then "".
+	Deleted bool
 }
 
 // ConversationView is a conversation as seen by one of its two members.
@@ -102,6 +120,14 @@ type ConversationView struct {
 	PeerDeliveredSeq int64
 	UpdatedAt        time.Time // time of the last message
 }
+
+// DeletedDisplayName is the display name of a deleted account's tombstone.
+const DeletedDisplayName = "Deleted user"
+
+// DeletedUsername is the username of the tombstone of account id: "~" and
+// the id. No one can sign up with it ("~" is never in a username), and it
+// keeps the unique-username rule among tombstones.
+func DeletedUsername(id string) string { return "~" + id }
 
 // ConversationID returns the id of the conversation between users a and b.
 // It is the same whichever order the two are given in.
@@ -158,6 +184,13 @@ type Users interface {
 	// check, not a constraint: two concurrent CreateUser calls with
 	// matching keys both succeed.
 	UserByNameKey(ctx context.Context, keys []string, excludeID string) (User, error)
+	// DeleteUser turns the account into a tombstone that keeps its id, so
+	// that its conversations keep their peer: Username becomes DeletedUsername(id)
+	// (freeing the old name), DisplayName DeletedDisplayName, PasswordHash ""
+	// (which no password matches), both name keys "" (it looks like no one). Its sessions and messages are the
+	// callers' to revoke and erase. ErrNotFound if there is no such user;
+	// deleting a tombstone again changes nothing and returns nil.
+	DeleteUser(ctx context.Context, id string) error
 	// SearchUsers returns at most limit users, other than excludeID, whose
 	// username or display name starts with prefix (case-insensitively),
 	// ordered by username. An empty prefix matches everyone.
@@ -166,16 +199,21 @@ type Users interface {
 
 // Sessions are the logins and their refresh-token chains.
 type Sessions interface {
-	// CreateSession inserts s. ErrConflict if its id is taken.
+	// CreateSession inserts s (every field as given; LastUsedAt is usually
+	// CreatedAt). ErrConflict if its id is taken.
 	CreateSession(ctx context.Context, s Session) error
 	// SessionByID returns the session (revoked or not) or ErrNotFound.
 	SessionByID(ctx context.Context, id string) (Session, error)
-	// RotateRefresh atomically replaces the session's refresh hash oldHash by
-	// newHash (PrevRefreshHash becomes oldHash) and sets ExpiresAt. It returns
-	// ErrConflict when the session is revoked or its current hash is not
-	// oldHash (a concurrent rotation won), ErrNotFound when there is no
-	// session. Of concurrent rotations from one hash at most one succeeds.
-	RotateRefresh(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) error
+	// SessionsByUser returns every session of userID, revoked or not, in no
+	// particular order (an empty list for a user without any).
+	SessionsByUser(ctx context.Context, userID string) ([]Session, error)
+	// RotateRefresh atomically replaces the session's refresh hash r.OldHash
+	// by r.NewHash (PrevRefreshHash becomes r.OldHash) and sets Generation,
+	// ExpiresAt and LastUsedAt (= r.At) from r. It returns ErrConflict when
+	// the session is revoked or its current hash is not r.OldHash (a
+	// concurrent rotation won), ErrNotFound when there is no session. Of
+	// concurrent rotations from one hash at most one succeeds.
+	RotateRefresh(ctx context.Context, id string, r Rotation) error
 	// RevokeSession marks the session revoked at at. Revoking a revoked
 	// session keeps the first time and returns nil. ErrNotFound if unknown.
 	RevokeSession(ctx context.Context, id string, at time.Time) error
@@ -241,6 +279,11 @@ type Messages interface {
 	// MessagesAfter returns up to limit messages with seq > after, ascending
 	// by seq, and whether newer ones exist.
 	MessagesAfter(ctx context.Context, conversationID string, after int64, limit int) (msgs []Message, hasMore bool, err error)
+	// EraseMessagesFrom sets Text "" and Deleted on every message userID
+	// sent, in every conversation (seqs, ids and the rest stay), and returns
+	// how many it changed. After an error some may be erased; calling it
+	// again finishes the work.
+	EraseMessagesFrom(ctx context.Context, userID string) (int64, error)
 }
 
 // AsyncAppender is implemented by a Store that can queue a message without

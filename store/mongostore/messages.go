@@ -24,6 +24,7 @@ type messageDoc struct {
 	// or "m:" + ID for a message sent without one (never a retry).
 	Dedup     string        `bson:"dedup"`
 	CreatedAt bson.DateTime `bson:"created_at"`
+	Deleted   bool          `bson:"deleted,omitempty"` // erased with its sender's account
 }
 
 func (d messageDoc) message() store.Message {
@@ -34,6 +35,7 @@ func (d messageDoc) message() store.Message {
 		From:           d.From,
 		To:             d.To,
 		Text:           d.Text,
+		Deleted:        d.Deleted,
 		ClientMsgID:    d.ClientMsgID,
 		CreatedAt:      fromDate(d.CreatedAt),
 	}
@@ -268,4 +270,16 @@ func (s *Store) page(ctx context.Context, filter bson.D, order, limit int) ([]st
 		msgs[i] = d.message()
 	}
 	return msgs, more, nil
+}
+
+// EraseMessagesFrom blanks and marks deleted every message userID sent: one
+// updateMany through the from_dedup index's leading "from".
+func (s *Store) EraseMessagesFrom(ctx context.Context, userID string) (int64, error) {
+	res, err := s.messages.UpdateMany(ctx,
+		bson.D{{Key: "from", Value: userID}, {Key: "deleted", Value: bson.D{{Key: "$ne", Value: true}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "text", Value: ""}, {Key: "deleted", Value: true}}}})
+	if err != nil {
+		return 0, fmt.Errorf("mongostore: erase messages: %w", wrapCtx(ctx, err))
+	}
+	return res.ModifiedCount, nil
 }

@@ -274,7 +274,7 @@ func TestRotateAndRevokeAcrossStores(t *testing.T) {
 				s = s2
 			}
 			wg.Go(func() {
-				results[i] = s.RotateRefresh(ctx, sess.ID, "h0", fmt.Sprintf("h1-%d", i), time.Now().Add(2*time.Hour))
+				results[i] = s.RotateRefresh(ctx, sess.ID, store.Rotation{OldHash: "h0", NewHash: fmt.Sprintf("h1-%d", i), Generation: 1, ExpiresAt: time.Now().Add(2 * time.Hour), At: time.Now()})
 			})
 		}
 		revokedAt := time.Now().Truncate(time.Millisecond)
@@ -302,7 +302,7 @@ func TestRotateAndRevokeAcrossStores(t *testing.T) {
 		if !got.Revoked() || !got.RevokedAt.Equal(revokedAt) {
 			t.Fatalf("round %d: session %+v, want revoked at %v", round, got, revokedAt)
 		}
-		if err := s2.RotateRefresh(ctx, sess.ID, got.RefreshHash, "h2", time.Now()); !errors.Is(err, store.ErrConflict) {
+		if err := s2.RotateRefresh(ctx, sess.ID, store.Rotation{OldHash: got.RefreshHash, NewHash: "h2", Generation: 2, ExpiresAt: time.Now(), At: time.Now()}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("round %d: rotation after revocation: %v, want ErrConflict", round, err)
 		}
 	}

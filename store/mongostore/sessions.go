@@ -23,6 +23,9 @@ type sessionDoc struct {
 	PrevRefreshHash string        `bson:"prev_refresh_hash"`
 	CreatedAt       bson.DateTime `bson:"created_at"`
 	ExpiresAt       bson.DateTime `bson:"expires_at"`
+	Generation      int64         `bson:"generation"`
+	LastUsedAt      bson.DateTime `bson:"last_used_at"`
+	UserAgent       string        `bson:"user_agent"`
 }
 
 // revocationDoc marks a session revoked; its _id is the session id, so the
@@ -50,6 +53,9 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 		PrevRefreshHash: sess.PrevRefreshHash,
 		CreatedAt:       toDate(sess.CreatedAt),
 		ExpiresAt:       toDate(sess.ExpiresAt),
+		Generation:      sess.Generation,
+		LastUsedAt:      toDate(sess.LastUsedAt),
+		UserAgent:       sess.UserAgent,
 	})
 	if isDuplicate(err) {
 		return fmt.Errorf("mongostore: create session: id exists: %w", store.ErrConflict)
@@ -84,15 +90,59 @@ func (s *Store) sessionByID(ctx context.Context, id string) (store.Session, erro
 	if err != nil {
 		return store.Session{}, err
 	}
+	return d.session(revokedAt), nil
+}
+
+func (d sessionDoc) session(revokedAt time.Time) store.Session {
 	return store.Session{
 		ID:              d.ID,
 		UserID:          d.UserID,
 		RefreshHash:     d.RefreshHash,
 		PrevRefreshHash: d.PrevRefreshHash,
+		Generation:      d.Generation,
 		CreatedAt:       fromDate(d.CreatedAt),
 		ExpiresAt:       fromDate(d.ExpiresAt),
 		RevokedAt:       revokedAt,
-	}, nil
+		LastUsedAt:      fromDate(d.LastUsedAt),
+		UserAgent:       d.UserAgent,
+	}
+}
+
+// SessionsByUser returns every session of userID (the user_id index), each
+// with its revocation.
+func (s *Store) SessionsByUser(ctx context.Context, userID string) ([]store.Session, error) {
+	cur, err := s.sessions.Find(ctx, bson.D{{Key: "user_id", Value: userID}})
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: sessions by user: %w", wrapCtx(ctx, err))
+	}
+	var docs []sessionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongostore: sessions by user: %w", wrapCtx(ctx, err))
+	}
+	out := make([]store.Session, 0, len(docs))
+	if len(docs) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	rcur, err := s.revocations.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: sessions by user: %w", wrapCtx(ctx, err))
+	}
+	var revs []revocationDoc
+	if err := rcur.All(ctx, &revs); err != nil {
+		return nil, fmt.Errorf("mongostore: sessions by user: %w", wrapCtx(ctx, err))
+	}
+	revoked := make(map[string]time.Time, len(revs))
+	for _, r := range revs {
+		revoked[r.ID] = fromDate(r.RevokedAt)
+	}
+	for _, d := range docs {
+		out = append(out, d.session(revoked[d.ID]))
+	}
+	return out, nil
 }
 
 func (s *Store) session(ctx context.Context, id string) (sessionDoc, error) {
@@ -116,15 +166,15 @@ func (s *Store) revokedAt(ctx context.Context, id string) (time.Time, error) {
 	return fromDate(r.RevokedAt), nil
 }
 
-// RotateRefresh replaces the session's hash oldHash by newHash: the
+// RotateRefresh replaces the session's hash r.OldHash by r.NewHash: the
 // conditional write (rotate), and a read to say why when it changed nothing
 // (store.RunRotation).
-func (s *Store) RotateRefresh(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) error {
+func (s *Store) RotateRefresh(ctx context.Context, id string, r store.Rotation) error {
 	err := store.RunRotation(func() (bool, error) {
-		return s.rotate(ctx, id, oldHash, newHash, expiresAt)
+		return s.rotate(ctx, id, r)
 	}, func() (store.Session, error) {
 		return s.sessionByID(ctx, id)
-	}, oldHash)
+	}, r.OldHash)
 	if err != nil {
 		return fmt.Errorf("mongostore: rotate refresh: %w", err)
 	}
@@ -135,7 +185,8 @@ func (s *Store) RotateRefresh(ctx context.Context, id, oldHash, newHash string, 
 // session is revoked, and reports whether it did. Of concurrent rotations
 // from one hash, the one that inserts the claim of (session, oldHash)
 // proceeds; the others change nothing.
-func (s *Store) rotate(ctx context.Context, id, oldHash, newHash string, expiresAt time.Time) (bool, error) {
+func (s *Store) rotate(ctx context.Context, id string, r store.Rotation) (bool, error) {
+	oldHash := r.OldHash
 	if revoked, err := s.revokedAt(ctx, id); err != nil {
 		return false, err
 	} else if !revoked.IsZero() {
@@ -154,9 +205,11 @@ func (s *Store) rotate(ctx context.Context, id, oldHash, newHash string, expires
 	err = s.sessions.FindOneAndUpdate(ctx,
 		bson.D{{Key: "_id", Value: id}, {Key: "refresh_hash", Value: oldHash}},
 		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "refresh_hash", Value: newHash},
+			{Key: "refresh_hash", Value: r.NewHash},
 			{Key: "prev_refresh_hash", Value: oldHash},
-			{Key: "expires_at", Value: toDate(expiresAt)},
+			{Key: "expires_at", Value: toDate(r.ExpiresAt)},
+			{Key: "generation", Value: r.Generation},
+			{Key: "last_used_at", Value: toDate(r.At)},
 		}}},
 		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&before)
 	if err != nil {

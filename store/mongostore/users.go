@@ -56,6 +56,25 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	return nil
 }
 
+// DeleteUser turns the user into its tombstone (store.Users.DeleteUser).
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "username", Value: store.DeletedUsername(id)},
+		{Key: "display_name", Value: store.DeletedDisplayName},
+		{Key: "display_fold", Value: lowerPrefix(store.DeletedDisplayName)},
+		{Key: "password_hash", Value: ""},
+		{Key: "username_key", Value: ""},
+		{Key: "display_key", Value: ""},
+	}}})
+	if err != nil {
+		return fmt.Errorf("mongostore: delete user: %w", wrapCtx(ctx, err))
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("mongostore: delete user: no user %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
 // UserByID returns the user or ErrNotFound.
 func (s *Store) UserByID(ctx context.Context, id string) (store.User, error) {
 	var d userDoc

@@ -48,9 +48,10 @@ func scanConversation(row interface{ Scan(...any) error }, userID string) (store
 	var updated int64
 	var lID, lFrom, lTo, lText, lClient sql.NullString
 	var lCreated sql.NullInt64
+	var lDeleted sql.NullBool
 	err := row.Scan(&v.ID, &v.PeerID, &v.LastSeq, &updated,
 		&v.ReadSeq, &v.DeliveredSeq, &v.PeerReadSeq, &v.PeerDeliveredSeq, &v.Unread,
-		&lID, &lFrom, &lTo, &lText, &lClient, &lCreated)
+		&lID, &lFrom, &lTo, &lText, &lClient, &lCreated, &lDeleted)
 	if err != nil {
 		return store.ConversationView{}, err
 	}
@@ -65,6 +66,7 @@ func scanConversation(row interface{ Scan(...any) error }, userID string) (store
 			Text:           lText.String,
 			ClientMsgID:    lClient.String,
 			CreatedAt:      fromMillis(lCreated.Int64),
+			Deleted:        lDeleted.Bool,
 		}
 	}
 	return v, nil

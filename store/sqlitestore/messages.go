@@ -162,7 +162,7 @@ func (s *Store) messages(ctx context.Context, stmt int, conversationID string, s
 		}
 		var m store.Message
 		var created int64
-		if err := rows.Scan(&m.Seq, &m.ID, &m.From, &m.To, &m.Text, &m.ClientMsgID, &created); err != nil {
+		if err := rows.Scan(&m.Seq, &m.ID, &m.From, &m.To, &m.Text, &m.ClientMsgID, &created, &m.Deleted); err != nil {
 			return nil, false, wrapCtx(ctx, err)
 		}
 		m.ConversationID = conversationID
@@ -173,4 +173,22 @@ func (s *Store) messages(ctx context.Context, stmt int, conversationID string, s
 		return nil, false, wrapCtx(ctx, err)
 	}
 	return msgs, more, nil
+}
+
+// EraseMessagesFrom blanks and marks deleted every message userID sent: one
+// UPDATE through messages_client's leading from_id.
+func (s *Store) EraseMessagesFrom(ctx context.Context, userID string) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(b *batch) error {
+		res, err := b.exec(wEraseMessages, userID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: erase messages: %w", err)
+	}
+	return n, nil
 }

@@ -15,15 +15,19 @@ const (
 	wPointers
 	wCountFrom
 	wSetPointers
+	wDeleteUser
+	wEraseMessages
 	numWriteStmts
 )
 
 var writeQueries = [numWriteStmts]string{
 	wInsertUser: `INSERT INTO users (id, username, display_name, display_fold, password_hash, created_at, username_key, display_key)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-	wInsertSession: `INSERT INTO sessions (id, user_id, refresh_hash, prev_refresh_hash, created_at, expires_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-	wRotateRefresh: `UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?, expires_at = ?
+	wInsertSession: `INSERT INTO sessions (id, user_id, refresh_hash, prev_refresh_hash, created_at, expires_at, revoked_at,
+		generation, last_used_at, user_agent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	wRotateRefresh: `UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?, expires_at = ?,
+		generation = ?, last_used_at = ?
 		WHERE id = ? AND refresh_hash = ? AND revoked_at = 0`,
 	wSessionState:  `SELECT refresh_hash, revoked_at FROM sessions WHERE id = ?`,
 	wRevokeSession: `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0`,
@@ -44,6 +48,10 @@ var writeQueries = [numWriteStmts]string{
 	wCountFrom: `SELECT count(*) FROM messages WHERE conv = ? AND seq > ? AND seq <= ? AND from_id = ?`,
 	wSetPointers: `UPDATE conversation_members SET read_seq = ?, delivered_seq = ?, read_count = ?
 		WHERE user_id = ? AND conv = ?`,
+	wDeleteUser: `UPDATE users SET username = ?, display_name = ?, display_fold = ?, password_hash = '',
+		username_key = '', display_key = '' WHERE id = ?`,
+	// messages_client's leading from_id finds them.
+	wEraseMessages: `UPDATE messages SET text = '', deleted = 1 WHERE from_id = ? AND deleted = 0`,
 }
 
 // Prepared statements of the read pool.
@@ -55,6 +63,7 @@ const (
 	rUserByNameKey
 	rSearchUsers
 	rSessionByID
+	rSessionsByUser
 	rMessagesBefore
 	rMessagesAfter
 	rConversations
@@ -65,14 +74,17 @@ const (
 
 const userColumns = `id, username, display_name, password_hash, created_at, username_key, display_key`
 
-const messageColumns = `seq, id, from_id, to_id, text, coalesce(client_msg_id, ''), created_at`
+const messageColumns = `seq, id, from_id, to_id, text, coalesce(client_msg_id, ''), created_at, deleted`
+
+const sessionColumns = `id, user_id, refresh_hash, prev_refresh_hash, created_at, expires_at, revoked_at,
+	generation, last_used_at, user_agent`
 
 // conversationSelect is a member's view of its conversations: m is the
 // member's row, p the peer's, l the last message.
 const conversationSelect = `SELECT c.id, m.peer_id, c.last_seq, c.updated_at,
 		m.read_seq, m.delivered_seq, p.read_seq, p.delivered_seq,
 		CASE WHEN m.user_id = c.user_a THEN c.sent_b ELSE c.sent_a END - m.read_count,
-		l.id, l.from_id, l.to_id, l.text, coalesce(l.client_msg_id, ''), l.created_at
+		l.id, l.from_id, l.to_id, l.text, coalesce(l.client_msg_id, ''), l.created_at, l.deleted
 	FROM conversation_members m
 	JOIN conversations c ON c.k = m.conv
 	JOIN conversation_members p ON p.user_id = m.peer_id AND p.conv = m.conv
@@ -92,8 +104,8 @@ var readQueries = [numReadStmts]string{
 	rSearchUsers: `SELECT ` + userColumns + ` FROM users
 		WHERE id != ?1 AND ((username >= ?2 AND username < ?3) OR (display_fold >= ?2 AND display_fold < ?3))
 		ORDER BY username LIMIT ?4`,
-	rSessionByID: `SELECT id, user_id, refresh_hash, prev_refresh_hash, created_at, expires_at, revoked_at
-		FROM sessions WHERE id = ?`,
+	rSessionByID:    `SELECT ` + sessionColumns + ` FROM sessions WHERE id = ?`,
+	rSessionsByUser: `SELECT ` + sessionColumns + ` FROM sessions WHERE user_id = ?`,
 	rMessagesBefore: `SELECT ` + messageColumns + ` FROM messages
 		WHERE conv = (SELECT k FROM conversations WHERE id = ?) AND seq < ? ORDER BY seq DESC LIMIT ?`,
 	rMessagesAfter: `SELECT ` + messageColumns + ` FROM messages

@@ -84,6 +84,14 @@ ALTER TABLE users ADD COLUMN display_key  TEXT NOT NULL DEFAULT '';
 CREATE INDEX users_username_key ON users (username_key);
 CREATE INDEX users_display_key  ON users (display_key);
 `,
+	// 3: the session list (last use, user agent), the refresh-token
+	// generation, and messages erased with their sender's account.
+	`
+ALTER TABLE sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the database to the latest schema version, one transaction

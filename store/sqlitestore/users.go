@@ -28,6 +28,22 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	return nil
 }
 
+// DeleteUser turns the user into its tombstone (store.Users.DeleteUser).
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	err := s.write(ctx, func(b *batch) error {
+		changed, err := b.execChanged(wDeleteUser, store.DeletedUsername(id), store.DeletedDisplayName,
+			strings.ToLower(store.DeletedDisplayName), id)
+		if err == nil && !changed {
+			err = fmt.Errorf("no user %q: %w", id, store.ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: delete user: %w", err)
+	}
+	return nil
+}
+
 // UserByID returns the user or ErrNotFound.
 func (s *Store) UserByID(ctx context.Context, id string) (store.User, error) {
 	u, err := scanUser(s.rstmts[rUserByID].QueryRowContext(ctx, id))

@@ -26,6 +26,52 @@ var messagesTests = []contractTest{
 	{"PagingAfter", testPagingAfter},
 	{"EmptyConversation", testEmptyConversation},
 	{"Invalid", testAppendInvalid},
+	{"EraseFrom", testEraseMessagesFrom},
+}
+
+// EraseMessagesFrom blanks every message of one sender, in every
+// conversation, and keeps the rest (seqs, the peer's messages, counts).
+func testEraseMessagesFrom(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	alice := newUser(t, s, "alice", "Alice")
+	bob := newUser(t, s, "bob", "Bob")
+	carol := newUser(t, s, "carol", "Carol")
+	a1 := send(t, s, alice, bob, "hello bob", 1)
+	b1 := send(t, s, bob, alice, "hi alice", 2)
+	a2 := send(t, s, alice, bob, "bye", 3)
+	c1 := send(t, s, alice, carol, "hello carol", 4)
+	n, err := s.EraseMessagesFrom(ctx, alice.ID)
+	if err != nil || n != 3 {
+		t.Fatalf("EraseMessagesFrom = %d, %v; want 3", n, err)
+	}
+	msgs, _, err := s.MessagesAfter(ctx, a1.ConversationID, 0, 10)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("MessagesAfter: %v %v", msgs, err)
+	}
+	for i, want := range []store.Message{a1, b1, a2} {
+		got := msgs[i]
+		if got.ID != want.ID || got.Seq != want.Seq || got.From != want.From {
+			t.Fatalf("message %d = %+v, want %+v", i, got, want)
+		}
+		if erased := want.From == alice.ID; got.Deleted != erased || (erased && got.Text != "") || (!erased && got.Text != want.Text) {
+			t.Fatalf("message %d after the erase: %+v", i, got)
+		}
+	}
+	before, _, err := s.MessagesBefore(ctx, c1.ConversationID, 0, 10)
+	if err != nil || len(before) != 1 || !before[0].Deleted || before[0].Text != "" {
+		t.Fatalf("the other conversation: %+v %v", before, err)
+	}
+	v := mustConversation(t, s, bob, alice)
+	if v.LastMessage == nil || !v.LastMessage.Deleted || v.LastMessage.Text != "" || v.LastSeq != a2.Seq {
+		t.Fatalf("bob's view after the erase: %+v (last %+v)", v, v.LastMessage)
+	}
+	if n, err := s.EraseMessagesFrom(ctx, alice.ID); err != nil || n != 0 {
+		t.Fatalf("second EraseMessagesFrom = %d, %v; want 0", n, err)
+	}
+	fresh := send(t, s, bob, alice, "still there?", 5)
+	if fresh.Deleted {
+		t.Fatal("a new message is born deleted")
+	}
 }
 
 func testAppend(t *testing.T, s store.Store) {

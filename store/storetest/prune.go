@@ -38,7 +38,7 @@ func testPruneSessions(t *testing.T, s store.Store) {
 	revoke(revokedRecently, at(980))
 	// A rotated session that then expired: its rotation bookkeeping goes too.
 	rotated := mk("rotated-0", at(300))
-	if err := s.RotateRefresh(ctx, rotated.ID, "rotated-0", "rotated-1", at(400)); err != nil {
+	if err := s.RotateRefresh(ctx, rotated.ID, rotation("rotated-0", "rotated-1", at(400))); err != nil {
 		t.Fatalf("RotateRefresh: %v", err)
 	}
 
@@ -64,7 +64,7 @@ func testPruneSessions(t *testing.T, s store.Store) {
 		t.Errorf("recently revoked session = %+v, want revoked at %v", got, at(980))
 	}
 	// The kept sessions still work.
-	if err := s.RotateRefresh(ctx, active.ID, "active", "active-2", at(7200)); err != nil {
+	if err := s.RotateRefresh(ctx, active.ID, rotation("active", "active-2", at(7200))); err != nil {
 		t.Errorf("RotateRefresh on a kept session: %v", err)
 	}
 

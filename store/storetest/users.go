@@ -20,6 +20,7 @@ var usersTests = []contractTest{
 	{"SearchSpecialCharacters", testSearchSpecialCharacters},
 	{"SearchLimit", testSearchLimit},
 	{"UserByNameKey", testUserByNameKey},
+	{"Delete", testDeleteUser},
 }
 
 // Look-alike keys round-trip and are found by either name's key, never for
@@ -77,6 +78,37 @@ func testUserByNameKey(t *testing.T, s store.Store) {
 	if got, err := s.UserByUsername(ctx, "carol"); err != nil || got.UsernameKey != "" || got.DisplayNameKey != "" {
 		t.Fatalf("keyless account: %+v, %v; want empty keys", got, err)
 	}
+}
+
+// DeleteUser leaves a tombstone with the id, frees the username, and no
+// password matches it any more.
+func testDeleteUser(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	alice := newUser(t, s, "alice", "Alice")
+	bob := newUser(t, s, "bob", "Bob")
+	if err := s.DeleteUser(ctx, alice.ID); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	got, err := s.UserByID(ctx, alice.ID)
+	if err != nil {
+		t.Fatalf("UserByID(tombstone): %v", err)
+	}
+	if got.Username != store.DeletedUsername(alice.ID) || got.DisplayName != store.DeletedDisplayName ||
+		got.PasswordHash != "" || !got.CreatedAt.Equal(alice.CreatedAt) || got.UsernameKey != "" || got.DisplayNameKey != "" {
+		t.Fatalf("tombstone = %+v", got)
+	}
+	_, err = s.UserByUsername(ctx, "alice")
+	wantErr(t, "UserByUsername(deleted name)", err, store.ErrNotFound)
+	// The name is free again, and a second tombstone does not clash.
+	newUser(t, s, "alice", "Alice the second")
+	if err := s.DeleteUser(ctx, bob.ID); err != nil {
+		t.Fatalf("DeleteUser(bob): %v", err)
+	}
+	if err := s.DeleteUser(ctx, alice.ID); err != nil {
+		t.Fatalf("DeleteUser(tombstone again): %v", err)
+	}
+	err = s.DeleteUser(ctx, store.NewID())
+	wantErr(t, "DeleteUser(unknown)", err, store.ErrNotFound)
 }
 
 func testUserCreateAndGet(t *testing.T, s store.Store) {
