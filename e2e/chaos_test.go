@@ -75,6 +75,9 @@ func startChaosCluster(t *testing.T) *chaosCluster {
 		"CHATD_STORE_MONGO_DATABASE=" + m.Database(),
 		"CHATD_PUBSUB_BACKEND=redis",
 		"CHATD_PUBSUB_REDIS_URL=" + r.URL(),
+		// The gateway's X-Forwarded-For names each test client's own
+		// loopback address, for the per-address limits.
+		"CHATD_HTTP_TRUSTED_PROXIES=127.0.0.1",
 	}, lowArgon...)
 	c := &chaosCluster{redis: r, mongo: m}
 	keyFile := filepath.Join(t.TempDir(), "signing.key")
@@ -83,12 +86,12 @@ func startChaosCluster(t *testing.T) *chaosCluster {
 	jwks := "CHATD_KEYS_JWKS_URL=" + c.auth.url() + "/auth/jwks"
 	var ups []string
 	for i := range 2 {
-		n := startNode(t, fmt.Sprintf("chat%d", i+1), append(backends, jwks, "CHATD_CHAT_OFFLINE_GRACE=500ms"),
+		n := startNode(t, fmt.Sprintf("chat%d", i+1), append(backends, jwks, "CHATD_CHAT_OFFLINE_GRACE=500ms", "CHATD_DATA_DIR="+t.TempDir()),
 			"--role=chat", "--http-addr="+freeAddr(t), fmt.Sprintf("--node-id=chat%d", i+1))
 		c.chats = append(c.chats, n)
 		ups = append(ups, n.url())
 	}
-	c.gateway = startNode(t, "gateway", []string{jwks,
+	c.gateway = startNode(t, "gateway", []string{jwks, "CHATD_DATA_DIR=" + t.TempDir(),
 		"CHATD_GATEWAY_AUTH_UPSTREAMS=" + c.auth.url(),
 		"CHATD_GATEWAY_CHAT_UPSTREAMS=" + strings.Join(ups, ","),
 		"CHATD_GATEWAY_HEALTH_INTERVAL=300ms",
@@ -327,6 +330,7 @@ func chaosDiskFull(t *testing.T) {
 	n := startChaosAll(t, dir)
 	cfg := defaultLoad()
 	cfg.Pairs = 10
+	notReady := false
 	res := runScenario(t, "DiskFull", n.url(), cfg, func(*chaosLoad) {
 		filler := filepath.Join(dir, "filler")
 		f, err := os.Create(filler)
@@ -340,7 +344,14 @@ func chaosDiskFull(t *testing.T) {
 			}
 		}
 		_ = f.Close()
-		time.Sleep(3 * time.Second)
+		// Full for 3 s, and until /readyz has said not ready (at most 10 s).
+		start := time.Now()
+		for time.Since(start) < 3*time.Second || (!notReady && time.Since(start) < 10*time.Second) {
+			if readyzStatus(n.url()) == http.StatusServiceUnavailable {
+				notReady = true
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		if err := os.Remove(filler); err != nil {
 			t.Fatal(err)
 		}
@@ -351,6 +362,18 @@ func chaosDiskFull(t *testing.T) {
 	default:
 	}
 	res.check(t, expect{})
+	if !notReady {
+		t.Errorf("DiskFull: /readyz never said 503 while the disk was full")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for readyzStatus(n.url()) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Errorf("DiskFull: /readyz still not 200 30 s after the load ended")
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("DiskFull: %d ERROR lines logged", strings.Count(n.logs(), "level=ERROR"))
 	for kind, k := range res.AttemptErrs {
 		if kind == "internal" || strings.HasPrefix(kind, "http_5") {
 			t.Errorf("DiskFull: %d attempts failed with %s, want 503 unavailable", k, kind)
@@ -373,6 +396,17 @@ func chaosSlowConsumer(t *testing.T) {
 	if code != websocket.StatusTryAgainLater {
 		t.Errorf("SlowConsumer: the socket that never reads ended with %d, want 1013", code)
 	}
+}
+
+// readyzStatus is the status of GET base/readyz, 0 when it does not answer.
+func readyzStatus(base string) int {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(base + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // slowConsumer connects a user that reads its hello and nothing more while
