@@ -36,6 +36,9 @@ type testEnv struct {
 	br     *mempubsub.Broker
 	key    *token.SigningKey
 	signer *token.Signer
+	// keySet, when set, is the verifier's key set of the nodes startNode
+	// starts from then on (the signing key's own set otherwise).
+	keySet token.KeySet
 	// syncStore makes startNode hide the store's AppendMessageAsync, as
 	// with a store without it (mongostore): sends go through syncAppender.
 	syncStore bool
@@ -80,9 +83,13 @@ func (e *testEnv) startNode(nodeID string, mod func(*Config)) (*Service, *httpte
 	if e.syncStore {
 		st = syncOnlyStore{e.st}
 	}
+	keys := e.key.KeySet()
+	if e.keySet != nil {
+		keys = e.keySet
+	}
 	svc, err := New(cfg, Deps{
 		Store: st, Broker: e.br, Presence: e.br,
-		Verifier: token.NewVerifier(e.key.KeySet(), "chatd", "chatd"),
+		Verifier: token.NewVerifier(keys, "chatd", "chatd"),
 		NodeID:   nodeID,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", nodeID),
 	})

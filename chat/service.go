@@ -334,6 +334,9 @@ type principal struct {
 // reports whether the token came from the session cookie.
 func (s *Service) authenticate(r *http.Request) (principal, bool, *httpapi.Error) {
 	cl, viaCookie, err := s.verifier.FromRequest(r)
+	if errors.Is(err, token.ErrKeysUnavailable) {
+		return principal{}, false, httpapi.Fail(s.log, "verify token", err) // 503: auth's keys could not be fetched
+	}
 	if err != nil {
 		return principal{}, false, httpapi.ErrUnauthenticated
 	}

@@ -308,7 +308,12 @@ func (g *Gateway) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		// Edge authentication: a request without a valid access token never
 		// reaches a chat replica (which verifies it again, and also checks
 		// revocation and the same-origin rule).
-		if !g.authenticated(r) {
+		if err := g.authenticate(r); errors.Is(err, token.ErrKeysUnavailable) {
+			// Auth's keys could not be fetched: the token may be valid,
+			// so 503 (retry), not 401 (which logs the user out).
+			httpapi.WriteError(w, httpapi.Fail(g.log, "verify token", err))
+			return
+		} else if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="chatd"`)
 			httpapi.WriteError(w, httpapi.ErrUnauthenticated)
 			return

@@ -60,28 +60,30 @@ func (c *tokenCache) add(tok string, until, now time.Time) {
 	c.m[tok] = until
 }
 
-// authenticated reports whether r carries a valid access token, taken as
+// authenticate checks that r carries a valid access token, taken as
 // token.Verifier.FromRequest takes it: from "Authorization: Bearer" if
-// present, else from the session cookie.
-func (g *Gateway) authenticated(r *http.Request) bool {
+// present, else from the session cookie. It returns nil, token.ErrNoToken,
+// the verification error (wrapping token.ErrInvalidToken), or one wrapping
+// token.ErrKeysUnavailable when auth's key set could not be fetched.
+func (g *Gateway) authenticate(r *http.Request) error {
 	tok := requestToken(r)
 	if tok == "" {
-		return false
+		return token.ErrNoToken
 	}
 	now := time.Now()
 	if g.tokens.valid(tok, now) {
-		return true
+		return nil
 	}
 	c, err := g.verifier.Verify(r.Context(), tok)
 	if err != nil {
-		return false
+		return err
 	}
 	until := now.Add(verifiedTTL)
 	if c.ExpiresAt.Before(until) {
 		until = c.ExpiresAt
 	}
 	g.tokens.add(tok, until, now)
-	return true
+	return nil
 }
 
 func requestToken(r *http.Request) string {

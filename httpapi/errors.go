@@ -16,6 +16,10 @@ import (
 //     have a code of their own, such as username_taken, before this);
 //   - store.ErrInvalid: 400 invalid_request (handlers validate first, so
 //     the store refusing a record is rare);
+//   - token.ErrKeysUnavailable (a token that could not be checked because
+//     auth's key set could not be fetched) and any error whose Kind is
+//     "unavailable": 503 unavailable with Retry-After, never 401 (the UI
+//     would log a user with a valid token out);
 //   - anything else, context errors included (a backend failed, or was too
 //     slow): 503 unavailable with Retry-After. The client never sees err
 //     itself; the caller logs it (Fail does both).
@@ -62,6 +66,8 @@ func classify(err error) (e *Error, hidden bool) {
 			return ErrConflict, false
 		case "invalid":
 			return ErrInvalid, false
+		case "unavailable":
+			return ErrUnavailable, true
 		}
 	}
 	return ErrUnavailable, true

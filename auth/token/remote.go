@@ -23,12 +23,26 @@ const remoteKeysMaxAge = 10 * time.Minute
 // maxJWKSSize bounds the JWKS document read.
 const maxJWKSSize = 1 << 20
 
+// After a failed fetch, the next one may start after a backoff that doubles
+// from refetchBackoffMin to refetchBackoffMax (never more than minRefetch):
+// while auth is down, tokens whose key is not cached get 503, and they must
+// verify again soon after auth is back, not a whole minRefetch later.
+const (
+	refetchBackoffMin = 250 * time.Millisecond
+	refetchBackoffMax = 5 * time.Second
+)
+
 // NewRemoteKeySet fetches the JWK Set at url (GET /auth/jwks of an auth
 // replica), caches it, refetches once when asked for an unknown kid, at most
 // once per minRefetch; client nil = a client with a 5 s timeout. Concurrent
 // callers share one fetch. Only Ed25519 keys (kty OKP, crv Ed25519) are used.
 // A key set older than 10 minutes is refetched in the background (also at
 // most once per minRefetch); a failed fetch keeps the previous keys.
+//
+// A kid that is not cached while the latest fetch failed is an error that
+// wraps both ErrUnknownKey and ErrKeysUnavailable (the key may exist; the
+// set could not be loaded); after a failed fetch the next one is allowed
+// after a short backoff (250 ms doubling to 5 s, at most minRefetch).
 func NewRemoteKeySet(url string, client *http.Client, minRefetch time.Duration) KeySet {
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
@@ -47,6 +61,7 @@ type remoteKeySet struct {
 	fetchedAt   time.Time                    // when keys were fetched
 	lastAttempt time.Time                    // start of the latest fetch
 	lastErr     error                        // outcome of the latest fetch
+	failures    int                          // consecutive failed fetches
 	inflight    chan struct{}                // closed when the running fetch ends; nil if none
 }
 
@@ -63,11 +78,11 @@ func (s *remoteKeySet) Key(ctx context.Context, kid string) (ed25519.PublicKey, 
 	}
 	done := s.inflight
 	if done == nil {
-		if !s.lastAttempt.IsZero() && time.Since(s.lastAttempt) < s.minRefetch {
+		if !s.lastAttempt.IsZero() && time.Since(s.lastAttempt) < s.retryAfterLocked() {
 			err := s.lastErr
 			s.mu.Unlock()
 			if err != nil {
-				return nil, fmt.Errorf("%w (key set unavailable: %w)", ErrUnknownKey, err)
+				return nil, keysUnavailable(err)
 			}
 			return nil, ErrUnknownKey
 		}
@@ -88,10 +103,30 @@ func (s *remoteKeySet) Key(ctx context.Context, kid string) (ed25519.PublicKey, 
 	case ok:
 		return k, nil
 	case err != nil:
-		return nil, fmt.Errorf("%w (key set unavailable: %w)", ErrUnknownKey, err)
+		return nil, keysUnavailable(err)
 	default:
 		return nil, ErrUnknownKey
 	}
+}
+
+// keysUnavailable is the error of a lookup that the failed fetch err left
+// unanswered.
+func keysUnavailable(err error) error {
+	return fmt.Errorf("%w: %w: %w", ErrUnknownKey, ErrKeysUnavailable, err)
+}
+
+// retryAfterLocked is how long after the latest fetch started a lookup of
+// an unknown kid may start another: minRefetch after a success, the
+// backoff after failures.
+func (s *remoteKeySet) retryAfterLocked() time.Duration {
+	if s.lastErr == nil {
+		return s.minRefetch
+	}
+	backoff := refetchBackoffMax
+	if n := s.failures - 1; n < 5 { // 250 ms << 5 > 5 s
+		backoff = min(refetchBackoffMin<<n, refetchBackoffMax)
+	}
+	return min(backoff, s.minRefetch)
 }
 
 // startFetchLocked starts a fetch and returns the channel closed when it
@@ -111,6 +146,9 @@ func (s *remoteKeySet) fetch(done chan struct{}) {
 	s.mu.Lock()
 	if err == nil {
 		s.keys, s.fetchedAt = keys, time.Now()
+		s.failures = 0
+	} else {
+		s.failures++
 	}
 	s.lastErr = err
 	s.inflight = nil

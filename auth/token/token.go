@@ -26,7 +26,21 @@ var (
 	ErrUnknownKey = errors.New("token: unknown key id")
 	// ErrNoToken: the request carries no access token. It wraps ErrInvalidToken.
 	ErrNoToken = fmt.Errorf("%w: no access token", ErrInvalidToken)
+	// ErrKeysUnavailable: the token could not be checked because the key
+	// set could not be loaded (auth unreachable). It does not wrap
+	// ErrInvalidToken: the token may well be valid, and the caller answers
+	// 503 (its Kind is "unavailable", which httpapi maps so), not 401.
+	ErrKeysUnavailable error = unavailableError("token: key set unavailable")
 )
+
+// unavailableError is a sentinel whose Kind tells httpapi's error map that
+// a backend is unavailable, without this package importing httpapi.
+type unavailableError string
+
+func (e unavailableError) Error() string { return string(e) }
+
+// Kind is "unavailable".
+func (unavailableError) Kind() string { return "unavailable" }
 
 // verifyLeeway tolerates clock skew between replicas when checking exp.
 const verifyLeeway = 30 * time.Second
@@ -131,7 +145,9 @@ func NewVerifier(keys KeySet, issuer, audience string) *Verifier {
 
 // Verify pins alg EdDSA, requires kid known to keys, checks exp (30 s of
 // leeway), iss, aud, and that sub and sid are present. Every error wraps
-// ErrInvalidToken (and ErrUnknownKey for an unknown kid).
+// ErrInvalidToken (and ErrUnknownKey for an unknown kid), except that of a
+// token whose key could not be looked up because the key set could not be
+// loaded: that one wraps ErrKeysUnavailable instead (answer 503, not 401).
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if token == "" {
 		return Claims{}, ErrNoToken
@@ -145,6 +161,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		return v.keys.Key(ctx, kid)
 	})
 	if err != nil {
+		if errors.Is(err, ErrKeysUnavailable) {
+			return Claims{}, fmt.Errorf("token: verify: %w", err)
+		}
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if tc.Subject == "" || tc.SessionID == "" {
