@@ -282,7 +282,7 @@ func chaosGatewayRestart(t *testing.T) {
 // Both replicas are restarted with SIGTERM, one after the other, as a
 // rolling deploy does: clients see reconnects and no send fails.
 func chaosRollingRestart(t *testing.T) {
-	pending(t, "defects 3 and 2: sends get 503 during the rolling restart, and retried ones are not published")
+	pending(t, "defects 3, 2 and 8: sends get 503 during the rolling restart, retried ones are not published, and a replica restarted on a slow store may exit")
 	c := startChaosCluster(t)
 	res := runScenario(t, "RollingRestart", c.gateway.url(), splitLoad(), func(*chaosLoad) {
 		for _, n := range c.chats {
