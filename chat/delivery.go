@@ -55,7 +55,8 @@ func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Er
 
 // send validates and stores one message and encodes its frames once; the
 // caller answers its sender, then calls fanOut. A retry (same sender and
-// client_msg_id) returns the stored message with created false.
+// client_msg_id) returns the stored message with created false; fanOut
+// publishes it again.
 func (s *Service) send(ctx context.Context, req sendRequest) (sendResult, *httpapi.Error) {
 	if herr := s.validateSend(ctx, req); herr != nil {
 		return sendResult{}, herr
@@ -93,13 +94,13 @@ func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool,
 	return sendResult{msg: msg, created: created, env: env, ack: ack}, nil
 }
 
-// fanOut publishes a newly stored message to its recipient's and its
-// sender's topics (the same envelope on both; the sending connection, named
-// in it, is skipped). A retry publishes nothing: its first send did.
+// fanOut publishes a stored message to its recipient's and its sender's
+// topics (the same envelope on both; the sending connection, named in it,
+// is skipped). A retry (created false) is published too: its first attempt
+// may have stored the message and then reported an error (the store's
+// outcome was unknown), so nothing was published then. Clients key
+// messages by seq, so a second copy is harmless (api.md 1.1, resync).
 func (s *Service) fanOut(ctx context.Context, res sendResult) {
-	if !res.created {
-		return
-	}
 	s.publish(ctx, pubsub.UserTopic(res.msg.To), res.env)
 	s.publish(ctx, pubsub.UserTopic(res.msg.From), res.env)
 }

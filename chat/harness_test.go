@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/auth/token"
+	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/pubsub/mempubsub"
 	"github.com/chatd/chatd/store"
 	"github.com/chatd/chatd/store/sqlitestore"
@@ -42,6 +43,11 @@ type testEnv struct {
 	// syncStore makes startNode hide the store's AppendMessageAsync, as
 	// with a store without it (mongostore): sends go through syncAppender.
 	syncStore bool
+	// wrapStore, when set, wraps the store startNode hands the service.
+	wrapStore func(store.Store) store.Store
+	// wrapPresence, when set, wraps the presence registry startNode hands
+	// the service.
+	wrapPresence func(pubsub.Presence) pubsub.Presence
 }
 
 // syncOnlyStore is a store.Store without store.AsyncAppender.
@@ -83,12 +89,19 @@ func (e *testEnv) startNode(nodeID string, mod func(*Config)) (*Service, *httpte
 	if e.syncStore {
 		st = syncOnlyStore{e.st}
 	}
+	if e.wrapStore != nil {
+		st = e.wrapStore(st)
+	}
+	var pres pubsub.Presence = e.br
+	if e.wrapPresence != nil {
+		pres = e.wrapPresence(pres)
+	}
 	keys := e.key.KeySet()
 	if e.keySet != nil {
 		keys = e.keySet
 	}
 	svc, err := New(cfg, Deps{
-		Store: st, Broker: e.br, Presence: e.br,
+		Store: st, Broker: e.br, Presence: pres,
 		Verifier: token.NewVerifier(keys, "chatd", "chatd"),
 		NodeID:   nodeID,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", nodeID),
@@ -412,4 +425,22 @@ func cmid() string {
 	defer cmidSeq.Unlock()
 	cmidSeq.n++
 	return fmt.Sprintf("c-%d-%d", time.Now().UnixNano(), cmidSeq.n)
+}
+
+// uniqueBySeq returns the messages of the `message` frames among fs, keeping
+// the first of each seq, as a client that keys messages by seq does.
+func uniqueBySeq(fs []frame) []frame {
+	var out []frame
+	seen := map[int64]bool{}
+	for _, f := range fs {
+		if f.typ() != "message" {
+			continue
+		}
+		m := f.obj("message")
+		if !seen[m.num("seq")] {
+			seen[m.num("seq")] = true
+			out = append(out, m)
+		}
+	}
+	return out
 }
