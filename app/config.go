@@ -122,6 +122,7 @@ func (c *Config) normalize() {
 	// One origins setting for every role that checks Origin.
 	c.Auth.PublicOrigins = c.HTTP.PublicOrigins
 	c.Chat.PublicOrigins = c.HTTP.PublicOrigins
+	c.Chat.PresenceTTL = c.PubSub.PresenceTTL // chat refreshes every ttl/3
 }
 
 // Validate normalizes c and reports the first bad setting, naming its key.
@@ -191,11 +192,11 @@ func (c *Config) Validate() error {
 		if runs(modPubSub) && c.PubSub.RedisURL == "" {
 			return errors.New("pubsub.redis_url: required with pubsub.backend=redis")
 		}
-		if c.PubSub.PresenceTTL <= 0 {
-			return errors.New("pubsub.presence_ttl: must be > 0")
-		}
 	default:
 		return fmt.Errorf("pubsub.backend: %q is not memory or redis", c.PubSub.Backend)
+	}
+	if ttl := c.PubSub.PresenceTTL; ttl < 3*time.Second || ttl > 5*time.Minute {
+		return fmt.Errorf("pubsub.presence_ttl: must be between 3s and 5m, since chat nodes refresh presence every ttl/3 and a dead node's users go offline within it (got %s)", ttl)
 	}
 	if runs(modVerifier) && !runs(modSigningKey) && c.Keys.JWKSURL == "" {
 		return errors.New("keys.jwks_url: required when chat or gateway runs without the auth role (for example http://auth:8080/auth/jwks)")

@@ -88,6 +88,8 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{args: []string{"--role", "gateway"}, env: map[string]string{"CHATD_KEYS_JWKS_URL": "http://a/auth/jwks"}, key: "gateway.auth_upstreams"},
 		{env: map[string]string{"CHATD_STORE_BACKEND": "postgres"}, key: "store.backend"},
 		{env: map[string]string{"CHATD_HTTP_PUBLIC_ORIGINS": "chat.example.com"}, key: "http.public_origins"},
+		{env: map[string]string{"CHATD_PUBSUB_PRESENCE_TTL": "1s"}, key: "pubsub.presence_ttl"},
+		{env: map[string]string{"CHATD_PUBSUB_PRESENCE_TTL": "1h"}, key: "pubsub.presence_ttl"},
 	}
 	for _, c := range cases {
 		for k, v := range c.env {

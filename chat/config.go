@@ -43,6 +43,10 @@ type Config struct {
 	// sessions of its sockets were revoked: the fallback for a revocation
 	// event the broker lost.
 	RevocationRecheck time.Duration `mapstructure:"revocation_recheck"`
+	// PresenceTTL is how long the presence registry keeps this node's
+	// entries without a refresh (pubsub.presence_ttl; app sets it, it is
+	// not a chat key). The node refreshes them every PresenceTTL/3.
+	PresenceTTL time.Duration `mapstructure:"-"`
 }
 
 // DefaultConfig returns the defaults of api.md.
@@ -60,6 +64,7 @@ func DefaultConfig() Config {
 		HistoryMax:     200,
 
 		RevocationRecheck: 30 * time.Second,
+		PresenceTTL:       15 * time.Second,
 	}
 }
 
@@ -68,6 +73,13 @@ const maxSendWindow = 1024
 
 // maxOfflineGrace keeps the offline announcement within api.md's 5 s.
 const maxOfflineGrace = 4 * time.Second
+
+// The presence ttl's bounds: the node refreshes every ttl/3, and a dead
+// node's users go offline within the ttl.
+const (
+	minPresenceTTL = 3 * time.Second
+	maxPresenceTTL = 5 * time.Minute
+)
 
 // Validate reports the first bad key.
 func (c Config) Validate() error {
@@ -88,6 +100,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("chat: offline_grace must be between 0 and %s (got %s)", maxOfflineGrace, c.OfflineGrace)
 	case c.RevocationRecheck < time.Second:
 		return fmt.Errorf("chat: revocation_recheck must be at least 1s (got %s)", c.RevocationRecheck)
+	case c.PresenceTTL < minPresenceTTL || c.PresenceTTL > maxPresenceTTL:
+		return fmt.Errorf("chat: the presence ttl (pubsub.presence_ttl) must be between %s and %s, so its refresh every ttl/3 is neither busier than once a second nor slower than a user going offline should take (got %s)", minPresenceTTL, maxPresenceTTL, c.PresenceTTL)
 	case c.TypingInterval <= 0:
 		return fmt.Errorf("chat: typing_interval must be positive (got %s)", c.TypingInterval)
 	case c.HistoryMax <= 0:

@@ -79,11 +79,8 @@ type Service struct {
 	loopDone chan struct{}
 }
 
-// Timeouts of background backend calls.
-const (
-	opTimeout       = 10 * time.Second
-	refreshInterval = 5 * time.Second
-)
+// opTimeout bounds background backend calls.
+const opTimeout = 10 * time.Second
 
 // New checks cfg and d and returns a Service; Start must be called before
 // serving WebSockets.
@@ -262,35 +259,63 @@ func (s *Service) isClosing() bool {
 	return s.closing
 }
 
-// loop is the node's periodic work: a sweep of the connections every
-// second, presence refresh and cache pruning every refreshInterval.
+// loop is the node's periodic work, on three goroutines so a slow one never
+// holds up another: a sweep of the connections every second (with cache
+// pruning every pruneInterval), the presence refresh every PresenceTTL/3,
+// and the session recheck every RevocationRecheck (a round of store reads
+// that may be slow; it must not delay the refresh, or a healthy node's
+// entries would expire).
 func (s *Service) loop() {
 	defer close(s.loopDone)
+	var wg sync.WaitGroup
+	wg.Go(s.sweepLoop)
+	wg.Go(func() { s.every(s.cfg.PresenceTTL/3, s.refreshPresence) })
+	wg.Go(func() { s.every(s.cfg.RevocationRecheck, s.recheckSessions) })
+	wg.Wait()
+}
+
+// every calls fn every interval until the service's context ends.
+func (s *Service) every(interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
+// pruneInterval is how often the session cache and typing times are pruned.
+const pruneInterval = 5 * time.Second
+
+func (s *Service) sweepLoop() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastRefresh, lastRecheck := time.Now(), time.Now()
+	lastPrune := time.Now()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case now := <-tick.C:
 			s.hub.conns.sweep(now, s.mono(now), s.cfg.Heartbeat)
-			if now.Sub(lastRefresh) >= refreshInterval {
-				lastRefresh = now
-				users := s.hub.topics.users()
-				ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
-				if err := s.presence.Refresh(ctx, s.node, users); err != nil && s.ctx.Err() == nil {
-					s.log.Warn("presence refresh failed", "err", err)
-				}
-				cancel()
+			if now.Sub(lastPrune) >= pruneInterval {
+				lastPrune = now
 				s.sessions.prune(now)
 				s.hub.typing.prune(now)
 			}
-			if now.Sub(lastRecheck) >= s.cfg.RevocationRecheck {
-				lastRecheck = now
-				s.recheckSessions()
-			}
 		}
+	}
+}
+
+// refreshPresence renews this node's presence entries, within the TTL.
+func (s *Service) refreshPresence() {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PresenceTTL)
+	defer cancel()
+	if err := s.hub.topics.refresh(ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("presence refresh failed", "err", err)
 	}
 }
 

@@ -43,6 +43,11 @@ type topicEntry struct {
 	ready   chan struct{} // closed once setup finished (err set)
 	err     error
 	sub     pubsub.Subscription
+
+	// presMu orders this entry's presence calls (Connect in setup and
+	// reconnect, Disconnect in finish), so a late Connect never lands after
+	// the Disconnect that retired the entry.
+	presMu sync.Mutex
 }
 
 func newUserTopics(s *Service, conns *registry) *userTopics {
@@ -118,7 +123,9 @@ func (t *userTopics) setup(ctx context.Context, e *topicEntry) error {
 		return fmt.Errorf("chat: subscribe user topic: %w", err)
 	}
 	e.sub = sub // read by others only after ready is closed or under the lock
+	e.presMu.Lock()
 	first, err := s.presence.Connect(ctx, e.userID, s.node)
+	e.presMu.Unlock()
 	if err != nil {
 		s.log.Warn("presence connect failed", "err", err)
 		return nil // presence is best effort; delivery works
@@ -167,7 +174,9 @@ func (t *userTopics) finish(e *topicEntry) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	now := time.Now()
+	e.presMu.Lock()
 	last, err := s.presence.Disconnect(ctx, e.userID, s.node, now)
+	e.presMu.Unlock()
 	if err != nil {
 		s.log.Warn("presence disconnect failed", "err", err)
 	} else if last {
@@ -227,4 +236,57 @@ func (t *userTopics) users() []string {
 		}
 	}
 	return out
+}
+
+// refresh renews this node's presence entries of the users it holds, and
+// connects again those the registry no longer has (expired and swept, or
+// lost with a broker restart) while the node still holds them, announcing
+// them online when they came back online. A user who left after the list
+// was taken is not brought back: the registry renews only existing
+// entries, and reconnect skips an entry being retired.
+func (t *userTopics) refresh(ctx context.Context) error {
+	missing, err := t.s.presence.Refresh(ctx, t.s.node, t.users())
+	if err != nil {
+		return err
+	}
+	for _, id := range missing {
+		t.reconnect(ctx, id)
+	}
+	return nil
+}
+
+// reconnect reports userID connected on this node again if the node still
+// holds it, under the entry's presence lock (see topicEntry.presMu).
+func (t *userTopics) reconnect(ctx context.Context, userID string) {
+	t.mu.Lock()
+	e := t.entries[userID]
+	t.mu.Unlock()
+	if e == nil {
+		return
+	}
+	select {
+	case <-e.ready:
+	default:
+		return // setup is connecting it
+	}
+	if e.err != nil {
+		return
+	}
+	e.presMu.Lock()
+	defer e.presMu.Unlock()
+	t.mu.Lock()
+	held := t.entries[userID] == e && !e.closing
+	t.mu.Unlock()
+	if !held {
+		return
+	}
+	s := t.s
+	first, err := s.presence.Connect(ctx, userID, s.node)
+	if err != nil {
+		s.log.Warn("presence connect failed", "err", err)
+		return
+	}
+	if first {
+		s.publishPresence(ctx, userID, pubsub.Status{Online: true})
+	}
 }

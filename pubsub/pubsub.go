@@ -75,9 +75,13 @@ type Presence interface {
 	Lookup(ctx context.Context, userIDs []string) (map[string]Status, error)
 	// Refresh tells the registry that nodeID is alive and still holds the
 	// connections of userIDs. Backends that expire a dead node's entries
-	// (redispubsub) need it called more often than their TTL; mempubsub
-	// ignores it.
-	Refresh(ctx context.Context, nodeID string, userIDs []string) error
+	// (redispubsub) need it called more often than their TTL. It renews
+	// only entries that exist: a user nodeID disconnected after the caller
+	// took its list stays offline (a stale Refresh never resurrects one).
+	// missing lists the users of userIDs nodeID holds no entry for (left
+	// meanwhile, or lost: expired and swept, the backend restarted); the
+	// caller Connects again those it still holds.
+	Refresh(ctx context.Context, nodeID string, userIDs []string) (missing []string, err error)
 	// OnExpired registers fn to be called for each user that went offline
 	// because the entries of a dead node (one that stopped calling Refresh)
 	// expired. Each such transition is reported once cluster-wide, with the

@@ -199,9 +199,24 @@ func (b *Broker) Lookup(_ context.Context, userIDs []string) (map[string]pubsub.
 	return out, nil
 }
 
-// Refresh implements pubsub.Presence; entries of one process never expire,
-// so it does nothing.
-func (b *Broker) Refresh(context.Context, string, []string) error { return nil }
+// Refresh implements pubsub.Presence. Entries of one process never expire,
+// so it only reports the users nodeID holds no entry for.
+func (b *Broker) Refresh(_ context.Context, nodeID string, userIDs []string) ([]string, error) {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	var missing []string
+	for _, id := range userIDs {
+		e := b.users[id]
+		if e == nil {
+			missing = append(missing, id)
+			continue
+		}
+		if _, ok := e.nodes[nodeID]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	return missing, nil
+}
 
 // OnExpired implements pubsub.Presence; entries of one process never
 // expire, so fn is never called.

@@ -47,6 +47,7 @@ func Run(t *testing.T, newNode NewNode) {
 		{"PresenceConnectTwiceSameNode", testPresenceSameNodeTwice},
 		{"PresenceLookup", testPresenceLookup},
 		{"PresenceRefresh", testPresenceRefresh},
+		{"PresenceStaleRefreshDoesNotResurrect", testPresenceStaleRefresh},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -545,12 +546,12 @@ func testPresenceRefresh(t *testing.T, node func() (pubsub.Broker, pubsub.Presen
 	connect(t, p, "carol", "node-a", true)
 	connect(t, p, "dave", "node-a", true)
 	for range 3 {
-		if err := p.Refresh(ctxT(t), "node-a", []string{"carol", "dave"}); err != nil {
-			t.Fatalf("Refresh: %v", err)
+		if missing, err := p.Refresh(ctxT(t), "node-a", []string{"carol", "dave"}); err != nil || len(missing) != 0 {
+			t.Fatalf("Refresh = %q, %v; want nothing missing", missing, err)
 		}
 	}
-	if err := p.Refresh(ctxT(t), "node-a", nil); err != nil {
-		t.Fatalf("Refresh(no users): %v", err)
+	if missing, err := p.Refresh(ctxT(t), "node-a", nil); err != nil || len(missing) != 0 {
+		t.Fatalf("Refresh(no users) = %q, %v", missing, err)
 	}
 	st := lookup(t, p, "carol", "dave")
 	if !st["carol"].Online || !st["dave"].Online {
@@ -560,4 +561,31 @@ func testPresenceRefresh(t *testing.T, node func() (pubsub.Broker, pubsub.Presen
 	if st := lookup(t, p, "carol")["carol"]; st.Online {
 		t.Fatalf("carol after Disconnect: %+v, want offline", st)
 	}
+}
+
+// A node takes its list of users, one of them leaves (Disconnect, the
+// offline transition reported), then the node's Refresh with the stale
+// list arrives: it must not bring the user back, so that when the user
+// returns Connect reports the online transition again (issue 8, defect 7).
+func testPresenceStaleRefresh(t *testing.T, node func() (pubsub.Broker, pubsub.Presence)) {
+	_, p := node()
+	connect(t, p, "gail", "node-a", true)
+	connect(t, p, "hank", "node-a", true)
+	snapshot := []string{"gail", "hank"}
+	disconnect(t, p, "gail", "node-a", at(11), true)
+	missing, err := p.Refresh(ctxT(t), "node-a", snapshot)
+	if err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if len(missing) != 1 || missing[0] != "gail" {
+		t.Fatalf("Refresh missing = %q, want [gail]", missing)
+	}
+	st := lookup(t, p, "gail", "hank")
+	if st["gail"].Online || !st["gail"].LastSeen.Equal(at(11)) {
+		t.Fatalf("gail after a stale Refresh: %+v, want offline, last seen %v", st["gail"], at(11))
+	}
+	if !st["hank"].Online {
+		t.Fatalf("hank: %+v, want online (still held and refreshed)", st["hank"])
+	}
+	connect(t, p, "gail", "node-a", true) // back: announced online again
 }

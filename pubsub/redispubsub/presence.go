@@ -2,6 +2,7 @@ package redispubsub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -67,14 +68,22 @@ return 1
 `)
 
 // refreshScript: KEYS users, hash...; ARGV node, ttl ms, user... (one per
-// hash). (Re)sets the node's entry of each user.
+// hash). Renews the node's entry of each user that has one (expired but
+// not yet swept included: no offline was reported for it) and returns the
+// users that have none: a Disconnect after the caller's snapshot removed
+// it, or it was lost, and a refresh must not resurrect it.
 var refreshScript = redis.NewScript(luaNow + `
 local exp = now + tonumber(ARGV[2])
+local missing = {}
 for i = 2, #KEYS do
-  redis.call('HSET', KEYS[i], ARGV[1], exp)
-  redis.call('SADD', KEYS[1], ARGV[i + 1])
+  if redis.call('HEXISTS', KEYS[i], ARGV[1]) == 1 then
+    redis.call('HSET', KEYS[i], ARGV[1], exp)
+    redis.call('SADD', KEYS[1], ARGV[i + 1])
+  else
+    missing[#missing + 1] = ARGV[i + 1]
+  end
 end
-return #KEYS - 1
+return missing
 `)
 
 // lookupScript: KEYS hash... then lastseen... (n each). Returns, per user,
@@ -175,12 +184,11 @@ func (b *Broker) Lookup(ctx context.Context, userIDs []string) (map[string]pubsu
 	return out, nil
 }
 
-// Refresh implements pubsub.Presence: it (re)sets nodeID's entries of
-// userIDs to expire PresenceTTL from now. Call it more often than the TTL
-// (every TTL/3 is good) with exactly the users nodeID still holds: a user
-// listed here is recorded as held by nodeID even if its entry was gone
-// (after a Redis restart, say).
-func (b *Broker) Refresh(ctx context.Context, nodeID string, userIDs []string) error {
+// Refresh implements pubsub.Presence: it renews nodeID's existing entries
+// of userIDs to expire PresenceTTL from now and returns the users that have
+// none. Call it more often than the TTL (every TTL/3 is good).
+func (b *Broker) Refresh(ctx context.Context, nodeID string, userIDs []string) ([]string, error) {
+	var missing []string
 	for start := 0; start < len(userIDs); start += batch {
 		ids := userIDs[start:min(start+batch, len(userIDs))]
 		keys := make([]string, 1, 1+len(ids))
@@ -191,11 +199,13 @@ func (b *Broker) Refresh(ctx context.Context, nodeID string, userIDs []string) e
 			keys = append(keys, b.hashKey(id))
 			args = append(args, id)
 		}
-		if err := refreshScript.Run(ctx, b.client, keys, args...).Err(); err != nil {
-			return fmt.Errorf("redispubsub: presence refresh: %w", err)
+		res, err := refreshScript.Run(ctx, b.client, keys, args...).StringSlice()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("redispubsub: presence refresh: %w", err)
 		}
+		missing = append(missing, res...)
 	}
-	return nil
+	return missing, nil
 }
 
 // OnExpired implements pubsub.Presence: the node whose sweeper removed a

@@ -154,7 +154,7 @@ func TestDeadNodeExpires(t *testing.T) {
 	}
 
 	refresh := func() {
-		if err := b.Refresh(ctx, "b", []string{"erin", "frank"}); err != nil {
+		if _, err := b.Refresh(ctx, "b", []string{"erin", "frank"}); err != nil {
 			t.Fatalf("Refresh: %v", err)
 		}
 	}
