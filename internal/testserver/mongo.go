@@ -2,6 +2,7 @@ package testserver
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -22,15 +24,34 @@ import (
 // started for them, e.g. CHATD_TEST_MONGO_URI=mongodb://127.0.0.1:27017/.
 const MongoURIEnv = "CHATD_TEST_MONGO_URI"
 
-// Mongo is a MongoDB-wire server for one test: an embedded FerretDB (SQLite
-// backend) in a child process, or the server named by CHATD_TEST_MONGO_URI.
+// PostgresURLEnv names the environment variable with the PostgreSQL server
+// that the FerretDB test server keeps its data on (DefaultPostgresURL when
+// unset). FerretDBBackendEnv set to "sqlite" or "postgresql" picks FerretDB's
+// backend instead of PostgreSQL with a fallback to SQLite.
+const (
+	PostgresURLEnv     = "CHATD_TEST_POSTGRES_URL"
+	FerretDBBackendEnv = "CHATD_TEST_FERRETDB_BACKEND"
+	DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres"
+)
+
+// exitNoPostgreSQL is ferretdbserver's exit status when it cannot reach
+// PostgreSQL.
+const exitNoPostgreSQL = 3
+
+// Mongo is a MongoDB-wire server for one test: an embedded FerretDB in a
+// child process, or the server named by CHATD_TEST_MONGO_URI.
 type Mongo struct {
-	uri  string
-	proc *os.Process // the server started for the test; nil for CHATD_TEST_MONGO_URI
+	uri     string
+	backend string
+	proc    *os.Process // the server started for the test; nil for CHATD_TEST_MONGO_URI
 }
 
 // URI returns the server's connection string.
 func (m *Mongo) URI() string { return m.uri }
+
+// Backend says what serves the data: "postgresql" or "sqlite" (FerretDB's
+// backends), or "external" (CHATD_TEST_MONGO_URI).
+func (m *Mongo) Backend() string { return m.backend }
 
 // Database returns a fresh database name, unique across calls and processes,
 // so that every store under test starts empty.
@@ -46,13 +67,18 @@ func (m *Mongo) Database() string {
 // themselves with Database). Otherwise it builds the ferretdbserver helper
 // module once per test process (cached in the user cache directory; the
 // first cold build takes a minute or more) and starts it on a free loopback
-// port with its data in t.TempDir(). If the helper cannot be built (no Go
-// toolchain, no module download), the test is skipped, or fails when the CI
-// environment variable is set.
+// port. The helper keeps its data in a fresh PostgreSQL database of its own
+// on CHATD_TEST_POSTGRES_URL (default DefaultPostgresURL; dropped when the
+// server stops), where the indexes serve the queries. When that PostgreSQL
+// cannot be reached it falls back, saying so once on standard error, to
+// FerretDB's SQLite backend in t.TempDir(), which scans whole collections;
+// with the CI environment variable set it fails instead. If the helper
+// cannot be built (no Go toolchain, no module download), the test is
+// skipped, or fails when CI is set.
 func StartMongo(t testing.TB) *Mongo {
 	t.Helper()
 	if uri := os.Getenv(MongoURIEnv); uri != "" {
-		return &Mongo{uri: uri}
+		return &Mongo{uri: uri, backend: "external"}
 	}
 
 	bin, err := ferretDBBinary()
@@ -66,25 +92,74 @@ func StartMongo(t testing.TB) *Mongo {
 		t.Skip(msg)
 	}
 
-	cmd := exec.Command(bin, "-dir", t.TempDir())
+	backend := os.Getenv(FerretDBBackendEnv)
+	switch backend {
+	case "", "postgresql", "sqlite":
+	default:
+		t.Fatalf("testserver: %s=%q, want postgresql or sqlite", FerretDBBackendEnv, backend)
+	}
+	if backend == "" && postgresMissing.Load() {
+		backend = "sqlite"
+	}
+	if backend != "sqlite" {
+		pgURL := cmp.Or(os.Getenv(PostgresURLEnv), DefaultPostgresURL)
+		uri, proc, stderr, err := startFerretDB(t, bin, "-postgresql", pgURL)
+		if err == nil {
+			return &Mongo{uri: uri, backend: "postgresql", proc: proc}
+		}
+		if exitErr := (*exec.ExitError)(nil); backend != "" || !errors.As(err, &exitErr) || exitErr.ExitCode() != exitNoPostgreSQL {
+			t.Fatalf("testserver: ferretdbserver: %v; stderr: %s", err, stderr)
+		}
+		msg := fmt.Sprintf("testserver: no PostgreSQL for FerretDB at %s (%s)", pgURL, strings.TrimSpace(stderr))
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s; scripts/testdeps.sh starts it, or set %s", msg, PostgresURLEnv)
+		}
+		if postgresMissing.CompareAndSwap(false, true) {
+			fmt.Fprintf(os.Stderr, "%s: falling back to FerretDB's SQLite backend, which scans whole collections "+
+				"(slow with many documents); run scripts/testdeps.sh to start PostgreSQL\n", msg)
+		}
+		t.Logf("%s: using FerretDB's SQLite backend", msg)
+	}
+	uri, proc, stderr, err := startFerretDB(t, bin, "-dir", t.TempDir())
+	if err != nil {
+		t.Fatalf("testserver: ferretdbserver: %v; stderr: %s", err, stderr)
+	}
+	return &Mongo{uri: uri, backend: "sqlite", proc: proc}
+}
+
+// postgresMissing is set once a ferretdbserver found no PostgreSQL: the
+// later servers of the process go straight to SQLite.
+var postgresMissing atomic.Bool
+
+// startFerretDB starts bin with args and returns its URI and process,
+// stopping it at the end of t. On failure it returns what the helper wrote
+// on standard error, and an *exec.ExitError when it exited.
+func startFerretDB(t testing.TB, bin string, args ...string) (uri string, proc *os.Process, stderrText string, err error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	stdin, err := cmd.StdinPipe() // closing it stops the server
 	if err != nil {
-		t.Fatalf("testserver: ferretdbserver: %v", err)
+		return "", nil, "", err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("testserver: ferretdbserver: %v", err)
+		return "", nil, "", err
 	}
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("testserver: start ferretdbserver: %v", err)
+		return "", nil, "", fmt.Errorf("start: %w", err)
 	}
-	uri, err := readURILine(stdout, 60*time.Second)
+	uri, err = readURILine(stdout, 60*time.Second)
 	if err != nil {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("testserver: ferretdbserver: %v; stderr: %s", err, stderr.String())
+		if werr := cmd.Wait(); werr != nil {
+			var exitErr *exec.ExitError
+			if errors.As(werr, &exitErr) {
+				err = fmt.Errorf("%w (%w)", err, exitErr)
+			}
+		}
+		return "", nil, stderr.String(), err
 	}
 	exited := make(chan struct{}) // closed once Wait returned; a stopped server's exit status says nothing
 	go func() {
@@ -95,16 +170,16 @@ func StartMongo(t testing.TB) *Mongo {
 		close(exited)
 	}()
 	stop := func() {
-		_ = stdin.Close()
+		_ = stdin.Close() // the helper drops its PostgreSQL database as it exits
 		select {
 		case <-exited:
-		case <-time.After(10 * time.Second):
+		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
 		}
 	}
 	t.Cleanup(stop)
-	return &Mongo{uri: uri, proc: cmd.Process}
+	return uri, cmd.Process, "", nil
 }
 
 // readURILine reads the helper's "MONGODB_URI=..." line, consuming no more

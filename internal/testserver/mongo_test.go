@@ -2,6 +2,7 @@ package testserver
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,38 @@ func TestStartMongo(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("fresh database holds %d documents, want 0", n)
+	}
+}
+
+// Two servers never share state, even under one database name: each
+// keeps its data in a PostgreSQL database (or directory) of its own.
+func TestStartMongoSeparateServers(t *testing.T) {
+	a, b := StartMongo(t), StartMongo(t)
+	if a.Backend() == "external" {
+		t.Skip("one external server for every test")
+	}
+	if os.Getenv("CI") != "" && a.Backend() != "postgresql" {
+		t.Fatalf("Backend() = %q with CI set, want postgresql", a.Backend())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	connect := func(m *Mongo) *mongo.Client {
+		c, err := mongo.Connect(options.Client().ApplyURI(m.URI()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+		return c
+	}
+	ca, cb := connect(a), connect(b)
+	if _, err := ca.Database("same").Collection("things").InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}}); err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	n, err := cb.Database("same").Collection("things").CountDocuments(ctx, bson.D{})
+	if err != nil {
+		t.Fatalf("count: %v", err)
+	}
+	if n != 0 {
+		t.Fatalf("the second server sees %d documents of the first, want 0", n)
 	}
 }
