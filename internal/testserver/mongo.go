@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -273,6 +275,17 @@ func buildFerretDB() (string, error) {
 		}
 		return "", fmt.Errorf("go toolchain not found: %w", err)
 	}
+	// One binary per version of the sources: worktrees or checkouts at
+	// different versions share the cache directory, and one must never run
+	// the binary another just built from other sources.
+	sum, err := sourceSum(modDir)
+	if err != nil {
+		return "", fmt.Errorf("ferretdbserver module: %w", err)
+	}
+	bin = filepath.Join(outDir, "ferretdbserver-"+sum)
+	if runtime.GOOS == "windows" {
+		bin += ".exe"
+	}
 
 	// Test binaries of several packages may build at once: serialize them,
 	// so that none runs a half-written binary.
@@ -292,6 +305,30 @@ func buildFerretDB() (string, error) {
 		return "", fmt.Errorf("go build in %s: %w\n%s", modDir, err, bytes.TrimSpace(out.Bytes()))
 	}
 	return bin, nil
+}
+
+// sourceSum returns a short hash of the module's go.mod, go.sum and Go
+// sources in dir.
+func sourceSum(dir string) (string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return "", err
+	}
+	names = append(names, filepath.Join(dir, "go.mod"), filepath.Join(dir, "go.sum"))
+	slices.Sort(names)
+	h := sha256.New()
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(name), len(b))
+		_, _ = h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // lockedBuffer is a bytes.Buffer safe for a writing child and a reading test.
