@@ -209,7 +209,9 @@ func (b *Broker) Refresh(ctx context.Context, nodeID string, userIDs []string) (
 }
 
 // OnExpired implements pubsub.Presence: the node whose sweeper removed a
-// user's last entry reports it, on the sweeper goroutine.
+// user's last entry reports it, on the sweeper goroutine. Only brokers with
+// a listener sweep, so processes without the chat role leave it to chat
+// nodes.
 func (b *Broker) OnExpired(fn func(userID string, lastSeen time.Time)) {
 	b.expiredMu.Lock()
 	b.onExpired = append(b.onExpired, fn)
@@ -238,8 +240,16 @@ func (b *Broker) sweepLoop() {
 
 // sweep removes expired entries and reports users left with none. One
 // node sweeps per interval (a SET NX lock), so the cluster does the work
-// once.
+// once. A broker with no OnExpired listener (a process without the chat
+// role) does not sweep: the users it removed would go offline without
+// anyone telling their peers.
 func (b *Broker) sweep(ctx context.Context) error {
+	b.expiredMu.RLock()
+	listening := len(b.onExpired) > 0
+	b.expiredMu.RUnlock()
+	if !listening {
+		return nil
+	}
 	ok, err := b.client.SetNX(ctx, b.sweepLockKey(), b.opt.NodeID, b.sweepInterval()*9/10).Result()
 	if err != nil || !ok {
 		return err
