@@ -98,10 +98,10 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) *httpapi.Error 
 	}
 	s.m.signups.Inc()
 	s.log.Info("user signed up", "user_id", u.ID)
-	if e := s.startBrowserSession(ctx, w, u); e != nil {
+	if e := s.startBrowserSession(w, r, u); e != nil {
 		return e
 	}
-	httpapi.WriteJSON(w, http.StatusCreated, userResponse{User: httpapi.NewUser(u.ID, u.Username, u.DisplayName)})
+	httpapi.WriteJSON(w, http.StatusCreated, userResponse{User: publicUser(u)})
 	return nil
 }
 
@@ -110,10 +110,10 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	if e != nil {
 		return e
 	}
-	if e := s.startBrowserSession(r.Context(), w, u); e != nil {
+	if e := s.startBrowserSession(w, r, u); e != nil {
 		return e
 	}
-	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.NewUser(u.ID, u.Username, u.DisplayName)})
+	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: publicUser(u)})
 	return nil
 }
 
@@ -131,13 +131,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	now := s.now()
 	// A bearer session has no refresh token: its hash is of a random value
 	// nobody holds. It lasts as long as its access token.
-	sess := store.Session{
-		ID:          store.NewID(),
-		UserID:      u.ID,
-		RefreshHash: hashToken(randomSecret()),
-		CreatedAt:   now.UTC(),
-		ExpiresAt:   now.Add(s.cfg.AccessTTL).UTC(),
-	}
+	sess := s.newSession(r, u, store.NewID(), hashToken(randomSecret()), now.Add(s.cfg.AccessTTL))
 	tok, exp, err := s.signer.Sign(u.ID, sess.ID, now)
 	if err != nil {
 		return s.internal("sign token", err)
@@ -145,7 +139,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	if err := s.store.CreateSession(r.Context(), sess); err != nil {
 		return httpapi.Fail(s.log, "create session", err)
 	}
-	httpapi.WriteJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresAt: httpapi.FormatTime(exp), User: httpapi.NewUser(u.ID, u.Username, u.DisplayName)})
+	httpapi.WriteJSON(w, http.StatusOK, tokenResponse{Token: tok, ExpiresAt: httpapi.FormatTime(exp), User: publicUser(u)})
 	return nil
 }
 

@@ -23,6 +23,10 @@ func (s *Service) Routes(mux *http.ServeMux) {
 		{http.MethodPost, "/auth/token", s.token},
 		{http.MethodGet, "/auth/me", s.me},
 		{http.MethodGet, "/auth/jwks", s.serveJWKS},
+		{http.MethodPost, "/auth/password", s.changePassword},
+		{http.MethodGet, "/auth/sessions", s.listSessions},
+		{http.MethodDelete, "/auth/sessions/{id}", s.deleteSession},
+		{http.MethodDelete, "/auth/account", s.deleteAccount},
 	}
 	for _, rt := range routes {
 		mux.Handle(rt.method+" "+rt.path, handler(rt.h))
@@ -85,7 +89,7 @@ func (s *Service) me(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	} else if err != nil {
 		return httpapi.Fail(s.log, "load user", err)
 	}
-	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: httpapi.NewUser(u.ID, u.Username, u.DisplayName)})
+	httpapi.WriteJSON(w, http.StatusOK, userResponse{User: publicUser(u)})
 	return nil
 }
 
@@ -102,7 +106,7 @@ func (s *Service) serveJWKS(w http.ResponseWriter, r *http.Request) *httpapi.Err
 // refresh cookie.
 func (s *Service) setCookies(w http.ResponseWriter, access, refresh string) {
 	http.SetCookie(w, &http.Cookie{
-		Name: token.SessionCookie, Value: access, Path: "/",
+		Name: token.SessionCookieName(s.cfg.CookieSecure), Value: access, Path: "/",
 		MaxAge:   int(s.cfg.AccessTTL / time.Second),
 		HttpOnly: true, Secure: s.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
 	})
@@ -115,14 +119,25 @@ func (s *Service) setCookies(w http.ResponseWriter, access, refresh string) {
 	}
 }
 
-// clearCookies tells the browser to drop both cookies (Max-Age=0, same Path).
+// clearCookies tells the browser to drop both cookies (Max-Age=0, same
+// Path), and with Secure cookies the unprefixed access cookie of earlier
+// versions too.
 func (s *Service) clearCookies(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{
-		Name: token.SessionCookie, Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: s.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
-	})
+	names := []string{token.SessionCookieName(s.cfg.CookieSecure)}
+	if s.cfg.CookieSecure {
+		names = append(names, token.SessionCookie)
+	}
+	for _, name := range names {
+		http.SetCookie(w, &http.Cookie{
+			Name: name, Path: "/", MaxAge: -1,
+			HttpOnly: true, Secure: s.cfg.CookieSecure, SameSite: http.SameSiteLaxMode,
+		})
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: token.RefreshCookie, Path: "/auth", MaxAge: -1,
 		HttpOnly: true, Secure: s.cfg.CookieSecure, SameSite: http.SameSiteStrictMode,
 	})
 }
+
+// publicUser is api.md's User of u (never its password hash).
+func publicUser(u store.User) httpapi.User { return httpapi.NewUser(u.ID, u.Username, u.DisplayName) }

@@ -50,6 +50,7 @@ type Service struct {
 	logins   *httpapi.Limiter // login attempts per address; nil = off
 	signups  *httpapi.Limiter // signups per address; nil = off
 	trusted  []netip.Prefix   // proxies whose X-Forwarded-For is believed
+	macKey   []byte           // refresh-token MAC key (refreshMACKey)
 	hashSem  chan struct{}    // bounds concurrent argon2 runs (CPU and memory)
 	dummy    string           // hash verified for unknown users, so they cost the same
 	jwks     []byte
@@ -105,6 +106,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.SignupLimit > 0 {
 		s.signups = httpapi.NewLimiterPer(cfg.SignupLimit, cfg.SignupWindow, limiterKeys)
 	}
+	s.macKey = refreshMACKey(d.Keys)
 	if err := s.initMetrics(d.Metrics); err != nil {
 		return nil, err
 	}

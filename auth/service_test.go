@@ -239,7 +239,7 @@ func (h *harness) claims(access *http.Cookie) token.Claims {
 
 func checkSessionCookies(t *testing.T, r response, cfg Config) (access, refresh *http.Cookie) {
 	t.Helper()
-	access, refresh = r.cookie(token.SessionCookie), r.cookie(token.RefreshCookie)
+	access, refresh = r.cookie(token.SessionCookieName(cfg.CookieSecure)), r.cookie(token.RefreshCookie)
 	if access == nil || refresh == nil {
 		t.Fatalf("cookies missing: %v", r.Header.Values("Set-Cookie"))
 	}
@@ -558,8 +558,9 @@ func TestRefreshRotatesAndReuseRevokes(t *testing.T) {
 	}
 	h.expectNoRevocation()
 
-	// Replaying the rotated refresh1: 401, cookies cleared, session revoked
-	// and announced.
+	// Replaying the rotated refresh1 once the concurrent-refresh grace is
+	// over: 401, cookies cleared, session revoked and announced.
+	h.offset.Add(int64(h.cfg.RefreshGrace + time.Second))
 	r = h.post("/auth/refresh", "", withCookies(refresh1), h.sameOrigin())
 	if r.StatusCode != 401 || r.errCode() != "unauthenticated" {
 		t.Fatalf("reuse: %d %s", r.StatusCode, r.body)

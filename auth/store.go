@@ -1,12 +1,19 @@
 package auth
 
-import "github.com/chatd/chatd/store"
+import (
+	"context"
+
+	"github.com/chatd/chatd/store"
+)
 
 // Store is what the auth service keeps: accounts (signup, login, the user
-// behind a session) and sessions (login, refresh rotation, logout). A
+// behind a session, password change, deletion) and sessions (login, refresh
+// rotation, logout, the session list), and, of the messages, only the
+// erasure of a deleted account's (store.Messages.EraseMessagesFrom). A
 // store.Store is one; see the store package for each method's errors and
 // guarantees.
 type Store interface {
 	store.Users
 	store.Sessions
+	EraseMessagesFrom(ctx context.Context, userID string) (int64, error)
 }

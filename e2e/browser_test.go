@@ -681,12 +681,13 @@ func TestBrowserReloadAndLogout(t *testing.T) {
 	for _, c := range cookies.Cookies {
 		jar = append(jar, &http.Cookie{Name: c.Name, Value: c.Value})
 		names[c.Name] = true
-		if c.Name == "chatd_session" && (!c.HTTPOnly || !c.Secure) {
-			t.Errorf("chatd_session cookie: HttpOnly=%v Secure=%v", c.HTTPOnly, c.Secure)
+		if c.Name == "__Host-chatd_session" && (!c.HTTPOnly || !c.Secure) {
+			t.Errorf("__Host-chatd_session cookie: HttpOnly=%v Secure=%v", c.HTTPOnly, c.Secure)
 		}
 	}
-	if !names["chatd_session"] || !names["chatd_refresh"] {
-		t.Fatalf("browser cookies %v: want chatd_session and a refresh cookie", names)
+	// Secure cookies (the default): the access cookie has the __Host- prefix (api.md 1.1).
+	if !names["__Host-chatd_session"] || !names["chatd_refresh"] {
+		t.Fatalf("browser cookies %v: want __Host-chatd_session and a refresh cookie", names)
 	}
 	replay := func(method, path string) int {
 		t.Helper()

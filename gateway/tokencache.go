@@ -92,8 +92,5 @@ func requestToken(r *http.Request) string {
 			return tok
 		}
 	}
-	if ck, err := r.Cookie(token.SessionCookie); err == nil {
-		return ck.Value
-	}
-	return ""
+	return token.CookieToken(r)
 }

@@ -184,6 +184,9 @@ type Users interface {
 	// check, not a constraint: two concurrent CreateUser calls with
 	// matching keys both succeed.
 	UserByNameKey(ctx context.Context, keys []string, excludeID string) (User, error)
+	// SetPasswordHash replaces the user's PasswordHash. ErrNotFound if there
+	// is no such user.
+	SetPasswordHash(ctx context.Context, id, hash string) error
 	// DeleteUser turns the account into a tombstone that keeps its id, so
 	// that its conversations keep their peer: Username becomes DeletedUsername(id)
 	// (freeing the old name), DisplayName DeletedDisplayName, PasswordHash ""

@@ -13,11 +13,20 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Cookie names.
+// Cookie names. With Secure cookies the access cookie carries the __Host-
+// prefix (api.md 1.1: the browser then refuses it without Secure, with a
+// Domain, or with another Path, so no sibling subdomain can plant one);
+// servers accept either name.
 const (
-	SessionCookie = "chatd_session" // access JWT
-	RefreshCookie = "chatd_refresh" // opaque refresh token, Path=/auth
+	SessionCookie       = "chatd_session"        // access JWT, without Secure
+	SecureSessionCookie = "__Host-chatd_session" // access JWT, with Secure
+	RefreshCookie       = "chatd_refresh"        // opaque refresh token, Path=/auth
 )
+
+// MaxTokenBytes bounds an access token: a longer bearer token or cookie
+// value is refused before it is parsed (an EdDSA JWT of chatd is about 350
+// bytes; a huge bogus one should cost nothing).
+const MaxTokenBytes = 4096
 
 var (
 	// ErrInvalidToken: every verification failure wraps it.
@@ -94,11 +103,20 @@ var tokenIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").Wit
 // Sign returns an EdDSA JWT with header kid, claims iss, aud, sub, sid, jti, iat, exp.
 // expiresAt is exp (whole seconds).
 func (s *Signer) Sign(userID, sessionID string, now time.Time) (token string, expiresAt time.Time, err error) {
+	return s.SignUntil(userID, sessionID, now, time.Time{})
+}
+
+// SignUntil is Sign with exp at most notAfter (unless notAfter is zero):
+// an access token never outlives its session.
+func (s *Signer) SignUntil(userID, sessionID string, now, notAfter time.Time) (token string, expiresAt time.Time, err error) {
 	if s == nil || s.key == nil {
 		return "", time.Time{}, errors.New("token: sign: no signing key")
 	}
 	iat := now.UTC().Truncate(time.Second)
 	expiresAt = now.Add(s.ttl).UTC().Truncate(time.Second)
+	if !notAfter.IsZero() && notAfter.Before(expiresAt) {
+		expiresAt = notAfter.UTC().Truncate(time.Second)
+	}
 	claims := tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    s.issuer,
@@ -152,6 +170,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if token == "" {
 		return Claims{}, ErrNoToken
 	}
+	if len(token) > MaxTokenBytes {
+		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
+	}
 	var tc tokenClaims
 	_, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -186,12 +207,32 @@ func (v *Verifier) FromRequest(r *http.Request) (c Claims, viaCookie bool, err e
 		c, err = v.Verify(r.Context(), tok)
 		return c, false, err
 	}
-	ck, err := r.Cookie(SessionCookie)
-	if err != nil || ck.Value == "" {
+	tok := CookieToken(r)
+	if tok == "" {
 		return Claims{}, false, ErrNoToken
 	}
-	c, err = v.Verify(r.Context(), ck.Value)
+	c, err = v.Verify(r.Context(), tok)
 	return c, true, err
+}
+
+// CookieToken returns the access token of the __Host-chatd_session cookie,
+// else of the chatd_session cookie, else "".
+func CookieToken(r *http.Request) string {
+	for _, name := range []string{SecureSessionCookie, SessionCookie} {
+		if ck, err := r.Cookie(name); err == nil && ck.Value != "" {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// SessionCookieName is the access cookie's name: SecureSessionCookie when
+// cookies are Secure, else SessionCookie.
+func SessionCookieName(secure bool) string {
+	if secure {
+		return SecureSessionCookie
+	}
+	return SessionCookie
 }
 
 // BearerToken returns the token of an "Authorization: Bearer <token>" header.

@@ -242,3 +242,30 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// A huge bogus token is refused by its length, before any parsing; the
+// access cookie is read under either name; SignUntil caps exp.
+func TestTokenLimitsAndCookieNames(t *testing.T) {
+	key := mustKey(t)
+	signer := NewSigner(key, "chatd", "chatd", time.Hour)
+	v := NewVerifier(StaticKeySet(key.Public()), "chatd", "chatd")
+	huge := strings.Repeat("x", MaxTokenBytes+1)
+	if _, err := v.Verify(context.Background(), huge); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("Verify(huge) = %v, want refused for its length", err)
+	}
+	now := time.Now()
+	tok, exp, err := signer.SignUntil("u1", "s1", now, now.Add(10*time.Minute))
+	if err != nil || exp.After(now.Add(10*time.Minute)) {
+		t.Fatalf("SignUntil: exp %v (err %v), want at most 10 minutes on", exp, err)
+	}
+	for _, name := range []string{SecureSessionCookie, SessionCookie} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.AddCookie(&http.Cookie{Name: name, Value: tok})
+		if c, viaCookie, err := v.FromRequest(r); err != nil || !viaCookie || c.SessionID != "s1" {
+			t.Fatalf("FromRequest with cookie %s: %+v %v %v", name, c, viaCookie, err)
+		}
+	}
+	if SessionCookieName(true) != "__Host-chatd_session" || SessionCookieName(false) != "chatd_session" {
+		t.Fatal("cookie names")
+	}
+}

@@ -56,6 +56,19 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	return nil
 }
 
+// SetPasswordHash replaces the user's password hash.
+func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
+	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "password_hash", Value: hash}}}})
+	if err != nil {
+		return fmt.Errorf("mongostore: set password: %w", wrapCtx(ctx, err))
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("mongostore: set password: no user %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
 // DeleteUser turns the user into its tombstone (store.Users.DeleteUser).
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: bson.D{

@@ -16,6 +16,7 @@ const (
 	wCountFrom
 	wSetPointers
 	wDeleteUser
+	wSetPassword
 	wEraseMessages
 	numWriteStmts
 )
@@ -50,6 +51,7 @@ var writeQueries = [numWriteStmts]string{
 		WHERE user_id = ? AND conv = ?`,
 	wDeleteUser: `UPDATE users SET username = ?, display_name = ?, display_fold = ?, password_hash = '',
 		username_key = '', display_key = '' WHERE id = ?`,
+	wSetPassword: `UPDATE users SET password_hash = ? WHERE id = ?`,
 	// messages_client's leading from_id finds them.
 	wEraseMessages: `UPDATE messages SET text = '', deleted = 1 WHERE from_id = ? AND deleted = 0`,
 }

@@ -28,6 +28,21 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	return nil
 }
 
+// SetPasswordHash replaces the user's password hash.
+func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
+	err := s.write(ctx, func(b *batch) error {
+		changed, err := b.execChanged(wSetPassword, hash, id)
+		if err == nil && !changed {
+			err = fmt.Errorf("no user %q: %w", id, store.ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: set password: %w", err)
+	}
+	return nil
+}
+
 // DeleteUser turns the user into its tombstone (store.Users.DeleteUser).
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	err := s.write(ctx, func(b *batch) error {

@@ -21,6 +21,24 @@ var usersTests = []contractTest{
 	{"SearchLimit", testSearchLimit},
 	{"UserByNameKey", testUserByNameKey},
 	{"Delete", testDeleteUser},
+	{"SetPasswordHash", testSetPasswordHash},
+}
+
+func testSetPasswordHash(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	alice := newUser(t, s, "alice", "Alice")
+	bob := newUser(t, s, "bob", "Bob")
+	if err := s.SetPasswordHash(ctx, alice.ID, "$argon2id$new"); err != nil {
+		t.Fatalf("SetPasswordHash: %v", err)
+	}
+	got, err := s.UserByID(ctx, alice.ID)
+	if err != nil || got.PasswordHash != "$argon2id$new" || got.Username != "alice" || got.DisplayName != "Alice" {
+		t.Fatalf("after SetPasswordHash: %+v, %v", got, err)
+	}
+	if other, _ := s.UserByID(ctx, bob.ID); other.PasswordHash != bob.PasswordHash {
+		t.Fatal("another user's hash changed")
+	}
+	wantErr(t, "SetPasswordHash(unknown)", s.SetPasswordHash(ctx, store.NewID(), "h"), store.ErrNotFound)
 }
 
 // Look-alike keys round-trip and are found by either name's key, never for
