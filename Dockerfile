@@ -1,5 +1,5 @@
 # One image for every role: docker run chatd serve --role=chat ...
-# Build: docker build -t chatd .
+# Build: docker build --build-arg VERSION=$(git describe --always --dirty) -t chatd .
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -7,7 +7,7 @@ RUN go mod download
 COPY . .
 ARG VERSION=""
 # modernc.org/sqlite is pure Go, so the binary is static.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/chatd . \
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/chatd/chatd/app.Version=${VERSION}" -o /out/chatd . \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -6,8 +6,11 @@ GO ?= go
 run:
 	$(GO) run . serve --role=all
 
+# The version `chatd version` and chatd_build_info report.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/chatd .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/chatd/chatd/app.Version=$(VERSION)" -o bin/chatd .
 
 # Installs redis-server and Chromium when missing and builds the MongoDB-wire
 # test server, then runs every test with the race detector.

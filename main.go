@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -18,9 +18,6 @@ import (
 	"github.com/chatd/chatd/app"
 	"github.com/chatd/chatd/bench"
 )
-
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = ""
 
 func main() {
 	if err := rootCmd().Execute(); err != nil {
@@ -109,19 +106,7 @@ func versionCmd() *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			v := version
-			info, ok := debug.ReadBuildInfo()
-			if v == "" && ok {
-				v = info.Main.Version
-			}
-			if v == "" {
-				v = "(devel)"
-			}
-			goVersion := ""
-			if ok {
-				goVersion = info.GoVersion
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "chatd %s %s\n", v, goVersion)
+			fmt.Fprintf(cmd.OutOrStdout(), "chatd %s %s\n", app.BuildVersion(), runtime.Version())
 		},
 	}
 }

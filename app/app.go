@@ -71,7 +71,7 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		cfg.NodeID = defaultNodeID()
 	}
 	a := &App{cfg: cfg, log: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), set: resolve(cfg.Roles)}
-	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 	return a, nil
 }
 

@@ -1,0 +1,61 @@
+package app
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// /metrics carries chatd_build_info with the stamped version.
+func TestBuildInfoMetric(t *testing.T) {
+	old := Version
+	Version = "v1.2.3-4-gabcdef0-dirty"
+	t.Cleanup(func() { Version = old })
+
+	cfg := DefaultConfig()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Log.Level = "warn"
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	res, err := http.Get("http://" + a.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `chatd_build_info{goversion="` + runtime.Version() + `",version="v1.2.3-4-gabcdef0-dirty"} 1`
+	if !strings.Contains(string(body), want+"\n") {
+		t.Errorf("/metrics lacks %s", want)
+	}
+}
+
+func TestBuildVersionFallback(t *testing.T) {
+	old := Version
+	t.Cleanup(func() { Version = old })
+	Version = "v9"
+	if got := BuildVersion(); got != "v9" {
+		t.Errorf("stamped: %q", got)
+	}
+	Version = ""
+	if got := BuildVersion(); got == "" {
+		t.Error("unstamped version is empty")
+	}
+}
