@@ -1,0 +1,74 @@
+package charttest
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// compose.yaml and the ECS task definitions set only real config keys, and
+// every compose service restarts by itself.
+func TestComposeAndECSUseChatdConfig(t *testing.T) {
+	keys := configEnv()
+	data, err := os.ReadFile(filepath.Join(moduleRoot, "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Restart     string            `json:"restart"`
+			Environment map[string]string `json:"environment"`
+		} `json:"services"`
+	}
+	if err := yaml.Unmarshal(data, &compose); err != nil {
+		t.Fatalf("compose.yaml: %v", err)
+	}
+	if len(compose.Services) < 6 {
+		t.Fatalf("compose.yaml: %d services", len(compose.Services))
+	}
+	// The YAML merge keys (<<: *backends) are resolved: the check sees them.
+	if _, ok := compose.Services["chat2"].Environment["CHATD_STORE_MONGO_URI"]; !ok {
+		t.Fatalf("compose.yaml: chat2's merged environment not seen: %v", compose.Services["chat2"].Environment)
+	}
+	for name, s := range compose.Services {
+		if s.Restart != "unless-stopped" {
+			t.Errorf("compose service %s: restart %q", name, s.Restart)
+		}
+		for k := range s.Environment {
+			if _, ok := keys[k]; strings.HasPrefix(k, "CHATD_") && !ok {
+				t.Errorf("compose service %s sets %s, which is no chatd config key", name, k)
+			}
+		}
+	}
+
+	files, err := filepath.Glob("../ecs/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no ECS task definitions: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var td struct {
+			ContainerDefinitions []struct {
+				Environment []struct{ Name string } `json:"environment"`
+				Secrets     []struct{ Name string } `json:"secrets"`
+			} `json:"containerDefinitions"`
+		}
+		if err := json.Unmarshal(data, &td); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, c := range td.ContainerDefinitions {
+			for _, e := range append(c.Environment, c.Secrets...) {
+				if _, ok := keys[e.Name]; strings.HasPrefix(e.Name, "CHATD_") && !ok {
+					t.Errorf("%s sets %s, which is no chatd config key", f, e.Name)
+				}
+			}
+		}
+	}
+}
