@@ -17,12 +17,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/chatd/chatd/app"
-	"github.com/chatd/chatd/auth"
+	"github.com/chatd/chatd/auth/token"
 )
 
 // configEnv returns every environment variable chatd reads for a config
-// key, mapped to the key: CHATD_ + the mapstructure key path upper-cased
-// with "." → "_", walked from app.DefaultConfig as app.LoadConfig does.
+// key, mapped to the key: app.EnvVar of every mapstructure key path,
+// walked from app.DefaultConfig as app.LoadConfig does.
 func configEnv() map[string]string {
 	out := map[string]string{"CHATD_CONFIG": "(config file)"}
 	var walk func(prefix string, t reflect.Type)
@@ -41,7 +41,7 @@ func configEnv() map[string]string {
 				walk(key, f.Type)
 				continue
 			}
-			out["CHATD_"+strings.ToUpper(strings.ReplaceAll(key, ".", "_"))] = key
+			out[app.EnvVar(key)] = key
 		}
 	}
 	walk("", reflect.TypeOf(app.DefaultConfig()))
@@ -187,10 +187,10 @@ func loadConfig(t *testing.T, r *rendered, ctr corev1.Container) app.Config {
 	if len(ctr.Args) == 0 || ctr.Args[0] != "serve" {
 		t.Fatalf("container args %v do not run serve", ctr.Args)
 	}
+	// The serve command's own flags (main.go adds --config, which the chart
+	// does not pass).
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	for flag := range app.FlagKeys {
-		fs.String(flag, "", "")
-	}
+	app.AddFlags(fs)
 	if err := fs.Parse(ctr.Args[1:]); err != nil {
 		t.Fatalf("args %v: %v", ctr.Args, err)
 	}
@@ -251,7 +251,7 @@ func checkSigningKey(t *testing.T, r *rendered, spec corev1.PodSpec, ctr corev1.
 	if err := os.WriteFile(path, s.Data["signing.key"], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := auth.LoadOrCreateKey(path); err != nil {
+	if _, err := token.LoadOrCreateKey(path); err != nil {
 		t.Errorf("the chart's generated signing key does not load in chatd: %v", err)
 	}
 }
