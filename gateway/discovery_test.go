@@ -334,3 +334,29 @@ func TestDNSDiscoveryConfig(t *testing.T) {
 		}
 	}
 }
+
+// A gateway that starts before any chat pod is ready (the name does not
+// resolve yet) is unready, and becomes ready once the answer has one.
+func TestDNSDiscoveryStartsEmpty(t *testing.T) {
+	_, port := sharedPortUpstreams(t, "127.0.0.1")
+	authUp := newTestUpstream(t, "auth-1")
+	dns := newTestDNS(t, "chat-headless.chatd.test.")
+	dns.failing.Store(true)
+
+	cfg := testConfig([]string{authUp.URL()}, nil)
+	cfg.ChatDNS = "chat-headless.chatd.test.:" + port
+	cfg.DNSInterval = 20 * time.Millisecond
+	tg := newDNSGateway(t, cfg, dns.resolver())
+	if err := tg.g.Ready(context.Background()); err == nil {
+		t.Fatal("ready without any chat upstream")
+	}
+	if res := tg.do(t, http.MethodGet, "/api/conversations", tg.bearer(t), "", nil); res.StatusCode < 500 {
+		t.Errorf("request with no chat upstream: %d, want a 5xx", res.StatusCode)
+	}
+	dns.set("127.0.0.1")
+	dns.failing.Store(false)
+	eventually(t, "the gateway to become ready", func() bool { return tg.g.Ready(context.Background()) == nil })
+	if seen := nodesReached(t, tg, 2); !seen["127.0.0.1"] {
+		t.Errorf("requests reached %v", seen)
+	}
+}
