@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/chatd/chatd/httpapi"
 )
 
 // Config is the chat role's configuration (the `chat` section of config.yaml).
@@ -47,6 +49,20 @@ type Config struct {
 	// entries without a refresh (pubsub.presence_ttl; app sets it, it is
 	// not a chat key). The node refreshes them every PresenceTTL/3.
 	PresenceTTL time.Duration `mapstructure:"-"`
+
+	// SendRate and SendBurst limit each user's sends (every kind, REST and
+	// WebSocket) on this node: a token bucket of SendBurst refilled at
+	// SendRate per second. A refused send is 429 rate_limited and stores
+	// nothing.
+	SendRate  float64 `mapstructure:"send_rate"`
+	SendBurst int     `mapstructure:"send_burst"`
+	// MaxSocketsPerUser and MaxSocketsPerAddr cap this node's WebSockets
+	// per user and per client address; a further upgrade gets 429.
+	MaxSocketsPerUser int `mapstructure:"max_sockets_per_user"`
+	MaxSocketsPerAddr int `mapstructure:"max_sockets_per_addr"`
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client
+	// address. Not a config key: app sets it from http.trusted_proxies.
+	TrustedProxies []string `mapstructure:"-"`
 }
 
 // DefaultConfig returns the defaults of api.md.
@@ -65,6 +81,11 @@ func DefaultConfig() Config {
 
 		RevocationRecheck: 30 * time.Second,
 		PresenceTTL:       15 * time.Second,
+
+		SendRate:          20,
+		SendBurst:         100,
+		MaxSocketsPerUser: 20,
+		MaxSocketsPerAddr: 200,
 	}
 }
 
@@ -108,6 +129,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("chat: history_max must be positive (got %d)", c.HistoryMax)
 	case c.HistoryLimit <= 0 || c.HistoryLimit > c.HistoryMax:
 		return fmt.Errorf("chat: history_limit must be between 1 and history_max (got %d)", c.HistoryLimit)
+	case c.SendRate <= 0:
+		return fmt.Errorf("chat: send_rate must be positive (got %g)", c.SendRate)
+	case c.SendBurst < 1:
+		return fmt.Errorf("chat: send_burst must be at least 1 (got %d)", c.SendBurst)
+	case c.MaxSocketsPerUser < 1:
+		return fmt.Errorf("chat: max_sockets_per_user must be at least 1 (got %d)", c.MaxSocketsPerUser)
+	case c.MaxSocketsPerAddr < 1:
+		return fmt.Errorf("chat: max_sockets_per_addr must be at least 1 (got %d)", c.MaxSocketsPerAddr)
+	}
+	if _, err := httpapi.ParseProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("chat: http.trusted_proxies: %w", err)
 	}
 	for _, o := range c.PublicOrigins {
 		u, err := url.Parse(o)

@@ -33,6 +33,9 @@ type sendResult struct {
 
 // validateSend checks a send against api.md's rules.
 func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Error {
+	if herr := s.allowSend(req.from); herr != nil {
+		return herr
+	}
 	switch {
 	case !req.hasClientMsgID || req.clientMsgID == "":
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "client_msg_id is required")

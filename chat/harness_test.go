@@ -78,6 +78,10 @@ func (e *testEnv) startNode(nodeID string, mod func(*Config)) (*Service, *httpte
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.OfflineGrace = 300 * time.Millisecond
+	// Tests that flood on purpose send far beyond a person's rate; the
+	// limit tests set the limits they check.
+	cfg.SendRate, cfg.SendBurst = 1e6, 1e6
+	cfg.MaxSocketsPerUser, cfg.MaxSocketsPerAddr = 10_000, 10_000
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -10,6 +10,7 @@ type metrics struct {
 	delivered   prometheus.Counter
 	sendLatency prometheus.Histogram
 	storeLat    *prometheus.HistogramVec // observed by timedStore
+	refused     *prometheus.CounterVec   // requests refused by a limit, by limit
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,9 +34,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Latency of store operations, by operation.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"op"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatd_limit_refused_total", Help: "Requests refused by a limit against abuse, by limit.",
+		}, []string{"limit"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.stored, m.delivered, m.sendLatency, m.storeLat} {
+		for _, c := range []prometheus.Collector{m.connections, m.stored, m.delivered, m.sendLatency, m.storeLat, m.refused} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -57,7 +58,12 @@ type Service struct {
 
 	hub      *hub
 	sessions *sessionCache
-	users    *userCache
+
+	sendLimit *httpapi.Limiter // per user, every kind of send
+	sockets   *socketCounts    // WebSockets per user and per address
+	trusted   []netip.Prefix   // http.trusted_proxies
+	logLimit  *httpapi.Limiter // security log lines per limit
+	users     *userCache
 
 	// WebSocket sends are answered by a few completion goroutines
 	// (pipeline.go), running from Start to the end of Shutdown.
@@ -116,6 +122,10 @@ func New(cfg Config, d Deps) (*Service, error) {
 		epoch: time.Now(), ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
 	}
 	s.hub = newHub(s)
+	s.sendLimit = httpapi.NewLimiter(cfg.SendRate, cfg.SendBurst, maxLimiterKeys)
+	s.sockets = newSocketCounts(cfg.MaxSocketsPerUser, cfg.MaxSocketsPerAddr)
+	s.logLimit = httpapi.NewLimiter(2, 10, 64)
+	s.trusted, _ = httpapi.ParseProxies(cfg.TrustedProxies) // Validate checked it
 	return s, nil
 }
 

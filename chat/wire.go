@@ -3,6 +3,7 @@ package chat
 import (
 	"encoding/binary"
 	"encoding/json"
+	"time"
 
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/pubsub"
@@ -114,6 +115,8 @@ type errorFrame struct {
 	Type  string    `json:"type"`
 	Ref   *string   `json:"ref"`
 	Error errorBody `json:"error"`
+	// RetryAfterMS is the wait of a rate_limited or unavailable error.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
 
 // Broker envelope: every payload chat publishes on a user topic is
@@ -191,7 +194,11 @@ func messageFrames(m store.Message, except uint64, ack bool) (env, ackFrame []by
 // *httpapi.Error that httpapi.FromError or httpapi.Fail gave or a handler
 // made: the one error map serves both transports.
 func errorFrameBytes(ref *string, e *httpapi.Error) []byte {
-	b, err := json.Marshal(errorFrame{Type: "error", Ref: ref, Error: errorBody{Code: e.Code, Message: e.Message}})
+	f := errorFrame{Type: "error", Ref: ref, Error: errorBody{Code: e.Code, Message: e.Message}}
+	if e.RetryAfter > 0 {
+		f.RetryAfterMS = (e.RetryAfter + time.Millisecond - 1).Milliseconds()
+	}
+	b, err := json.Marshal(f)
 	if err != nil { // cannot happen for strings
 		return []byte(`{"type":"error","ref":null,"error":{"code":"internal","message":"internal error"}}`)
 	}

@@ -238,6 +238,18 @@ func (s *Service) upgrade(w http.ResponseWriter, r *http.Request) bool {
 		httpapi.WriteError(w, httpapi.ErrForbidden)
 		return false
 	}
+	addr := s.clientKey(r)
+	if by := s.sockets.acquire(me.UserID, addr); by != "" {
+		s.refusedBy("sockets_per_"+by, "user", me.UserID, "addr", addr)
+		httpapi.WriteError(w, errTooManySockets(by))
+		return false
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.sockets.release(me.UserID, addr)
+		}
+	}()
 	user, herr := s.lookupUser(r.Context(), me.UserID)
 	if herr == errNoSuchUser {
 		herr = httpapi.ErrUnauthenticated // a valid token of a user who does not exist
@@ -287,8 +299,10 @@ func (s *Service) upgrade(w http.ResponseWriter, r *http.Request) bool {
 		c.requestClose(4001, "session revoked")
 	}
 	go c.writer()
+	ok = true // the socket's count is released when its handler ends
 	go func() {
 		defer s.conns.Done()
+		defer s.sockets.release(me.UserID, addr)
 		c.readLoop()
 		s.hub.unregister(c)
 		<-c.writerDone
