@@ -38,12 +38,13 @@ type messageJSON struct {
 	Text           string `json:"text"`
 	ClientMsgID    string `json:"client_msg_id"`
 	CreatedAt      string `json:"created_at"`
+	Deleted        bool   `json:"deleted,omitempty"` // its sender's account was deleted; text is ""
 }
 
 func toMessageJSON(m store.Message) messageJSON {
 	return messageJSON{
 		ID: m.ID, ConversationID: m.ConversationID, Seq: m.Seq, From: m.From, To: m.To,
-		Text: m.Text, ClientMsgID: m.ClientMsgID, CreatedAt: httpapi.FormatTime(m.CreatedAt),
+		Text: m.Text, ClientMsgID: m.ClientMsgID, CreatedAt: httpapi.FormatTime(m.CreatedAt), Deleted: m.Deleted,
 	}
 }
 

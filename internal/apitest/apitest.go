@@ -187,6 +187,7 @@ type Message struct {
 	Text           string `json:"text"`
 	ClientMsgID    string `json:"client_msg_id"`
 	CreatedAt      string `json:"created_at"`
+	Deleted        bool   `json:"deleted"`
 }
 
 // History pages `after=` from seq 0 until has_more is false (the catch-up rule).
