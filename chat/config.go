@@ -63,6 +63,13 @@ type Config struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For names the client
 	// address. Not a config key: app sets it from http.trusted_proxies.
 	TrustedProxies []string `mapstructure:"-"`
+	// StoreBreakerFailures consecutive failed appends open the store
+	// breaker: sends are refused at once with 503 until the store answers
+	// again (breaker.go).
+	StoreBreakerFailures int `mapstructure:"store_breaker_failures"`
+	// StoreStallTimeout: appends in flight that made no progress for this
+	// long open the breaker too (a frozen store that neither answers nor fails).
+	StoreStallTimeout time.Duration `mapstructure:"store_stall_timeout"`
 }
 
 // DefaultConfig returns the defaults of api.md.
@@ -82,10 +89,12 @@ func DefaultConfig() Config {
 		RevocationRecheck: 30 * time.Second,
 		PresenceTTL:       15 * time.Second,
 
-		SendRate:          20,
-		SendBurst:         100,
-		MaxSocketsPerUser: 20,
-		MaxSocketsPerAddr: 200,
+		SendRate:             20,
+		SendBurst:            100,
+		MaxSocketsPerUser:    20,
+		MaxSocketsPerAddr:    200,
+		StoreBreakerFailures: 5,
+		StoreStallTimeout:    2 * time.Second,
 	}
 }
 
@@ -137,6 +146,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("chat: max_sockets_per_user must be at least 1 (got %d)", c.MaxSocketsPerUser)
 	case c.MaxSocketsPerAddr < 1:
 		return fmt.Errorf("chat: max_sockets_per_addr must be at least 1 (got %d)", c.MaxSocketsPerAddr)
+	case c.StoreBreakerFailures < 1:
+		return fmt.Errorf("chat: store_breaker_failures must be at least 1 (got %d)", c.StoreBreakerFailures)
+	case c.StoreStallTimeout < 100*time.Millisecond:
+		return fmt.Errorf("chat: store_stall_timeout must be at least 100ms (got %s)", c.StoreStallTimeout)
 	}
 	if _, err := httpapi.ParseProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("chat: http.trusted_proxies: %w", err)

@@ -55,6 +55,12 @@ type syncOnlyStore struct{ store.Store }
 
 func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, mod, nil)
+}
+
+// newTestEnvWith is newTestEnv with setup run on the env before its node starts.
+func newTestEnvWith(t testing.TB, mod func(*Config), setup func(*testEnv)) *testEnv {
+	t.Helper()
 	// CHATD_BENCH_SYNC=NORMAL measures without an fsync per commit.
 	st, err := sqlitestore.Open(filepath.Join(t.TempDir(), "chat.db"), sqlitestore.Options{Synchronous: os.Getenv("CHATD_BENCH_SYNC")})
 	if err != nil {
@@ -68,6 +74,9 @@ func newTestEnv(t testing.TB, mod func(*Config)) *testEnv {
 		t.Fatalf("generate key: %v", err)
 	}
 	e := &testEnv{t: t, st: st, br: br, key: key, signer: token.NewSigner(key, "chatd", "chatd", time.Hour)}
+	if setup != nil {
+		setup(e)
+	}
 	e.svc, e.srv = e.startNode("node-1", mod)
 	return e
 }

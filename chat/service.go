@@ -116,7 +116,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		cfg: cfg, store: newTimedStore(d.Store, m.storeLat), broker: d.Broker, presence: d.Presence, verifier: d.Verifier,
+		cfg: cfg, store: newTimedStore(withBreaker(d.Store, newBreaker(cfg, d.Store.Ping, log, ctx.Done())), m.storeLat), broker: d.Broker, presence: d.Presence, verifier: d.Verifier,
 		node: d.NodeID, log: log, m: m,
 		sessions: newSessionCache(), users: newUserCache(), completions: newCompletionQueues(),
 		epoch: time.Now(), ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
