@@ -23,6 +23,10 @@ type Config struct {
 	// SendQueue bounds each connection's outbound queue; a connection whose
 	// queue is full is closed with 1013.
 	SendQueue int `mapstructure:"send_queue"`
+	// WriteTimeout bounds a write to a connection's socket: a peer that
+	// accepts no bytes for that long is closed with 1013, as is one whose
+	// queue fills.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
 	// SendWindow is how many `send` frames of one connection may be in
 	// flight (read, not yet answered) at once when the store can append
 	// without waiting (store.AsyncAppender); a connection with that many
@@ -80,6 +84,7 @@ func DefaultConfig() Config {
 		FrameLimit:     16 << 10,
 		Heartbeat:      25 * time.Second,
 		SendQueue:      256,
+		WriteTimeout:   5 * time.Second,
 		SendWindow:     32,
 		OfflineGrace:   2 * time.Second,
 		TypingInterval: 2 * time.Second,
@@ -124,6 +129,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("chat: heartbeat must be at least 1s (got %s)", c.Heartbeat)
 	case c.SendQueue <= 0:
 		return fmt.Errorf("chat: send_queue must be positive (got %d)", c.SendQueue)
+	case c.WriteTimeout < 100*time.Millisecond:
+		return fmt.Errorf("chat: write_timeout must be at least 100ms (got %s)", c.WriteTimeout)
 	case c.SendWindow < 1 || c.SendWindow > maxSendWindow:
 		return fmt.Errorf("chat: send_window must be between 1 and %d (got %d)", maxSendWindow, c.SendWindow)
 	case c.OfflineGrace < 0 || c.OfflineGrace > maxOfflineGrace:

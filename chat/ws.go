@@ -16,10 +16,6 @@ import (
 	"github.com/coder/websocket"
 )
 
-// writeTimeout bounds one batch of writes: a peer that accepts no bytes for
-// that long is cut off without a close handshake.
-const writeTimeout = 10 * time.Second
-
 // outItem is one queued frame; start (mono ns, 0 = none) times an ack.
 type outItem struct {
 	frame []byte
@@ -41,6 +37,10 @@ type conn struct {
 	lastSeen atomic.Int64 // mono ns of the last frame, ping or pong received
 	lastPing int64        // mono ns; guarded by registry.mu
 	pinging  atomic.Bool
+
+	// dropping: closing with a code that drops the queued frames; the
+	// writer stops between two frames of a batch when it is set.
+	dropping atomic.Bool
 
 	mu      sync.Mutex
 	queue   []outItem
@@ -64,6 +64,7 @@ func (c *conn) enqueue(frame []byte, start int64) bool {
 	}
 	if len(c.queue) >= c.s.cfg.SendQueue {
 		c.closing, c.code, c.reason = true, websocket.StatusTryAgainLater, "too slow"
+		c.dropping.Store(true)
 		c.mu.Unlock()
 		c.wake()
 		return false
@@ -91,6 +92,7 @@ func (c *conn) requestClose(code websocket.StatusCode, reason string) {
 		return
 	}
 	c.closing, c.code, c.reason = true, code, reason
+	c.dropping.Store(code != websocket.StatusGoingAway)
 	c.mu.Unlock()
 	c.wake()
 }
@@ -116,13 +118,12 @@ func (c *conn) ping(timeout time.Duration) {
 	}
 }
 
-// writer drains the queue until the connection closes.
+// writer drains the queue until the connection closes. A write stuck for
+// chat.write_timeout ends with 1013 (stallConn); so does a full queue, and
+// the writer then stops at the next frame boundary and writes the close.
 func (c *conn) writer() {
 	defer close(c.writerDone)
 	ws := c.ws
-	watchdog := time.AfterFunc(time.Hour, func() { _ = ws.CloseNow() })
-	watchdog.Stop()
-	defer watchdog.Stop()
 	var spare []outItem
 	for range c.notify {
 		c.mu.Lock()
@@ -134,26 +135,29 @@ func (c *conn) writer() {
 		if closing && code != websocket.StatusGoingAway {
 			batch = batch[:0] // dropping: a slow or revoked connection gets nothing more
 		}
-		if len(batch) > 0 {
-			watchdog.Reset(writeTimeout)
-			for i := range batch {
-				if err := ws.Write(context.Background(), websocket.MessageText, batch[i].frame); err != nil {
-					watchdog.Stop()
-					c.requestClose(websocket.StatusInternalError, "write failed")
-					_ = ws.CloseNow()
-					return
-				}
-				if batch[i].start != 0 {
-					c.s.m.sendLatency.Observe(float64(c.s.mono(time.Now())-batch[i].start) / 1e9)
-				}
+		for i := range batch {
+			if c.dropping.Load() {
+				break // closing meanwhile (too slow, revoked): the close goes next
 			}
-			watchdog.Stop()
+			if err := ws.Write(context.Background(), websocket.MessageText, batch[i].frame); err != nil {
+				c.requestClose(websocket.StatusInternalError, "write failed")
+				_ = ws.CloseNow()
+				return
+			}
+			if batch[i].start != 0 {
+				c.s.m.sendLatency.Observe(float64(c.s.mono(time.Now())-batch[i].start) / 1e9)
+			}
 		}
 		clear(batch)
 		if cap(batch) <= 64 {
 			spare = batch[:0]
 		} else {
 			spare = nil // let a burst's buffer go
+		}
+		if !closing && c.dropping.Load() {
+			c.mu.Lock()
+			closing, code, reason = c.closing, c.code, c.reason
+			c.mu.Unlock()
 		}
 		if closing {
 			_ = ws.Close(code, reason)
@@ -271,7 +275,7 @@ func (s *Service) upgrade(w http.ResponseWriter, r *http.Request) bool {
 		s: s, id: rand.Uint64() | 1, userID: me.UserID, sessionID: me.SessionID, expires: me.ExpiresAt,
 		notify: make(chan struct{}, 1), writerDone: make(chan struct{}),
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(hijackWriter{ResponseWriter: w, c: c, timeout: s.cfg.WriteTimeout}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // Origin checked above
 		OnPingReceived:     func(context.Context, []byte) bool { c.touch(); return true },
 		OnPongReceived:     func(context.Context, []byte) { c.touch() },
