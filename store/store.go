@@ -160,6 +160,7 @@ type Store interface {
 	Sessions
 	Conversations
 	Messages
+	Privacy
 
 	// Ping reports whether the backend answers (used by /readyz).
 	Ping(ctx context.Context) error

@@ -128,7 +128,8 @@ type Store struct {
 	// concern majority when writes are majority (see "Read concern" above).
 	shown *mongo.Collection
 
-	seqs seqCache
+	seqs     seqCache
+	contacts contactCache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -186,6 +187,10 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 		return nil, fmt.Errorf("mongostore: open: ping: %w", err)
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("mongostore: open: %w", err)
+	}
+	if err := s.ensurePrivacyIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("mongostore: open: %w", err)
 	}

@@ -92,6 +92,16 @@ ALTER TABLE sessions ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
 ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
 `,
+	// 4: blocks (store.Privacy); contacts come from conversations.sent_a/sent_b.
+	`
+CREATE TABLE blocks (
+	user_id    TEXT NOT NULL,
+	blocked_id TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (user_id, blocked_id)
+) WITHOUT ROWID;
+CREATE INDEX blocks_blocked ON blocks (blocked_id);
+`,
 }
 
 // migrate brings the database to the latest schema version, one transaction

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", sessionsTests},
 		{"Messages", messagesTests},
 		{"Conversations", conversationsTests},
+		{"Privacy", privacyTests},
 		{"Context", contextTests},
 	} {
 		t.Run(g.name, func(t *testing.T) {

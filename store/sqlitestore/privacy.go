@@ -1,0 +1,106 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chatd/chatd/store"
+)
+
+// Contacts are read from the conversations' per-member sent counts; blocks
+// are rare writes through the writer with ad hoc statements.
+
+// ContactIDs returns the peers of userID's conversations in which both
+// members sent a message.
+func (s *Store) ContactIDs(ctx context.Context, userID string) ([]string, error) {
+	ids, err := s.queryIDs(ctx, `SELECT m.peer_id FROM conversation_members m JOIN conversations c ON c.k = m.conv
+		WHERE m.user_id = ? AND c.sent_a > 0 AND c.sent_b > 0 ORDER BY m.peer_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: contact ids: %w", err)
+	}
+	return ids, nil
+}
+
+// Block records that userID blocks otherID.
+func (s *Store) Block(ctx context.Context, userID, otherID string, at time.Time) error {
+	if userID == "" || otherID == "" || userID == otherID {
+		return fmt.Errorf("sqlitestore: block: %w", store.ErrInvalid)
+	}
+	err := s.write(ctx, func(b *batch) error {
+		_, err := b.execSQL(`INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)
+			ON CONFLICT (user_id, blocked_id) DO NOTHING`, userID, otherID, at.UnixMilli())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: block: %w", err)
+	}
+	return nil
+}
+
+// Unblock removes userID's block of otherID.
+func (s *Store) Unblock(ctx context.Context, userID, otherID string) error {
+	err := s.write(ctx, func(b *batch) error {
+		_, err := b.execSQL(`DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?`, userID, otherID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: unblock: %w", err)
+	}
+	return nil
+}
+
+// BlockedIDs returns whom userID blocks, most recent first.
+func (s *Store) BlockedIDs(ctx context.Context, userID string) ([]string, error) {
+	ids, err := s.queryIDs(ctx, `SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY created_at DESC, blocked_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: blocked ids: %w", err)
+	}
+	return ids, nil
+}
+
+// BlockedEither returns the ids in a block with userID either way.
+func (s *Store) BlockedEither(ctx context.Context, userID string) ([]string, error) {
+	ids, err := s.queryIDs(ctx, `SELECT blocked_id FROM blocks WHERE user_id = ?1
+		UNION SELECT user_id FROM blocks WHERE blocked_id = ?1 ORDER BY 1`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: blocked either: %w", err)
+	}
+	return ids, nil
+}
+
+// IsBlocked reports whether userID blocks otherID.
+func (s *Store) IsBlocked(ctx context.Context, userID, otherID string) (bool, error) {
+	var one int
+	err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM blocks WHERE user_id = ? AND blocked_id = ?`, userID, otherID).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sqlitestore: is blocked: %w", wrapCtx(ctx, err))
+	}
+	return true, nil
+}
+
+// queryIDs runs a read returning one text column.
+func (s *Store) queryIDs(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, wrapCtx(ctx, err)
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrapCtx(ctx, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrapCtx(ctx, err)
+	}
+	return ids, nil
+}
