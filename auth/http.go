@@ -71,6 +71,9 @@ func (s *Service) checkOrigin(r *http.Request) *httpapi.Error {
 func (s *Service) me(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	c, _, err := s.verifier.FromRequest(r)
 	if err != nil {
+		if !errors.Is(err, token.ErrNoToken) {
+			s.security(r, "invalid_token")
+		}
 		return httpapi.ErrUnauthenticated
 	}
 	ctx := r.Context()
