@@ -248,7 +248,8 @@ func (a *App) initAuth(context.Context) (service, error) {
 		return nil, err
 	}
 	svc.Routes(a.mux)
-	return nil, nil
+	// The auth role prunes ended sessions (the pruner is its running part).
+	return auth.NewSessionPruner(a.store, a.cfg.Auth, a.logger(RoleAuth)), nil
 }
 
 func (a *App) initChat(context.Context) (service, error) {
