@@ -210,9 +210,15 @@ func (a *App) services() []startedService {
 	return slices.Clone(a.started)
 }
 
+// readyTimeout bounds /readyz's checks together: a backend slower than
+// that is not ready, and the answer (503) comes within the bound, well
+// inside the gateway's health timeout (gateway.health_timeout, 1 s), which
+// then sees a replica that answers (usable in panic mode), not a dead one.
+const readyTimeout = 500 * time.Millisecond
+
 // serveReady answers 200 when every started service that can tell is ready.
 func (a *App) serveReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	for _, s := range a.services() {
 		c, ok := s.svc.(readier)

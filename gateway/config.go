@@ -30,6 +30,12 @@ type Config struct {
 	HealthInterval time.Duration `mapstructure:"health_interval"`
 	// HealthTimeout bounds one active check.
 	HealthTimeout time.Duration `mapstructure:"health_timeout"`
+	// TunnelDropAfter is how long an upstream may give no answer at all
+	// (to /readyz nor /healthz) before the gateway closes its WebSocket
+	// tunnels with 1001 (going away: reconnect elsewhere), so their clients reconnect to a
+	// replica that answers. An upstream that answers but is not ready keeps
+	// them.
+	TunnelDropAfter time.Duration `mapstructure:"tunnel_drop_after"`
 	// EjectAfter is the number of consecutive proxy failures (connection
 	// errors, 502 answers) after which an upstream is taken out of rotation
 	// until its next successful active check.
@@ -48,17 +54,18 @@ type Config struct {
 
 // DefaultConfig returns the defaults: no upstreams (they must be
 // configured), DNS lookups of gateway.chat_dns every 5 s, checks every 2 s
-// with a 1 s timeout, ejection after 3
+// with a 1 s timeout, tunnels of an upstream silent for 10 s closed, ejection after 3
 // consecutive failures, 1 login attempt per second with a burst of 10, and
 // no trusted proxies.
 func DefaultConfig() Config {
 	return Config{
-		DNSInterval:    5 * time.Second,
-		HealthInterval: 2 * time.Second,
-		HealthTimeout:  time.Second,
-		EjectAfter:     3,
-		LoginRateLimit: 20,
-		LoginBurst:     100,
+		DNSInterval:     5 * time.Second,
+		HealthInterval:  2 * time.Second,
+		HealthTimeout:   time.Second,
+		TunnelDropAfter: 10 * time.Second,
+		EjectAfter:      3,
+		LoginRateLimit:  20,
+		LoginBurst:      100,
 	}
 }
 
@@ -95,6 +102,9 @@ func (c Config) Validate() error {
 	}
 	if c.HealthTimeout <= 0 {
 		return errors.New("gateway.health_timeout: must be > 0 (for example 1s)")
+	}
+	if c.TunnelDropAfter <= 0 {
+		return errors.New("gateway.tunnel_drop_after: must be > 0 (for example 10s)")
 	}
 	if c.EjectAfter < 1 {
 		return errors.New("gateway.eject_after: must be >= 1")

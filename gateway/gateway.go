@@ -241,12 +241,14 @@ func (g *Gateway) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports an error unless at least one auth and one chat upstream
-// are healthy.
+// Ready reports an error unless the gateway can route to at least one auth
+// and one chat upstream, healthy or in panic mode (answering, though not
+// ready): an outer load balancer that took the gateway out whenever every
+// replica reported unready would undo panic mode.
 func (g *Gateway) Ready(ctx context.Context) error {
 	for _, p := range g.pools {
-		if p.availableCount() == 0 {
-			return fmt.Errorf("gateway: no healthy %s upstream", p.kind)
+		if p.usableCount() == 0 {
+			return fmt.Errorf("gateway: no %s upstream answers", p.kind)
 		}
 	}
 	return nil

@@ -44,7 +44,13 @@ type testUpstream struct {
 	name   string
 	srv    *httptest.Server
 	ready  atomic.Bool
-	broken atomic.Bool  // drop every non-/readyz connection without an answer
+	broken atomic.Bool // drop every non-/readyz connection without an answer
+	// slowReady makes /readyz hang until the checker gives up (a replica
+	// waiting on a slow backend); /healthz still answers.
+	slowReady atomic.Bool
+	// frozen makes /readyz and /healthz hang (a SIGSTOPped replica); open
+	// WebSockets stay open and silent.
+	frozen atomic.Bool
 	hits   atomic.Int64 // requests other than /readyz
 	wsOpen atomic.Int64
 	closes chan websocket.StatusCode // close codes the upstream's sockets ended with
@@ -62,6 +68,15 @@ func newTestUpstream(t testing.TB, name string) *testUpstream {
 func (u *testUpstream) URL() string { return u.srv.URL }
 
 func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	if (r.URL.Path == "/readyz" || r.URL.Path == "/healthz") && u.frozen.Load() ||
+		r.URL.Path == "/readyz" && u.slowReady.Load() {
+		<-r.Context().Done()
+		return
+	}
+	if r.URL.Path == "/healthz" {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	if r.URL.Path == "/readyz" {
 		if u.ready.Load() {
 			w.WriteHeader(http.StatusOK)

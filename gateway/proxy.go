@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"github.com/chatd/chatd/httpapi"
 )
@@ -20,6 +21,8 @@ type attempt struct {
 	up     *upstream
 	status int   // the upstream's status, 0 if no response arrived
 	err    error // the proxy error, if any
+	// tunnel is the upstream end of a WebSocket, once upgraded.
+	tunnel atomic.Pointer[tunnelConn]
 }
 
 type attemptKey struct{}
@@ -76,13 +79,29 @@ func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
 			g.metrics.retries.WithLabelValues(p.kind).Inc()
 		}
 		a := &attempt{up: u}
-		req := r.WithContext(context.WithValue(ctx, attemptKey{}, a))
+		actx := context.WithValue(ctx, attemptKey{}, a)
+		stopDrop := func() bool { return false }
+		if upgrade {
+			// An upstream that stops answering loses its tunnels (1001), so
+			// that their clients reconnect to one that answers.
+			var cancelAttempt context.CancelFunc
+			actx, cancelAttempt = context.WithCancel(actx)
+			stopDrop = context.AfterFunc(u.drop.signal(), func() {
+				if t := a.tunnel.Load(); t != nil {
+					t.closeWith(statusGoingAway, "upstream not answering")
+				}
+				cancelAttempt()
+			})
+			defer cancelAttempt()
+		}
+		req := r.WithContext(actx)
 		if body != nil {
 			req.Body = io.NopCloser(bytes.NewReader(body))
 			req.ContentLength = int64(len(body))
 			req.TransferEncoding = nil
 		}
 		g.serveUpstream(w, req, u)
+		stopDrop()
 
 		if a.err == nil {
 			if a.status == http.StatusBadGateway {

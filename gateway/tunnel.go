@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"encoding/binary"
 	"io"
+	"net"
 	"net/http"
+	"sync"
+	"time"
 )
 
 // tunnelBufSize is the copy buffer per direction of a proxied WebSocket.
@@ -12,16 +16,24 @@ import (
 // memory per idle WebSocket by more than half at no cost worth measuring.
 const tunnelBufSize = 4 << 10
 
+// closeWriteTimeout bounds the write of a close frame to a client.
+const closeWriteTimeout = time.Second
+
 // upgradeTransport wraps the body of a 101 Switching Protocols response
 // (the upstream end of a WebSocket) so that the reverse proxy's io.Copy in
-// either direction uses tunnelConn's small buffers.
+// either direction uses tunnelConn's small buffers, and so that forward can
+// close the tunnel with a close frame (attempt.tunnel).
 type upgradeTransport struct{ *http.Transport }
 
 func (t upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := t.Transport.RoundTrip(req)
 	if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
 		if rwc, ok := res.Body.(io.ReadWriteCloser); ok {
-			res.Body = &tunnelConn{rwc: rwc}
+			tc := &tunnelConn{rwc: rwc}
+			res.Body = tc
+			if a := attemptOf(req.Context()); a != nil {
+				a.tunnel.Store(tc)
+			}
 		}
 	}
 	return res, err
@@ -30,8 +42,19 @@ func (t upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // tunnelConn is the upstream end of a tunnel. io.Copy(client, tunnelConn)
 // picks WriteTo and io.Copy(tunnelConn, client) picks ReadFrom (a
 // *net.TCPConn client hands over to it too), both with tunnelBufSize
-// buffers.
-type tunnelConn struct{ rwc io.ReadWriteCloser }
+// buffers. WriteTo follows the frame boundaries of what it copies to the
+// client, so that closeWith can end the client's stream with a close frame
+// of its own without cutting a frame.
+type tunnelConn struct {
+	rwc io.ReadWriteCloser
+
+	cmu    sync.Mutex
+	client io.Writer // set when WriteTo starts
+
+	mu     sync.Mutex // held while writing to the client
+	fr     frameTracker
+	closed bool // closeWith ran: WriteTo writes nothing more
+}
 
 func (t *tunnelConn) Read(p []byte) (int, error)  { return t.rwc.Read(p) }
 func (t *tunnelConn) Write(p []byte) (int, error) { return t.rwc.Write(p) }
@@ -39,12 +62,119 @@ func (t *tunnelConn) Close() error                { return t.rwc.Close() }
 
 // WriteTo copies from the upstream to w.
 func (t *tunnelConn) WriteTo(w io.Writer) (int64, error) {
-	// The anonymous structs hide ReadFrom/WriteTo, which would make
-	// io.CopyBuffer ignore the buffer.
-	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{t.rwc}, make([]byte, tunnelBufSize))
+	t.cmu.Lock()
+	t.client = w
+	t.cmu.Unlock()
+	buf := make([]byte, tunnelBufSize)
+	var total int64
+	for {
+		n, rerr := t.rwc.Read(buf)
+		if n > 0 {
+			t.mu.Lock()
+			if t.closed {
+				t.mu.Unlock()
+				return total, net.ErrClosed
+			}
+			m, werr := w.Write(buf[:n])
+			t.fr.feed(buf[:m])
+			t.mu.Unlock()
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+			if m < n {
+				return total, io.ErrShortWrite
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
 }
 
 // ReadFrom copies from r to the upstream.
 func (t *tunnelConn) ReadFrom(r io.Reader) (int64, error) {
 	return io.CopyBuffer(struct{ io.Writer }{t.rwc}, struct{ io.Reader }{r}, make([]byte, tunnelBufSize))
+}
+
+// closeWith sends the client a close frame with code and reason (when the
+// stream to it is between frames and the client takes it within
+// closeWriteTimeout) and closes the upstream end, which ends the tunnel.
+func (t *tunnelConn) closeWith(code uint16, reason string) {
+	t.cmu.Lock()
+	w := t.client
+	t.cmu.Unlock()
+	if d, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		_ = d.SetWriteDeadline(time.Now().Add(closeWriteTimeout)) // also unblocks a stuck copy
+	}
+	t.mu.Lock()
+	if !t.closed && w != nil && t.fr.boundary() {
+		_, _ = w.Write(closeFrame(code, reason))
+	}
+	t.closed = true
+	t.mu.Unlock()
+	_ = t.rwc.Close()
+}
+
+// closeFrame is an unmasked (server to client) close frame; reason must be
+// at most 123 bytes.
+func closeFrame(code uint16, reason string) []byte {
+	f := make([]byte, 4, 4+len(reason))
+	f[0] = 0x88 // FIN, opcode close
+	f[1] = byte(2 + len(reason))
+	binary.BigEndian.PutUint16(f[2:], code)
+	return append(f, reason...)
+}
+
+// frameTracker follows WebSocket frame boundaries in a byte stream (RFC
+// 6455 §5.2): the header's length fields say where each frame ends.
+type frameTracker struct {
+	hdr     [14]byte
+	hn      int    // header bytes of the current frame seen so far
+	payload uint64 // payload bytes of the current frame still to come
+}
+
+// boundary reports whether the stream so far ends between two frames.
+func (f *frameTracker) boundary() bool { return f.hn == 0 && f.payload == 0 }
+
+func (f *frameTracker) feed(p []byte) {
+	for len(p) > 0 {
+		if f.payload > 0 {
+			k := min(uint64(len(p)), f.payload)
+			f.payload -= k
+			p = p[k:]
+			continue
+		}
+		f.hdr[f.hn] = p[0]
+		f.hn++
+		p = p[1:]
+		if f.hn < 2 {
+			continue
+		}
+		need, l7 := 2, f.hdr[1]&0x7f
+		switch l7 {
+		case 126:
+			need += 2
+		case 127:
+			need += 8
+		}
+		if f.hdr[1]&0x80 != 0 {
+			need += 4 // masking key
+		}
+		if f.hn < need {
+			continue
+		}
+		switch l7 {
+		case 126:
+			f.payload = uint64(binary.BigEndian.Uint16(f.hdr[2:4]))
+		case 127:
+			f.payload = binary.BigEndian.Uint64(f.hdr[2:10])
+		default:
+			f.payload = uint64(l7)
+		}
+		f.hn = 0
+	}
 }

@@ -18,21 +18,24 @@ const (
 
 // upstream is one replica behind the gateway.
 type upstream struct {
-	kind   string
-	url    *url.URL
-	name   string // url without credentials, for logs and labels
-	readyz string // url + /readyz
+	kind    string
+	url     *url.URL
+	name    string // url without credentials, for logs and labels
+	readyz  string // url + /readyz
+	healthz string // url + /healthz
 
 	// healthy is the last active check's verdict; true until the first check
 	// so that a gateway that was never started still routes.
 	healthy atomic.Bool
-	// answering is whether the last active check got any HTTP answer: a
-	// replica whose backends are degraded (503 from /readyz) still answers.
+	// answering is whether the last active check got any HTTP answer, from
+	// /readyz or else /healthz: a replica whose backends are degraded (503
+	// from /readyz) or slow (a /readyz that times out) still answers.
 	answering atomic.Bool
 	// ejected is set by passive ejection and cleared by a good active check.
 	ejected atomic.Bool
 	fails   atomic.Int32 // consecutive proxy failures
 	active  atomic.Int64 // in-flight requests and open WebSockets
+	drop    tunnelDrop   // closes the tunnels of an upstream that stopped answering
 }
 
 func newUpstream(kind, raw string) (*upstream, error) {
@@ -40,7 +43,8 @@ func newUpstream(kind, raw string) (*upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	up := &upstream{kind: kind, url: u, name: u.Redacted(), readyz: u.JoinPath("readyz").String()}
+	up := &upstream{kind: kind, url: u, name: u.Redacted(), readyz: u.JoinPath("readyz").String(),
+		healthz: u.JoinPath("healthz").String()}
 	up.healthy.Store(true)
 	up.answering.Store(true)
 	return up, nil
@@ -70,8 +74,12 @@ func (p *pool) pick(exclude *upstream) *upstream {
 	if u := p.pickWhere(exclude, (*upstream).available); u != nil {
 		return u
 	}
-	return p.pickWhere(exclude, func(u *upstream) bool { return u.answering.Load() && !u.ejected.Load() })
+	return p.pickWhere(exclude, (*upstream).usable)
 }
+
+// usable reports whether u may take requests in panic mode: it answers
+// HTTP, however its readiness.
+func (u *upstream) usable() bool { return u.answering.Load() && !u.ejected.Load() }
 
 func (p *pool) pickWhere(exclude *upstream, ok func(*upstream) bool) *upstream {
 	ups := p.list()
@@ -107,6 +115,17 @@ func (p *pool) list() []*upstream {
 
 // set replaces the pool's upstreams.
 func (p *pool) set(ups []*upstream) { p.ups.Store(&ups) }
+
+// usableCount is the number of upstreams pick may return, in panic mode too.
+func (p *pool) usableCount() int {
+	n := 0
+	for _, u := range p.list() {
+		if u.available() || u.usable() {
+			n++
+		}
+	}
+	return n
+}
 
 func (p *pool) availableCount() int {
 	n := 0
@@ -162,29 +181,28 @@ func (g *Gateway) checkAll(ctx context.Context) {
 	wg.Wait()
 }
 
-// check runs one active check of u: GET /readyz, healthy on 200.
+// check runs one active check of u: GET /readyz, healthy on 200. When
+// /readyz gives no answer in time (a replica waiting on a slow backend),
+// GET /healthz tells whether u still answers at all, for panic mode: a
+// slow readiness answer is not a dead replica.
 func (g *Gateway) check(parent context.Context, u *upstream) {
-	ctx, cancel := context.WithTimeout(parent, g.cfg.HealthTimeout)
-	defer cancel()
-	ok, reason := false, ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.readyz, nil)
-	if err == nil {
-		var res *http.Response
-		res, err = g.healthClient.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
-			_ = res.Body.Close()
-			ok = res.StatusCode == http.StatusOK
-			reason = res.Status
-		}
-	}
+	status, err := g.probe(parent, u.readyz)
+	ok, reason := status == http.StatusOK, ""
 	if err != nil {
 		if parent.Err() != nil {
 			return // the gateway is stopping; this says nothing about u
 		}
 		reason = err.Error()
+		if _, herr := g.probe(parent, u.healthz); herr == nil {
+			err = nil // not ready in time, but alive
+		} else if parent.Err() != nil {
+			return
+		}
+	} else {
+		reason = http.StatusText(status)
 	}
 	u.answering.Store(err == nil)
+	g.noteAnswering(u, err == nil)
 	if ok {
 		u.fails.Store(0)
 		wasEjected := u.ejected.Swap(false)
@@ -196,4 +214,21 @@ func (g *Gateway) check(parent context.Context, u *upstream) {
 	if u.healthy.Swap(false) {
 		g.log.Warn("upstream unhealthy", "kind", u.kind, "upstream", u.name, "reason", reason)
 	}
+}
+
+// probe GETs url within HealthTimeout and returns the status.
+func (g *Gateway) probe(parent context.Context, url string) (int, error) {
+	ctx, cancel := context.WithTimeout(parent, g.cfg.HealthTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := g.healthClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
+	_ = res.Body.Close()
+	return res.StatusCode, nil
 }
