@@ -63,6 +63,7 @@ type userResponse struct {
 // (login CSRF). A request without Origin (a non-browser client) passes.
 func (s *Service) checkOrigin(r *http.Request) *httpapi.Error {
 	if o := r.Header.Get("Origin"); o != "" && !httpapi.OriginAllowed(r, o, s.cfg.PublicOrigins) {
+		s.security(r, "foreign_origin", "origin", o)
 		return errForeignOrigin
 	}
 	return nil

@@ -93,6 +93,7 @@ func minTime(a, b time.Time) time.Time {
 // reuse and revokes the session.
 func (s *Service) refresh(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	if !httpapi.SameOrigin(r, s.cfg.PublicOrigins) {
+		s.security(r, "foreign_origin", "origin", r.Header.Get("Origin"))
 		return errForeignOrigin
 	}
 	fail := func(reason string) *httpapi.Error {
@@ -338,7 +339,7 @@ func refreshMACKey(k *token.SigningKey) []byte {
 
 func (s *Service) refreshMAC(body string) string {
 	m := hmac.New(sha256.New, s.macKey)
-	m.Write([]byte(body))
+	_, _ = m.Write([]byte(body)) // a hash.Hash never fails to write
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
