@@ -104,15 +104,23 @@ func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool,
 // outcome was unknown), so nothing was published then. Clients key
 // messages by seq, so a second copy is harmless (api.md 1.1, resync).
 func (s *Service) fanOut(ctx context.Context, res sendResult) {
-	s.publish(ctx, pubsub.UserTopic(res.msg.To), res.env)
-	s.publish(ctx, pubsub.UserTopic(res.msg.From), res.env)
+	s.publishTo(ctx, res.msg.To, res.env)
+	s.publishTo(ctx, res.msg.From, res.env)
 }
 
-// publish hands an envelope to the broker; the broker is best effort, so a
-// failure is logged and the store stays the record.
-func (s *Service) publish(ctx context.Context, topic string, env []byte) {
-	if err := s.broker.Publish(ctx, topic, env); err != nil && ctx.Err() == nil {
-		s.log.Warn("publish failed", "topic_kind", "user", "err", err)
+// publishTo hands an envelope to the broker for userID's topic. The broker
+// is best effort and the store stays the record: when the publish fails,
+// userID's connections on this node get a resync (api.md 1.1), and the
+// failure is logged (at most every publishFailureLogEvery).
+func (s *Service) publishTo(ctx context.Context, userID string, env []byte) {
+	err := s.broker.Publish(ctx, pubsub.UserTopic(userID), env)
+	if err == nil {
+		return
+	}
+	s.hub.conns.resyncUser(userID)
+	if now := time.Now().UnixNano(); ctx.Err() == nil && now-s.lastPublishWarn.Load() >= int64(publishFailureLogEvery) {
+		s.lastPublishWarn.Store(now)
+		s.log.Warn("publish failed; the user's local connections get resync", "topic_kind", "user", "err", err)
 	}
 }
 
@@ -151,8 +159,8 @@ func (s *Service) markPointer(ctx context.Context, userID, peerID string, seq in
 			UserID: userID, Kind: kind, Seq: ptr,
 		})
 		if err == nil {
-			s.publish(ctx, pubsub.UserTopic(userID), env)
-			s.publish(ctx, pubsub.UserTopic(peerID), env)
+			s.publishTo(ctx, userID, env)
+			s.publishTo(ctx, peerID, env)
 		}
 	}
 	return nil
@@ -179,7 +187,7 @@ func (s *Service) publishPresence(ctx context.Context, userID string, st pubsub.
 		return
 	}
 	for _, p := range peers {
-		s.publish(ctx, pubsub.UserTopic(p), env)
+		s.publishTo(ctx, p, env)
 	}
 }
 

@@ -48,6 +48,8 @@ type testEnv struct {
 	// wrapPresence, when set, wraps the presence registry startNode hands
 	// the service.
 	wrapPresence func(pubsub.Presence) pubsub.Presence
+	// wrapBroker, when set, wraps the broker startNode hands the service.
+	wrapBroker func(pubsub.Broker) pubsub.Broker
 }
 
 // syncOnlyStore is a store.Store without store.AsyncAppender.
@@ -109,12 +111,16 @@ func (e *testEnv) startNode(nodeID string, mod func(*Config)) (*Service, *httpte
 	if e.wrapPresence != nil {
 		pres = e.wrapPresence(pres)
 	}
+	var br pubsub.Broker = e.br
+	if e.wrapBroker != nil {
+		br = e.wrapBroker(br)
+	}
 	keys := e.key.KeySet()
 	if e.keySet != nil {
 		keys = e.keySet
 	}
 	svc, err := New(cfg, Deps{
-		Store: st, Broker: e.br, Presence: pres,
+		Store: st, Broker: br, Presence: pres,
 		Verifier: token.NewVerifier(keys, "chatd", "chatd"),
 		NodeID:   nodeID,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", nodeID),

@@ -8,6 +8,7 @@ type metrics struct {
 	connections prometheus.Gauge
 	stored      prometheus.Counter
 	delivered   prometheus.Counter
+	resyncs     prometheus.Counter
 	sendLatency prometheus.Histogram
 	storeLat    *prometheus.HistogramVec // observed by timedStore
 	refused     *prometheus.CounterVec   // requests refused by a limit, by limit
@@ -24,6 +25,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatd_messages_delivered_total", Help: "Message frames handed to local WebSocket connections.",
 		}),
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatd_resyncs_total", Help: "resync frames queued on local WebSocket connections (broker link restored, failed publish).",
+		}),
 		sendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "chatd_send_latency_seconds",
 			Help:    "Time from a send frame or request received to its ack written or response sent.",
@@ -39,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"limit"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.stored, m.delivered, m.sendLatency, m.storeLat, m.refused} {
+		for _, c := range []prometheus.Collector{m.connections, m.stored, m.delivered, m.resyncs, m.sendLatency, m.storeLat, m.refused} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/auth/token"
@@ -71,6 +72,8 @@ type Service struct {
 	completers  sync.WaitGroup
 
 	epoch time.Time // origin of mono
+
+	lastPublishWarn atomic.Int64 // unix ns of the last "publish failed" WARN
 
 	// ctx lives from New to the end of Shutdown; background work derives from it.
 	ctx    context.Context
@@ -162,6 +165,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.revSub = sub
 	s.mu.Unlock()
 	s.presence.OnExpired(s.UserWentOffline)
+	s.broker.OnReconnect(s.onBrokerReconnect)
 	go s.loop()
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/httpapi"
-	"github.com/chatd/chatd/pubsub"
 	"github.com/coder/websocket"
 )
 
@@ -372,5 +371,5 @@ func (s *Service) wsTyping(ctx context.Context, c *conn, f clientFrame, ref *str
 	if err != nil {
 		return
 	}
-	s.publish(ctx, pubsub.UserTopic(f.To), env)
+	s.publishTo(ctx, f.To, env)
 }

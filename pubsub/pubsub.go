@@ -49,6 +49,13 @@ type Broker interface {
 	Subscribe(ctx context.Context, topic string, h Handler) (Subscription, error)
 	// Ping reports whether the broker's backend answers (used by /readyz).
 	Ping(ctx context.Context) error
+	// OnReconnect registers fn to be called after this node's link to the
+	// backend was lost and is back, once every subscription is active
+	// again: payloads published meanwhile may have been lost, so the
+	// caller tells its clients to catch up (api.md 1.1, resync). fn runs
+	// on a backend goroutine and must not block for long. A broker without
+	// a link to lose (mempubsub) never calls it.
+	OnReconnect(fn func())
 	// Close ends every subscription and releases the backend.
 	Close() error
 }

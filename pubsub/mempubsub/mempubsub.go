@@ -126,6 +126,10 @@ func (b *Broker) Ping(context.Context) error {
 	return nil
 }
 
+// OnReconnect implements pubsub.Broker; an in-process broker has no link
+// to lose, so fn is never called.
+func (b *Broker) OnReconnect(func()) {}
+
 // Close ends every subscription: no handler is called after it returns.
 // It is idempotent. Presence data stays readable.
 func (b *Broker) Close() error {

@@ -589,3 +589,49 @@ func testPresenceStaleRefresh(t *testing.T, node func() (pubsub.Broker, pubsub.P
 	}
 	connect(t, p, "gail", "node-a", true) // back: announced online again
 }
+
+// RunLinkLoss is the contract of a broker whose link to its backend can be
+// lost (mempubsub has none): cut makes the backend go away and come back
+// (a restart). Each node's OnReconnect listener is called, and once it was,
+// each node's subscriptions are active again: a payload published after
+// the call reaches every subscriber (api.md 1.1's resync relies on it).
+// Nothing published while the link was down is promised.
+func RunLinkLoss(t *testing.T, node func() (pubsub.Broker, pubsub.Presence), cut func()) {
+	a, _ := node()
+	b, _ := node()
+	var reconnected [2]atomic.Bool
+	a.OnReconnect(func() { reconnected[0].Store(true) })
+	b.OnReconnect(func() { reconnected[1].Store(true) })
+	ra, rb := newRecorder(), newRecorder()
+	subscribe(t, a, "link", ra.handle)
+	subscribe(t, b, "link", rb.handle)
+	publish(t, a, "link", "before")
+	ra.wait(t, 1)
+	rb.wait(t, 1)
+	if reconnected[0].Load() || reconnected[1].Load() {
+		t.Fatal("OnReconnect called while the link was up")
+	}
+	cut()
+	deadline := time.Now().Add(waitFor * 3)
+	for !reconnected[0].Load() || !reconnected[1].Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("OnReconnect not called on both nodes within %s of the backend's return", waitFor*3)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Both listeners ran: a publish now reaches both subscriptions.
+	ctx := ctxT(t)
+	for {
+		if err := a.Publish(ctx, "link", []byte("after")); err == nil {
+			break
+		} else if ctx.Err() != nil {
+			t.Fatalf("Publish after the link came back: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // the publishing pool may still redial
+	}
+	for _, r := range []*recorder{ra, rb} {
+		if got := r.wait(t, 2); string(got[len(got)-1]) != "after" {
+			t.Fatalf("payloads %q, want the last to be \"after\"", got)
+		}
+	}
+}

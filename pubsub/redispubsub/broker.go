@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,9 @@ type Broker struct {
 
 	expiredMu sync.RWMutex
 	onExpired []func(userID string, lastSeen time.Time)
+
+	reconnMu    sync.Mutex
+	onReconnect []func()
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -312,6 +316,8 @@ func (b *Broker) receiveLoop() {
 		if failures > 0 {
 			b.log.Info("redispubsub: pubsub connection restored")
 			failures = 0
+			b.wg.Add(1)
+			go b.announceReconnect()
 		}
 		b.recvDown.Store(false)
 		b.lastRecv.Store(time.Now().UnixNano())
@@ -348,6 +354,33 @@ func (b *Broker) dispatch(channel, payload string) {
 	p := []byte(payload) // one copy shared read-only by every handler
 	for _, s := range subs {
 		s.Deliver(p)
+	}
+}
+
+// OnReconnect implements pubsub.Broker: fn runs after the Pub/Sub
+// connection was lost and replaced, once a PING sent after the
+// resubscription was answered (every channel is subscribed again).
+func (b *Broker) OnReconnect(fn func()) {
+	b.reconnMu.Lock()
+	b.onReconnect = append(b.onReconnect, fn)
+	b.reconnMu.Unlock()
+}
+
+// announceReconnect waits until the resubscribed connection answers, then
+// calls the OnReconnect listeners. Should the link break again first, the
+// next restoration announces it.
+func (b *Broker) announceReconnect() {
+	defer b.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.waitActive(ctx); err != nil {
+		return
+	}
+	b.reconnMu.Lock()
+	fns := slices.Clone(b.onReconnect)
+	b.reconnMu.Unlock()
+	for _, fn := range fns {
+		fn()
 	}
 }
 

@@ -44,3 +44,16 @@ func TestContract(t *testing.T) {
 		}
 	})
 }
+
+// TestContractLinkLoss: redis-server restarted under two nodes.
+func TestContractLinkLoss(t *testing.T) {
+	r := testserver.StartRedis(t)
+	var nodes atomic.Int64
+	pubsubtest.RunLinkLoss(t, func() (pubsub.Broker, pubsub.Presence) {
+		b := newBroker(t, redispubsub.Options{URL: r.URL(), ChannelPrefix: "link:", NodeID: fmt.Sprintf("node%d", nodes.Add(1))})
+		return b, b
+	}, func() {
+		r.Stop()
+		r.Start()
+	})
+}
