@@ -32,8 +32,11 @@ type Broker struct {
 	topics map[string][]*subscription // slices are copy-on-write, never modified in place
 	closed bool
 
-	pmu   sync.Mutex
-	users map[string]*presenceEntry
+	opt Options
+
+	pmu       sync.Mutex
+	users     map[string]*presenceEntry
+	lastPrune time.Time // guarded by pmu
 }
 
 type presenceEntry struct {
@@ -41,11 +44,35 @@ type presenceEntry struct {
 	lastSeen time.Time
 }
 
-// New returns an empty Broker.
-func New() *Broker {
+// Options configure a Broker; the zero value is the default.
+type Options struct {
+	// LastSeenRetention is how long an offline user's last-seen time is
+	// kept; after it the user is forgotten (Lookup: offline, zero
+	// LastSeen), so the map holds only users seen within it, not every
+	// user ever seen. Default 30 days.
+	LastSeenRetention time.Duration
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// DefaultLastSeenRetention is Options.LastSeenRetention's default.
+const DefaultLastSeenRetention = 30 * 24 * time.Hour
+
+// New returns an empty Broker with the default options.
+func New() *Broker { return NewWithOptions(Options{}) }
+
+// NewWithOptions returns an empty Broker.
+func NewWithOptions(opt Options) *Broker {
+	if opt.LastSeenRetention <= 0 {
+		opt.LastSeenRetention = DefaultLastSeenRetention
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
 	return &Broker{
 		topics: make(map[string][]*subscription),
 		users:  make(map[string]*presenceEntry),
+		opt:    opt,
 	}
 }
 
@@ -154,6 +181,7 @@ func (b *Broker) Close() error {
 func (b *Broker) Connect(_ context.Context, userID, nodeID string) (bool, error) {
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
+	b.pruneLocked()
 	e := b.users[userID]
 	if e == nil {
 		e = &presenceEntry{}
@@ -173,6 +201,7 @@ func (b *Broker) Connect(_ context.Context, userID, nodeID string) (bool, error)
 func (b *Broker) Disconnect(_ context.Context, userID, nodeID string, at time.Time) (bool, error) {
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
+	b.pruneLocked()
 	e := b.users[userID]
 	if e == nil {
 		return false, nil
@@ -225,3 +254,27 @@ func (b *Broker) Refresh(_ context.Context, nodeID string, userIDs []string) ([]
 // OnExpired implements pubsub.Presence; entries of one process never
 // expire, so fn is never called.
 func (b *Broker) OnExpired(func(userID string, lastSeen time.Time)) {}
+
+// PresenceEntries is the number of users the presence map holds (tests,
+// metrics).
+func (b *Broker) PresenceEntries() int {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	return len(b.users)
+}
+
+// pruneLocked forgets, at most every tenth of the retention, the offline
+// users whose last-seen time is older than the retention. Called with pmu
+// held by Connect and Disconnect, the calls that add entries.
+func (b *Broker) pruneLocked() {
+	now := b.opt.Now()
+	if now.Sub(b.lastPrune) < b.opt.LastSeenRetention/10 {
+		return
+	}
+	b.lastPrune = now
+	for id, e := range b.users {
+		if len(e.nodes) == 0 && now.Sub(e.lastSeen) > b.opt.LastSeenRetention {
+			delete(b.users, id)
+		}
+	}
+}
