@@ -309,6 +309,10 @@ class App {
       case 'presence':
         if (f.user_id && f.presence) this.store.setPresence(f.user_id, f.presence);
         break;
+      case 'resync':
+        // Live delivery had a gap (api.md 1.1): catch up on this connection.
+        this.catchUp();
+        break;
       case 'error':
         this.onErrorFrame(f);
         break;
@@ -381,8 +385,13 @@ class App {
     }
   }
 
-  /** markReceived acknowledges delivery of the peer's messages up to seq. */
+  /**
+   * markReceived acknowledges delivery of the peer's messages up to seq,
+   * never beyond the gap-free pointer (api.md's catch-up rule): a message
+   * held after a gap does not make the sender see earlier ones delivered.
+   */
   markReceived(c, seq) {
+    seq = Math.min(seq, Store.gapFree(c));
     if (seq <= c.sentReceived || seq <= (c.ackReceived || 0)) return;
     c.ackReceived = seq;
     this.queueAck(c.peer.id);
@@ -434,7 +443,8 @@ class App {
     if (!this.canRead(peer)) return;
     const c = this.store.conv(peer);
     if (!c || !c.loaded) return;
-    const seq = Store.maxSeq(c);
+    // Read only up to the gap-free pointer, like received.
+    const seq = Math.min(Store.maxSeq(c), Store.gapFree(c));
     if (seq <= c.read_seq) {
       if (c.unread) {
         c.unread = 0;
@@ -553,7 +563,12 @@ class App {
       const msgs = (r && r.messages) || [];
       this.ingest(msgs, false);
       // An after= page is complete: everything up to its last message is held.
-      if (msgs.length) this.store.markSynced(c, msgs[msgs.length - 1].seq);
+      if (msgs.length) {
+        this.store.markSynced(c, msgs[msgs.length - 1].seq);
+        // The pointer moved over this page: acknowledge what it now covers.
+        const incoming = msgs.filter((m) => m.from === peer);
+        if (incoming.length) this.markReceived(c, incoming[incoming.length - 1].seq);
+      }
       if (!r || !r.has_more || !msgs.length) return;
     }
   }

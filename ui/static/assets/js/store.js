@@ -66,6 +66,7 @@ export class Store extends EventTarget {
         typingUntil: 0,
         sentReceived: 0,
         synced: 0, // every message with seq <= synced is held (see advanceSynced)
+        listed: 0, // gap-free pointer of a conversation not loaded (see gapFree)
         placeholder: true, // not (yet) in the server's list
       };
       this.convs.set(user.id, c);
@@ -83,6 +84,19 @@ export class Store extends EventTarget {
   /** maxSeq is the highest seq held for a conversation (0 for none). */
   static maxSeq(c) {
     return c.msgs.length ? c.msgs[c.msgs.length - 1].seq : 0;
+  }
+
+  /**
+   * gapFree is the conversation's gap-free pointer: the highest seq up to
+   * which the client has every message, the limit of what it reports
+   * `received` and `read` (api.md's catch-up rule). A loaded conversation
+   * has synced; one never opened holds no history, so its pointer is the
+   * last_seq of the latest conversation list (the catch-up of a closed
+   * conversation, whose newest page is read when it opens) moved over live
+   * messages that follow it without a gap.
+   */
+  static gapFree(c) {
+    return c.loaded ? c.synced : c.listed;
   }
 
   /**
@@ -124,6 +138,7 @@ export class Store extends EventTarget {
         c.id = s.id;
         this.convPeer.set(s.id, s.peer.id);
       }
+      if ((s.last_seq || 0) > c.listed) c.listed = s.last_seq || 0;
       if ((s.last_seq || 0) >= c.last_seq) {
         c.last_seq = s.last_seq || 0;
         if (s.last_message) c.last_message = s.last_message;
@@ -182,6 +197,9 @@ export class Store extends EventTarget {
     }
     if (!added.length) return added;
     Store.advanceSynced(c);
+    if (!c.loaded) {
+      for (const m of added) if (m.seq === c.listed + 1) c.listed = m.seq;
+    }
     const last = c.msgs[c.msgs.length - 1];
     if (last.seq >= c.last_seq) {
       c.last_seq = last.seq;
