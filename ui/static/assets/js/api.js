@@ -2,6 +2,8 @@
 // error shape, and the session rule: a 401 refreshes the session once and
 // retries; if that fails too the app goes back to the login screen.
 
+import { tooMany } from './util.js';
+
 /** ApiError is a failed request: HTTP status (0 when the network failed), api.md code, message. */
 export class ApiError extends Error {
   constructor(status, code, message, retryAfter = 0) {
@@ -65,8 +67,11 @@ async function toError(res) {
   } catch {
     // Not the JSON error shape (a proxy page, say): keep the generic text.
   }
-  const ra = parseInt(res.headers.get('Retry-After') || '', 10);
-  return new ApiError(res.status, code, message, Number.isFinite(ra) ? ra : 0);
+  let ra = parseInt(res.headers.get('Retry-After') || '', 10);
+  if (!Number.isFinite(ra)) ra = 0;
+  // Every 429 says in words how long to wait (the server's text says seconds).
+  if (res.status === 429) message = tooMany(ra);
+  return new ApiError(res.status, code, message, ra);
 }
 
 let refreshing = null;

@@ -9,10 +9,10 @@ import { ApiError, api, onUnauthenticated, refreshSession } from './api.js';
 import { Socket } from './ws.js';
 import { Store } from './store.js';
 import { AuthView } from './views/auth.js';
-import { ChatView } from './views/chat.js';
+import { ChatView, clearDrafts } from './views/chat.js';
 import { Sidebar } from './views/sidebar.js';
 import { toastError, toastInfo } from './views/toast.js';
-import { byId, displayName, limits, setLimits, uuid } from './util.js';
+import { byId, displayName, limits, setLimits, tooMany, uuid } from './util.js';
 
 const SEND_TIMEOUT = 10000; // ms without an ack before a send shows as failed
 const TYPING_SHOW = 3000; // ms a typing event is shown
@@ -38,8 +38,9 @@ const SEND_ERRORS = {
   too_large: 'Too large to send.',
 };
 
-function sendError(code, message) {
-  if (code === 'text_too_long') return `Too long: a message has at most ${limits.maxTextBytes} bytes.`;
+function sendError(code, message, retryAfterSec) {
+  if (code === 'text_too_long') return `Too long: a message has at most ${limits.maxTextBytes} bytes (UTF-8).`;
+  if (code === 'rate_limited' && retryAfterSec) return tooMany(retryAfterSec);
   return SEND_ERRORS[code] || message || 'Not sent.';
 }
 
@@ -92,7 +93,10 @@ class App {
         }
       },
     });
-    this.socket.addEventListener('state', (e) => this.setBanner(e.detail.state));
+    this.socket.addEventListener('state', (e) => {
+      this.setBanner(e.detail.state);
+      this.setPresenceKnown(e.detail.state === 'online' || e.detail.state === 'idle');
+    });
     this.socket.addEventListener('hello', (e) => this.onHello(e.detail));
     this.socket.addEventListener('frame', (e) => this.onFrame(e.detail));
     this.socket.addEventListener('down', () => this.onDown());
@@ -129,6 +133,7 @@ class App {
     // deliver to a page nobody sees. A page restored from that cache
     // connects again, and the hello runs the catch-up.
     window.addEventListener('pagehide', () => {
+      this.chat.saveDraft();
       if (this.store.me) this.socket.stop();
     });
     window.addEventListener('pageshow', (e) => {
@@ -230,6 +235,7 @@ class App {
   }
 
   async logout() {
+    const me = this.store.me;
     const btn = byId('logout');
     btn.disabled = true;
     try {
@@ -242,10 +248,24 @@ class App {
     } finally {
       btn.disabled = false;
     }
+    if (me) clearDrafts(me.id);
     this.leave('', true);
   }
 
   // ---- connection ----
+
+  /**
+   * setPresenceKnown marks presence as unknown while the socket is down:
+   * no presence event can arrive, so "online" would be a guess. The views
+   * show a neutral state until the next hello.
+   */
+  setPresenceKnown(known) {
+    if (this.store.presenceKnown === known) return;
+    this.store.presenceKnown = known;
+    if (!this.store.me) return;
+    this.sidebar.refreshAll();
+    this.chat.renderHeader();
+  }
 
   setBanner(state) {
     const b = byId('conn-banner');
@@ -326,7 +346,7 @@ class App {
     const p = f.ref ? this.store.pending.get(f.ref) : undefined;
     if (p) {
       const transient = err.code === 'rate_limited' || err.code === 'unavailable' || err.code === 'internal';
-      this.failPending(p, sendError(err.code, err.message), transient);
+      this.failPending(p, sendError(err.code, err.message, (f.retry_after_ms || err.retry_after_ms || 0) / 1000), transient);
       return;
     }
     toastError(err.message || 'The server refused a request.');
@@ -614,7 +634,7 @@ class App {
       })
       .catch((e) => {
         if (s !== this.session || p.attempt !== attempt) return;
-        this.failPending(p, e.status === 0 ? 'Not sent: cannot reach the server. It is sent again once reconnected.' : sendError(e.code, e.message), e.transient);
+        this.failPending(p, e.status === 0 ? 'Not sent: cannot reach the server. It is sent again once reconnected.' : sendError(e.code, e.message, e.retryAfter), e.transient);
       });
   }
 

@@ -61,7 +61,9 @@ export function uuid() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+// The browser's locale decides 12 or 24 hours (no hour12 forced): "20:44" in
+// most of Europe, "8:44 PM" in the US.
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
 const weekdayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long' });
 const shortWeekdayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short' });
 const dateFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'long', year: 'numeric' });
@@ -139,10 +141,49 @@ export function displayName(u) {
   return (u.display_name && u.display_name.trim()) || u.username || '…';
 }
 
+const graphemeSegmenter = typeof Intl.Segmenter === 'function' ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
+
+/** graphemes splits s into user-perceived characters (an emoji with its modifiers is one). */
+export function graphemes(s) {
+  if (graphemeSegmenter) return [...graphemeSegmenter.segment(s)].map((g) => g.segment);
+  return [...s]; // code points: at least never half a surrogate pair
+}
+
+/** charCount is the number of user-perceived characters of s. */
+export function charCount(s) {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(s)) return s.length;
+  return graphemes(s).length;
+}
+
+/**
+ * initials are the first characters of the first two words of name, by
+ * grapheme, never half of one. Words starting with a letter are preferred,
+ * so "داود 🚀 Dave" gives "دD"; a name of only emoji gives its first.
+ */
 export function initials(name) {
   const parts = String(name || '?').trim().split(/[\s._-]+/).filter(Boolean);
-  const s = parts.length > 1 ? parts[0][0] + parts[1][0] : (parts[0] || '?').slice(0, 2);
+  const words = parts.filter((w) => /^\p{L}/u.test(w));
+  const use = words.length ? words : parts;
+  let s;
+  if (use.length > 1) s = graphemes(use[0])[0] + graphemes(use[1])[0];
+  else s = graphemes(use[0] || '?').slice(0, use === words ? 2 : 1).join('');
   return s.toUpperCase();
+}
+
+/** fmtWait says a Retry-After (seconds) in words: minutes, never seconds. */
+export function fmtWait(seconds) {
+  const s = Math.ceil(Number(seconds) || 0);
+  if (s <= 0) return 'later';
+  if (s < 60) return 'in less than a minute';
+  const m = Math.ceil(s / 60);
+  if (m < 120) return m === 1 ? 'in 1 minute' : `in ${m} minutes`;
+  return `in ${Math.ceil(m / 60)} hours`;
+}
+
+/** tooMany is the words for a 429: "Too many attempts. Try again in 3 minutes." */
+export function tooMany(retryAfter) {
+  return `Too many attempts. Try again ${fmtWait(retryAfter)}.`;
 }
 
 /** hue derives a stable avatar hue from an id. */

@@ -9,7 +9,10 @@
 //   unauthenticated  the session could not be renewed (log in again)
 
 const BASE_DELAY = 500;
-const MAX_DELAY = 30000;
+const MAX_DELAY = 30000; // a hidden tab backs off up to this
+// A visible tab retries at least this often, so that it is back within a
+// couple of seconds of the server (jitter spreads the tabs: 1.25–2.5 s).
+const VISIBLE_MAX_DELAY = 2500;
 
 export class Socket extends EventTarget {
   /**
@@ -60,10 +63,14 @@ export class Socket extends EventTarget {
     this.setState('idle');
   }
 
-  /** connectNow skips the backoff wait (the banner's "Retry now"). */
+  /**
+   * connectNow skips the backoff wait (the banner's "Retry now", the tab
+   * becoming visible, the network coming back) and starts the backoff over.
+   */
   connectNow() {
     if (this.stopped || this.ws) return;
     clearTimeout(this.timer);
+    this.attempt = 0;
     this.connect();
   }
 
@@ -158,7 +165,8 @@ export class Socket extends EventTarget {
         return;
       }
     }
-    let delay = Math.min(MAX_DELAY, BASE_DELAY * 2 ** this.attempt);
+    const cap = document.visibilityState === 'visible' ? VISIBLE_MAX_DELAY : MAX_DELAY;
+    let delay = Math.min(cap, BASE_DELAY * 2 ** this.attempt);
     if (code === 1013) delay = Math.max(delay, 5000); // overloaded: back off more
     if (code === 1001 && this.attempt === 0) delay = 250; // node shutting down: go elsewhere now
     this.attempt++;

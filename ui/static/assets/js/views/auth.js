@@ -1,6 +1,6 @@
 // The login / sign-up screen.
 
-import { byId } from '../util.js';
+import { byId, tooMany } from '../util.js';
 
 const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
 
@@ -112,7 +112,7 @@ export class AuthView {
       this.setBusy(false);
       let text = MESSAGES[e.code] || e.message || 'Something went wrong.';
       if (e.code === 'rate_limited' || e.status === 429) {
-        text = `Too many attempts. Try again${e.retryAfter ? ` in ${e.retryAfter} s` : ' later'}.`;
+        text = tooMany(e.retryAfter);
       }
       const field = e.code === 'username_taken' || e.code === 'invalid_username' ? this.username
         : e.code === 'weak_password' ? this.password : e.code === 'display_name_taken' ? this.displayName : null;

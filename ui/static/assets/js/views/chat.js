@@ -8,7 +8,7 @@
 // is off). New messages are inserted as single rows, never by re-rendering
 // the list, and the log sticks to the bottom only if it was at the bottom.
 
-import { byId, dayKey, displayName, el, fillAvatar, fmtDay, fmtFull, fmtPresence, fmtTime, limits, lowerBound, utf8Length } from '../util.js';
+import { byId, charCount, dayKey, displayName, el, fillAvatar, fmtDay, fmtFull, fmtPresence, fmtTime, limits, lowerBound, utf8Length } from '../util.js';
 import { statusOf } from '../store.js';
 
 const INITIAL = 60; // rows rendered when a conversation opens
@@ -17,6 +17,44 @@ const MAX_DOM = 250; // rows kept in the DOM
 const EDGE = 600; // px from an edge that triggers an extension
 const BOTTOM_SLACK = 48; // px from the bottom that still counts as "at the bottom"
 const COUNTER_MARGIN = 512; // bytes below the limit at which the byte counter shows
+
+const DRAFT_KEY = 'chatd.draft'; // localStorage: `${DRAFT_KEY}.${me}.${peer}` → text
+const DRAFT_SAVE_DELAY = 300; // ms of quiet typing before a draft is written
+
+/** draftKey is the localStorage key of the draft for peer of the signed-in user me. */
+function draftKey(me, peer) {
+  return `${DRAFT_KEY}.${me}.${peer}`;
+}
+
+function storageGet(key) {
+  try {
+    return localStorage.getItem(key) || '';
+  } catch {
+    return ''; // storage disabled (private mode, policy): drafts live in memory only
+  }
+}
+
+function storageSet(key, value) {
+  try {
+    if (value) localStorage.setItem(key, value);
+    else localStorage.removeItem(key);
+  } catch {
+    // Full or disabled: the in-memory draft still holds.
+  }
+}
+
+/** clearDrafts removes the stored drafts of user me (on log out: a shared computer keeps no text). */
+export function clearDrafts(me) {
+  try {
+    const prefix = `${DRAFT_KEY}.${me}.`;
+    for (let i = localStorage.length - 1; i >= 0; i--) {
+      const k = localStorage.key(i);
+      if (k && k.startsWith(prefix)) localStorage.removeItem(k);
+    }
+  } catch {
+    // Storage disabled: nothing stored.
+  }
+}
 
 const TICK_LABEL = { pending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' };
 
@@ -69,6 +107,7 @@ export class ChatView {
     this.jumpCount = byId('jump-count');
     this.name = byId('peer-name');
     this.presence = byId('peer-presence');
+    this.username = byId('peer-username');
     this.avatar = byId('peer-avatar');
     this.form = byId('composer-form');
     this.input = byId('composer');
@@ -84,6 +123,9 @@ export class ChatView {
     this.stuck = true; // the log is scrolled to the bottom
     this.unseen = 0;
     this.drafts = new Map();
+    this.draftTimer = 0;
+    this.readAtOpen = -1; // the conversation's read pointer when it opened (-1: none)
+    this.dividerSeq = 0; // the first unread message at opening: the "new messages" divider goes above it
     this.typingTimer = 0;
     this.scrollQueued = false;
     this.extending = false;
@@ -136,6 +178,7 @@ export class ChatView {
     });
     this.input.addEventListener('input', () => {
       this.onInput();
+      this.queueDraftSave();
       if (this.input.value.trim()) this.actions.typing(this.peer);
     });
     this.msgs.addEventListener('click', (e) => this.onRowClick(e));
@@ -155,7 +198,9 @@ export class ChatView {
     this.view.dataset.peer = peer;
     this.renderHeader();
     this.renderTyping();
-    this.input.value = this.drafts.get(peer) || '';
+    this.readAtOpen = c.read_seq || 0;
+    this.dividerSeq = 0;
+    this.input.value = this.drafts.has(peer) ? this.drafts.get(peer) : this.loadDraft(peer);
     this.onInput();
     if (c.loaded) this.renderBottom();
     else {
@@ -167,8 +212,13 @@ export class ChatView {
   }
 
   close() {
-    if (this.peer) this.drafts.set(this.peer, this.input.value);
+    if (this.peer) {
+      this.drafts.set(this.peer, this.input.value);
+      this.saveDraft();
+    }
     this.peer = null;
+    this.readAtOpen = -1;
+    this.dividerSeq = 0;
     this.clearRows();
     this.view.hidden = true;
     this.empty.hidden = false;
@@ -181,6 +231,26 @@ export class ChatView {
     this.close();
     this.drafts.clear();
     this.input.value = '';
+  }
+
+  // ---- drafts (one per conversation, kept across reloads) ----
+
+  loadDraft(peer) {
+    const me = this.store.me;
+    return me ? storageGet(draftKey(me.id, peer)) : '';
+  }
+
+  queueDraftSave() {
+    clearTimeout(this.draftTimer);
+    this.draftTimer = setTimeout(() => this.saveDraft(), DRAFT_SAVE_DELAY);
+  }
+
+  /** saveDraft writes the open conversation's draft now (also on pagehide, so a reload keeps it). */
+  saveDraft() {
+    clearTimeout(this.draftTimer);
+    const me = this.store.me;
+    if (!me || !this.peer) return;
+    storageSet(draftKey(me.id, this.peer), this.input.value);
   }
 
   clearRows() {
@@ -211,12 +281,15 @@ export class ChatView {
       this.headerKey = key;
       this.name.textContent = displayName(c.peer);
       this.name.title = `@${c.peer.username}`;
+      this.username.textContent = c.peer.username ? `@${c.peer.username}` : '';
       fillAvatar(this.avatar, c.peer);
     }
-    const online = !!(c.presence && c.presence.online);
-    this.avatar.querySelector('.dot').dataset.online = String(online);
-    this.presence.dataset.online = String(online);
-    const text = c.typingUntil > Date.now() ? 'typing…' : fmtPresence(c.presence);
+    // Disconnected, presence is not known: the peer may have left meanwhile.
+    const known = this.store.presenceKnown !== false;
+    const online = known ? String(!!(c.presence && c.presence.online)) : 'unknown';
+    this.avatar.querySelector('.dot').dataset.online = online;
+    this.presence.dataset.online = online;
+    const text = c.typingUntil > Date.now() ? 'typing…' : known ? fmtPresence(c.presence) : 'waiting for network…';
     if (this.presence.textContent !== text) this.presence.textContent = text;
   }
 
@@ -247,13 +320,14 @@ export class ChatView {
     });
     if (m.client_msg_id) row.dataset.clientMsgId = m.client_msg_id;
     if (this.needsSeparator(c, i)) row.append(this.separator(m._t));
+    if (m.seq === this.dividerSeq) row.append(el('div', { class: 'new-sep', role: 'separator', 'data-testid': 'new-messages-divider' }, el('span', { text: 'New messages' })));
     const meta = el('span', { class: 'meta' }, el('time', { datetime: m.created_at, title: fmtFull(m._t), text: fmtTime(m._t) }));
     if (own) {
       const status = statusOf(c, m);
       row.dataset.status = status;
       meta.append(el('span', { class: 'tick', role: 'img', 'data-testid': 'message-status', 'aria-label': TICK_LABEL[status] }, tickIcon(status)));
     }
-    row.append(el('div', { class: 'bubble' }, el('span', { class: 'text', 'data-testid': 'message-text', text: m.text }), meta));
+    row.append(el('div', { class: 'bubble' }, el('span', { class: 'text', 'data-testid': 'message-text', dir: 'auto', text: m.text }), meta));
     return row;
   }
 
@@ -312,6 +386,11 @@ export class ChatView {
     this.queue = []; // everything held is rendered from the store below
     this.rows.clear();
     const n = c.msgs.length;
+    if (!this.dividerSeq && this.readAtOpen >= 0) {
+      const me = this.store.me;
+      const first = c.msgs.find((m) => m.seq > this.readAtOpen && (!me || m.from !== me.id));
+      if (first) this.dividerSeq = first.seq;
+    }
     const from = Math.max(0, n - INITIAL);
     this.msgs.replaceChildren(this.fragment(c, from, n));
     this.loSeq = n ? c.msgs[from].seq : 0;
@@ -380,6 +459,7 @@ export class ChatView {
       if ((!me || m.from !== me.id) && !wasStuck) incoming++;
     }
     if (incoming) this.setUnseen(this.unseen + incoming);
+    if (this.top.dataset.state === 'empty') this.updateTop();
     if (wasStuck && this.atEnd) {
       // Trim in chunks (not a row per message), and without keeping the
       // position: the log goes to the bottom anyway.
@@ -434,7 +514,7 @@ export class ChatView {
       el('time', { text: fmtTime(p.createdAt) }),
       el('span', { class: 'tick', role: 'img', 'data-testid': 'message-status', 'aria-label': TICK_LABEL[p.status] }, tickIcon(p.status)),
     );
-    const bubble = el('div', { class: 'bubble' }, el('span', { class: 'text', 'data-testid': 'message-text', text: p.text }), meta);
+    const bubble = el('div', { class: 'bubble' }, el('span', { class: 'text', 'data-testid': 'message-text', dir: 'auto', text: p.text }), meta);
     const parts = [bubble];
     if (p.status === 'failed') {
       parts.push(
@@ -460,6 +540,7 @@ export class ChatView {
       return;
     }
     if (!p) return;
+    if (this.top.dataset.state === 'empty') this.updateTop();
     if (row) this.fillPendingRow(row, p);
     else {
       if (!this.atEnd) this.renderBottom(); // renders the pending rows too
@@ -625,7 +706,7 @@ export class ChatView {
     if (!c) return;
     const first = this.rows.size ? lowerBound(c.msgs, this.loSeq) : 0;
     if (first > 0 || c.hasMoreBefore) this.setTop('more');
-    else this.setTop(c.msgs.length ? 'start' : 'empty');
+    else this.setTop(c.msgs.length || this.store.pendingFor(this.peer).length ? 'start' : 'empty');
   }
 
   setTop(state, message) {
@@ -670,11 +751,19 @@ export class ChatView {
     const bytes = utf8Length(text);
     const max = limits.maxTextBytes;
     const over = bytes > max;
+    // Shown in characters (what the writer counts); the limit is in UTF-8
+    // bytes, so Arabic letters take 2 and most emoji 4: say so when refused.
     this.counter.hidden = bytes < max - COUNTER_MARGIN;
-    this.counter.textContent = `${bytes} / ${max}`;
+    if (!this.counter.hidden) {
+      const chars = charCount(text);
+      this.counter.textContent = over
+        ? `Too long: ${chars} characters take ${bytes} bytes, the limit is ${max} bytes (letters like é or ش take 2, emoji 4).`
+        : `${chars} characters · ${max - bytes} bytes left`;
+      this.counter.dataset.chars = String(chars);
+    }
     this.counter.classList.toggle('over', over);
     this.counter.dataset.bytes = String(bytes);
-    this.counter.setAttribute('aria-label', over ? `${bytes - max} bytes over the ${max}-byte limit` : `${max - bytes} bytes left`);
+    this.counter.removeAttribute('aria-label');
     if (over) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
     this.sendBtn.disabled = over || !text.trim();
@@ -686,6 +775,7 @@ export class ChatView {
     this.actions.send(this.peer, text);
     this.input.value = '';
     this.drafts.delete(this.peer);
+    this.saveDraft();
     this.onInput();
     this.input.focus();
   }

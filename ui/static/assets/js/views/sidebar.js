@@ -110,11 +110,17 @@ export class Sidebar {
       el(
         'span',
         { class: 'conv-body' },
-        el('span', { class: 'conv-top' }, el('span', { class: 'conv-name', 'data-testid': 'conversation-name' }), el('time', { class: 'conv-time small muted' })),
+        el(
+          'span',
+          { class: 'conv-top' },
+          el('span', { class: 'conv-name', 'data-testid': 'conversation-name', dir: 'auto' }),
+          el('span', { class: 'conv-username small muted', 'data-testid': 'conversation-username', dir: 'ltr' }),
+          el('time', { class: 'conv-time small muted' }),
+        ),
         el(
           'span',
           { class: 'conv-bottom' },
-          el('span', { class: 'conv-preview small', 'data-testid': 'conversation-preview' }),
+          el('span', { class: 'conv-preview small', 'data-testid': 'conversation-preview', dir: 'auto' }),
           el('span', { class: 'badge', 'data-testid': 'unread-badge', hidden: true }),
         ),
       ),
@@ -133,8 +139,10 @@ export class Sidebar {
     const avatar = b.querySelector('.avatar');
     fillAvatar(avatar, c.peer);
     const dot = avatar.querySelector('.dot');
-    dot.dataset.online = String(!!(c.presence && c.presence.online));
+    dot.dataset.online = this.store.presenceKnown === false ? 'unknown' : String(!!(c.presence && c.presence.online));
     b.querySelector('.conv-name').textContent = name;
+    const handle = c.peer.username ? `@${c.peer.username}` : '';
+    b.querySelector('.conv-username').textContent = handle;
     const m = c.last_message;
     const t = b.querySelector('.conv-time');
     const when = m ? m._t || Date.parse(m.created_at) : 0;
@@ -157,7 +165,7 @@ export class Sidebar {
     badge.textContent = unread > 99 ? '99+' : String(unread);
     b.dataset.unread = String(unread);
     b.classList.toggle('unread', unread > 0);
-    const parts = [name, fmtPresence(c.presence)];
+    const parts = [handle ? `${name} (${handle})` : name, this.store.presenceKnown === false ? '' : fmtPresence(c.presence)];
     if (unread > 0) parts.push(`${unread} unread`);
     if (m && !typing) parts.push(text);
     b.setAttribute('aria-label', parts.filter(Boolean).join(', '));
@@ -258,7 +266,7 @@ export class Sidebar {
           'aria-label': `Chat with ${displayName(u)} (@${u.username}), ${fmtPresence(presence)}`,
         },
         avatar,
-        el('span', { class: 'result-body' }, el('span', { class: 'result-name', text: displayName(u) }), el('span', { class: 'small muted', text: `@${u.username}` })),
+        el('span', { class: 'result-body' }, el('span', { class: 'result-name', dir: 'auto', text: displayName(u) }), el('span', { class: 'result-username small muted', 'data-testid': 'user-result-username', dir: 'ltr', text: `@${u.username}` })),
       );
       b._user = { id: u.id, username: u.username, display_name: u.display_name };
       b._presence = presence;
