@@ -192,7 +192,6 @@ func chaosReplicaKill(t *testing.T) {
 // Redis is killed (kill -9) and started again; no client reconnects, so
 // only `resync` can close the gap in live delivery.
 func chaosRedisKill(t *testing.T) {
-	pending(t, "defect 1: messages published while Redis is down never reach open sockets (no resync)")
 	c := startChaosCluster(t)
 	res := runScenario(t, "RedisKill", c.gateway.url(), splitLoad(), func(*chaosLoad) {
 		c.redis.Stop()
