@@ -197,8 +197,10 @@ type deleteAccountRequest struct {
 }
 
 // deleteAccount: DELETE /auth/account. The order keeps a retry able to
-// finish after a failure: sessions first (the caller's own last, so it can
-// retry), then the messages, then the user.
+// finish after a failure: the other sessions, the messages, the caller's
+// own session, and the user last, so that until the account is gone its
+// owner can always retry (with this session or, once it is revoked, after
+// logging in again).
 func (s *Service) deleteAccount(w http.ResponseWriter, r *http.Request) *httpapi.Error {
 	c, _, e := s.caller(r)
 	if e != nil {
@@ -224,11 +226,11 @@ func (s *Service) deleteAccount(w http.ResponseWriter, r *http.Request) *httpapi
 	if _, err := s.store.EraseMessagesFrom(ctx, u.ID); err != nil {
 		return httpapi.Fail(s.log, "erase messages", err)
 	}
-	if err := s.store.DeleteUser(ctx, u.ID); err != nil {
-		return httpapi.Fail(s.log, "delete user", err)
-	}
 	if err := s.revoke(ctx, c.SessionID, "account_deleted"); err != nil {
 		return httpapi.Fail(s.log, "revoke session", err)
+	}
+	if err := s.store.DeleteUser(ctx, u.ID); err != nil {
+		return httpapi.Fail(s.log, "delete user", err)
 	}
 	s.log.Info("account deleted", "user_id", u.ID)
 	s.clearCookies(w)
