@@ -52,8 +52,10 @@ func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Er
 	case req.to == req.from:
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeCannotMessageSelf, "you cannot message yourself")
 	}
-	_, herr := s.lookupUser(ctx, req.to)
-	return herr
+	if _, herr := s.lookupUser(ctx, req.to); herr != nil {
+		return herr
+	}
+	return s.checkBlocked(ctx, req.from, req.to)
 }
 
 // send validates and stores one message and encodes its frames once; the
@@ -169,7 +171,7 @@ func (s *Service) markPointer(ctx context.Context, userID, peerID string, seq in
 // publishPresence sends userID's presence to everyone it shares a
 // conversation with.
 func (s *Service) publishPresence(ctx context.Context, userID string, st pubsub.Status) {
-	peers, err := s.store.PeerIDs(ctx, userID)
+	peers, err := s.presenceAudience(ctx, userID) // privacy.go: contacts only, no blocks
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("presence: peer lookup failed", "err", err)

@@ -77,7 +77,8 @@ func TestRefreshReconnectsLostUser(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.PresenceTTL = 3 * time.Second })
 	alice, bob := e.user("alice"), e.user("bob")
 	a, b := e.dial(alice), e.dial(bob)
-	a.sendOK(bob, "hi", cmid()) // a conversation: bob gets alice's presence
+	a.sendOK(bob, "hi", cmid()) // a conversation in which both sent: bob gets alice's presence
+	b.sendOK(alice, "hi", cmid())
 	if last, err := e.br.Disconnect(context.Background(), alice.id, "node-1", time.Now()); err != nil || !last {
 		t.Fatalf("Disconnect = %v, %v", last, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -76,7 +77,10 @@ func limitParam(r *http.Request, def, max int) (int, *httpapi.Error) {
 
 const (
 	searchLimit    = 20
-	searchLimitMax = 50
+	searchLimitMax = 20 // api.md 1.1: at most 20
+	// searchQueryMin is the shortest prefix searched (api.md 1.1): no
+	// listing of the whole directory.
+	searchQueryMin = 2
 	// searchQueryMax is the longest prefix worth asking for: no username or
 	// display name is longer.
 	searchQueryMax = 64
@@ -89,8 +93,8 @@ func (s *Service) handleSearchUsers(w http.ResponseWriter, r *http.Request, me p
 		return herr
 	}
 	q := r.URL.Query().Get("q")
-	if !utf8.ValidString(q) || utf8.RuneCountInString(q) > searchQueryMax {
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "q is a prefix of at most %d characters", searchQueryMax)
+	if n := utf8.RuneCountInString(q); !utf8.ValidString(q) || n < searchQueryMin || n > searchQueryMax || strings.ContainsRune(q, 0) {
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "q is a prefix of %d to %d characters", searchQueryMin, searchQueryMax)
 	}
 	ctx := r.Context()
 	users, err := s.store.SearchUsers(ctx, q, me.UserID, limit)
@@ -101,13 +105,13 @@ func (s *Service) handleSearchUsers(w http.ResponseWriter, r *http.Request, me p
 	for _, u := range users {
 		ids = append(ids, u.ID)
 	}
-	pres := s.lookupPresence(ctx, ids)
+	pres := s.presenceFor(ctx, me.UserID, ids)
 	out := make([]userWithPresence, 0, len(users))
 	for _, u := range users {
 		if u.ID == me.UserID {
 			continue
 		}
-		out = append(out, userWithPresence{User: httpapi.NewUser(u.ID, u.Username, u.DisplayName), Presence: toPresenceJSON(pres[u.ID])})
+		out = append(out, userWithPresence{User: httpapi.NewUser(u.ID, u.Username, u.DisplayName), Presence: pres[u.ID]})
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"users": out})
 	return nil
@@ -120,11 +124,11 @@ func (s *Service) handleUser(w http.ResponseWriter, r *http.Request, me principa
 	if herr != nil {
 		return herr
 	}
-	pres := s.lookupPresence(ctx, []string{u.ID})
+	pres := s.presenceFor(ctx, me.UserID, []string{u.ID})
 	httpapi.WriteJSON(w, http.StatusOK, struct {
-		User     httpapi.User `json:"user"`
-		Presence presenceJSON `json:"presence"`
-	}{httpapi.NewUser(u.ID, u.Username, u.DisplayName), toPresenceJSON(pres[u.ID])})
+		User     httpapi.User  `json:"user"`
+		Presence *presenceJSON `json:"presence"` // null: not a contact
+	}{httpapi.NewUser(u.ID, u.Username, u.DisplayName), pres[u.ID]})
 	return nil
 }
 
@@ -149,7 +153,7 @@ func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me
 			peers[u.ID] = u
 		}
 	}
-	pres := s.lookupPresence(ctx, ids)
+	pres := s.presenceFor(ctx, me.UserID, ids)
 	out := make([]conversationJSON, 0, len(convs))
 	for _, c := range convs {
 		peer, ok := peers[c.PeerID]
@@ -157,7 +161,7 @@ func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me
 			continue // never show what the caller is not a member of
 		}
 		cj := conversationJSON{
-			ID: c.ID, Peer: httpapi.NewUser(peer.ID, peer.Username, peer.DisplayName), Presence: toPresenceJSON(pres[c.PeerID]),
+			ID: c.ID, Peer: httpapi.NewUser(peer.ID, peer.Username, peer.DisplayName), Presence: pres[c.PeerID],
 			LastSeq: c.LastSeq, Unread: c.Unread, ReadSeq: c.ReadSeq,
 			PeerReadSeq: c.PeerReadSeq, PeerDeliveredSeq: c.PeerDeliveredSeq,
 		}

@@ -89,7 +89,8 @@ func TestConversationsList(t *testing.T) {
 		t.Fatalf("no conversations: %d %v", st, raw)
 	}
 	e.restSend(alice, bob, "to bob", cmid())
-	time.Sleep(5 * time.Millisecond) // distinct activity times
+	e.restSend(alice, carol, "to carol", cmid()) // carol will answer: a contact, whose presence alice sees
+	time.Sleep(5 * time.Millisecond)             // distinct activity times
 	e.restSend(carol, alice, "to alice", cmid())
 	var list struct {
 		Conversations []frame `json:"conversations"`
@@ -124,7 +125,9 @@ func TestSearchUsers(t *testing.T) {
 	alice := e.user("alice")
 	e.user("albert")
 	e.user("bob")
-	e.dial(e.user("alfred"))
+	alfred := e.user("alfred")
+	e.contacts(alice, alfred) // alice sees alfred's presence
+	e.dial(alfred)
 	var out struct {
 		Users []frame `json:"users"`
 	}
@@ -144,7 +147,7 @@ func TestSearchUsers(t *testing.T) {
 	if fmt.Sprint(names) != "[albert alfred]" {
 		t.Fatalf("search al = %v (caller excluded)", names)
 	}
-	e.call(alice.token, "GET", "/api/users?limit=1", nil, &out)
+	e.call(alice.token, "GET", "/api/users?q=al&limit=1", nil, &out)
 	if len(out.Users) != 1 {
 		t.Fatalf("limit=1 gave %d users", len(out.Users))
 	}
@@ -340,7 +343,7 @@ func TestBackendDown(t *testing.T) {
 func TestUserWentOffline(t *testing.T) {
 	e := newTestEnv(t, nil)
 	alice, bob := e.user("alice"), e.user("bob")
-	e.restSend(alice, bob, "hi", cmid())
+	e.contacts(alice, bob)
 	b := e.dial(bob)
 	at := time.Date(2026, 11, 27, 10, 0, 0, 123456789, time.UTC)
 	e.svc.UserWentOffline(alice.id, at)

@@ -140,6 +140,9 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/conversations/{peer_id}/messages", s.api(s.handleHistory))
 	mux.HandleFunc("POST /api/messages", s.api(s.handleSend))
 	mux.HandleFunc("POST /api/conversations/{peer_id}/read", s.api(s.handleRead))
+	mux.HandleFunc("PUT /api/users/{id}/block", s.api(s.handleBlock))
+	mux.HandleFunc("DELETE /api/users/{id}/block", s.api(s.handleUnblock))
+	mux.HandleFunc("GET /api/blocks", s.api(s.handleBlocks))
 	mux.HandleFunc("GET /ws", s.handleWS)
 }
 

@@ -17,6 +17,7 @@ type Store interface {
 	store.Sessions
 	store.Conversations
 	store.Messages
+	store.Privacy
 	// Ping reports whether the store answers (store.Store.Ping).
 	Ping(ctx context.Context) error
 }

@@ -50,21 +50,21 @@ func toMessageJSON(m store.Message) messageJSON {
 
 // conversationJSON is api.md's Conversation.
 type conversationJSON struct {
-	ID               string       `json:"id"`
-	Peer             httpapi.User `json:"peer"`
-	Presence         presenceJSON `json:"presence"`
-	LastMessage      *messageJSON `json:"last_message"`
-	LastSeq          int64        `json:"last_seq"`
-	Unread           int64        `json:"unread"`
-	ReadSeq          int64        `json:"read_seq"`
-	PeerReadSeq      int64        `json:"peer_read_seq"`
-	PeerDeliveredSeq int64        `json:"peer_delivered_seq"`
+	ID               string        `json:"id"`
+	Peer             httpapi.User  `json:"peer"`
+	Presence         *presenceJSON `json:"presence"` // null: not a contact
+	LastMessage      *messageJSON  `json:"last_message"`
+	LastSeq          int64         `json:"last_seq"`
+	Unread           int64         `json:"unread"`
+	ReadSeq          int64         `json:"read_seq"`
+	PeerReadSeq      int64         `json:"peer_read_seq"`
+	PeerDeliveredSeq int64         `json:"peer_delivered_seq"`
 }
 
 // userWithPresence is an entry of GET /api/users: User + "presence".
 type userWithPresence struct {
 	httpapi.User
-	Presence presenceJSON `json:"presence"`
+	Presence *presenceJSON `json:"presence"` // null: not a contact
 }
 
 // clientFrame is every field a client frame may carry; unknown fields are ignored.

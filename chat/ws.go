@@ -367,6 +367,9 @@ func (s *Service) wsTyping(ctx context.Context, c *conn, f clientFrame, ref *str
 		c.sendError(ref, herr)
 		return
 	}
+	if !s.mayType(ctx, c.userID, f.To) {
+		return // not a contact, or a block: dropped silently, as the peer must not learn of it
+	}
 	env, err := eventEnvelope(typingFrame{Type: "typing", From: c.userID})
 	if err != nil {
 		return

@@ -214,7 +214,7 @@ func TestReceipts(t *testing.T) {
 	c := list.Conversations[0]
 	if c.str("id") != conv || c.num("unread") != 3 || c.num("last_seq") != 3 || c.num("read_seq") != 0 ||
 		c.obj("last_message").num("seq") != 3 || c.obj("peer").str("id") != alice.id ||
-		c.obj("presence")["online"] != true {
+		c["presence"] != nil { // bob never wrote to alice: not a contact (api.md 1.1 "Privacy")
 		t.Fatalf("bob's conversation = %v", c)
 	}
 
@@ -262,6 +262,7 @@ func TestReceipts(t *testing.T) {
 func TestTyping(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.TypingInterval = 500 * time.Millisecond })
 	alice, bob := e.user("alice"), e.user("bob")
+	e.contacts(alice, bob) // typing reaches contacts only
 	a, b := e.dial(alice), e.dial(bob)
 
 	for range 5 {
@@ -300,6 +301,9 @@ func TestPresence(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.OfflineGrace = time.Second })
 	alice, bob := e.user("alice"), e.user("bob")
 	if st, _ := e.restSend(alice, bob, "hi", "p-1"); st != http.StatusCreated {
+		t.Fatalf("send %d", st)
+	}
+	if st, _ := e.restSend(bob, alice, "hi", "p-0"); st != http.StatusCreated { // contacts: both sent
 		t.Fatalf("send %d", st)
 	}
 	b := e.dial(bob)
@@ -346,6 +350,7 @@ func TestNonMember(t *testing.T) {
 	b.nextOf("message")
 	b.write(map[string]any{"type": "read", "peer": alice.id, "seq": 1})
 	b.nextOf("receipt")
+	b.sendOK(alice, "re", "s-0") // contacts now: typing reaches bob
 	a.write(map[string]any{"type": "typing", "to": bob.id})
 	b.nextOf("typing")
 
@@ -670,7 +675,7 @@ func TestTwoNodes(t *testing.T) {
 	n1 := newTestEnv(t, nil)
 	n2 := n1.node("node-2", nil)
 	alice, bob := n1.user("alice"), n1.user("bob")
-	n1.restSend(alice, bob, "hi", cmid()) // they share a conversation
+	n1.contacts(alice, bob) // they share a conversation in which both sent
 
 	b2 := n2.dial(bob)
 	a1, a1b := n1.dial(alice), n1.dial(alice)
@@ -749,7 +754,7 @@ func TestTwoNodes(t *testing.T) {
 func TestShutdownAnnouncesOffline(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.OfflineGrace = 4 * time.Second })
 	alice, bob := e.user("alice"), e.user("bob")
-	e.restSend(alice, bob, "hi", cmid())
+	e.contacts(alice, bob)
 	e.dial(alice)
 	var (
 		mu  sync.Mutex

@@ -41,6 +41,7 @@ const (
 	CodeTextEmpty            = "text_empty"             // a message without text
 	CodeTextTooLong          = "text_too_long"          // a message over chat.max_text_bytes
 	CodeCannotMessageSelf    = "cannot_message_self"    // a message or typing event addressed to its sender
+	CodeBlocked              = "blocked"                // the recipient blocks the sender
 )
 
 // Error is an API error: an HTTP status, a snake_case code and a message

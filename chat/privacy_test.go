@@ -1,0 +1,166 @@
+package chat
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/store"
+)
+
+// contacts makes a and b contacts (a conversation in which both sent),
+// through the store so that no frame is involved.
+func (e *testEnv) contacts(a, b *testUser) {
+	e.t.Helper()
+	for _, p := range [][2]*testUser{{a, b}, {b, a}} {
+		if _, _, err := e.st.AppendMessage(context.Background(), store.Message{
+			ID: store.NewID(), From: p[0].id, To: p[1].id, Text: "hello", ClientMsgID: cmid(), CreatedAt: time.Now(),
+		}); err != nil {
+			e.t.Fatalf("append: %v", err)
+		}
+	}
+}
+
+func TestSearchNeedsTwoCharactersAndReturnsAtMost20(t *testing.T) {
+	e := newTestEnv(t, nil)
+	alice := e.user("alice")
+	for i := range 22 {
+		e.user("ab" + itoa(100+i))
+	}
+	for _, q := range []string{"", "a", "%00a", "a%00"} {
+		var ae apiError
+		if st := e.call(alice.token, "GET", "/api/users?q="+q, nil, &ae); st != http.StatusBadRequest || ae.Error.Code != "invalid_request" {
+			t.Fatalf("q=%q: %d %+v, want 400 invalid_request", q, st, ae)
+		}
+	}
+	var out struct {
+		Users []frame `json:"users"`
+	}
+	if st := e.call(alice.token, "GET", "/api/users?q=ab&limit=50", nil, &out); st != 200 || len(out.Users) != 20 {
+		t.Fatalf("q=ab&limit=50: %d, %d users, want 200 and 20", st, len(out.Users))
+	}
+}
+
+func TestPresenceAndTypingOnlyForContacts(t *testing.T) {
+	e := newTestEnv(t, nil)
+	alice, bob, mallory := e.user("alice"), e.user("bob"), e.user("mallory")
+	e.contacts(alice, bob)
+	if st, _ := e.restSend(mallory, alice, "hi, stranger", cmid()); st != http.StatusCreated { // one-sided: no contact
+		t.Fatalf("send %d", st)
+	}
+	b, m := e.dial(bob), e.dial(mallory)
+	a := e.dial(alice)
+
+	// The contact gets alice's online event; the stranger does not.
+	if p, _ := b.nextOf("presence"); p.str("user_id") != alice.id || p.obj("presence")["online"] != true {
+		t.Fatalf("bob's presence event = %v", p)
+	}
+	// Typing from the stranger is dropped; the marker after it arrives alone.
+	m.write(map[string]any{"type": "typing", "to": alice.id})
+	marker := m.sendOK(alice, "marker", cmid())
+	for _, f := range a.until(func(f frame) bool { return f.obj("message").str("id") == marker.str("id") }) {
+		if f.typ() == "typing" {
+			t.Fatalf("alice got a stranger's typing: %v", f)
+		}
+	}
+	a.sendOK(mallory, "marker back", cmid()) // a barrier for mallory (alice online was announced before they became contacts)
+	// mallory's frames up to alice's marker: no presence of alice among them.
+	for _, f := range m.until(func(f frame) bool { return f.typ() == "message" && f.obj("message").str("from") == alice.id }) {
+		if f.typ() == "presence" {
+			t.Fatalf("a stranger got alice's presence: %v", f)
+		}
+	}
+
+	// REST: the contact sees presence, a non-contact gets null.
+	carol := e.user("carol")
+	for _, c := range []struct {
+		who     *testUser
+		visible bool
+	}{{bob, true}, {carol, false}} {
+		var u map[string]any
+		if st := e.call(c.who.token, "GET", "/api/users/"+alice.id, nil, &u); st != 200 || (u["presence"] != nil) != c.visible {
+			t.Fatalf("%s: GET /api/users/alice = %d %v, want presence shown %v", c.who.name, st, u, c.visible)
+		}
+		var s struct {
+			Users []map[string]any `json:"users"`
+		}
+		if st := e.call(c.who.token, "GET", "/api/users?q=al", nil, &s); st != 200 || len(s.Users) != 1 || (s.Users[0]["presence"] != nil) != c.visible {
+			t.Fatalf("%s: search al = %d %v, want presence shown %v", c.who.name, st, s, c.visible)
+		}
+	}
+}
+
+func TestBlock(t *testing.T) {
+	e := newTestEnv(t, nil)
+	alice, bob := e.user("alice"), e.user("bob")
+	e.contacts(alice, bob)
+	if st := e.call(alice.token, "PUT", "/api/users/"+bob.id+"/block", nil, nil); st != http.StatusNoContent {
+		t.Fatalf("block: %d", st)
+	}
+	if st := e.call(alice.token, "PUT", "/api/users/"+bob.id+"/block", nil, nil); st != http.StatusNoContent {
+		t.Fatalf("block again: %d", st)
+	}
+	if st := e.call(alice.token, "PUT", "/api/users/nobody/block", nil, nil); st != http.StatusNotFound {
+		t.Fatalf("block an unknown user: %d", st)
+	}
+	var blocks struct {
+		Users []frame `json:"users"`
+	}
+	if st := e.call(alice.token, "GET", "/api/blocks", nil, &blocks); st != 200 || len(blocks.Users) != 1 || blocks.Users[0].str("id") != bob.id || blocks.Users[0].str("username") != "bob" {
+		t.Fatalf("GET /api/blocks = %d %v", st, blocks)
+	}
+	conv := store.ConversationID(alice.id, bob.id)
+	before, _, _ := e.st.MessagesAfter(context.Background(), conv, 0, 100)
+
+	// The blocked user's sends get 403 blocked and store nothing.
+	var ae apiError
+	if st := e.call(bob.token, "POST", "/api/messages", map[string]any{"to": alice.id, "text": "hey", "client_msg_id": cmid()}, &ae); st != http.StatusForbidden || ae.Error.Code != "blocked" {
+		t.Fatalf("REST send to the blocker: %d %+v, want 403 blocked", st, ae)
+	}
+	b, a := e.dial(bob), e.dial(alice)
+	id := cmid()
+	b.send(alice, "hey", id)
+	if f, _ := b.nextOf("error"); f.obj("error").str("code") != "blocked" || f.str("ref") != id {
+		t.Fatalf("WS send to the blocker: %v", f)
+	}
+	after, _, _ := e.st.MessagesAfter(context.Background(), conv, 0, 100)
+	if len(after) != len(before) {
+		t.Fatalf("%d messages stored for refused sends", len(after)-len(before))
+	}
+	// Neither sees the other's presence; typing does not cross.
+	for _, p := range [][2]*testUser{{alice, bob}, {bob, alice}} {
+		var u map[string]any
+		if st := e.call(p[0].token, "GET", "/api/users/"+p[1].id, nil, &u); st != 200 || u["presence"] != nil {
+			t.Fatalf("%s sees %s's presence across a block: %v", p[0].name, p[1].name, u)
+		}
+	}
+	b.write(map[string]any{"type": "typing", "to": alice.id})
+	marker := a.sendOK(bob, "the blocker may still write", cmid())
+	_ = marker
+	for _, f := range b.until(func(f frame) bool { return f.typ() == "message" }) {
+		if f.typ() == "presence" && f.obj("presence") != nil && f.str("user_id") == alice.id {
+			t.Fatalf("bob got alice's presence across the block: %v", f)
+		}
+	}
+	carolMarker := e.user("carol")
+	e.contacts(alice, carolMarker)
+	c := e.dial(carolMarker)
+	c.sendOK(alice, "marker", cmid())
+	for _, f := range a.until(func(f frame) bool { return f.typ() == "message" && f.obj("message").str("from") == carolMarker.id }) {
+		if f.typ() == "typing" {
+			t.Fatalf("alice got the blocked user's typing: %v", f)
+		}
+	}
+
+	// Unblocked: sends go through again.
+	if st := e.call(alice.token, "DELETE", "/api/users/"+bob.id+"/block", nil, nil); st != http.StatusNoContent {
+		t.Fatalf("unblock: %d", st)
+	}
+	if st, _ := e.restSend(bob, alice, "hi again", cmid()); st != http.StatusCreated {
+		t.Fatalf("send after unblock: %d", st)
+	}
+	if st := e.call(alice.token, "GET", "/api/blocks", nil, &blocks); st != 200 || len(blocks.Users) != 0 {
+		t.Fatalf("GET /api/blocks after unblock = %d %v", st, blocks)
+	}
+}

@@ -1,0 +1,36 @@
+package chat
+
+import (
+	"context"
+	"time"
+
+	"github.com/chatd/chatd/store"
+)
+
+// store.Privacy passes through untimed.
+
+func (t *timedStore) ContactIDs(ctx context.Context, userID string) ([]string, error) {
+	return t.st.ContactIDs(ctx, userID)
+}
+
+func (t *timedStore) Block(ctx context.Context, userID, otherID string, at time.Time) error {
+	return t.st.Block(ctx, userID, otherID, at)
+}
+
+func (t *timedStore) Unblock(ctx context.Context, userID, otherID string) error {
+	return t.st.Unblock(ctx, userID, otherID)
+}
+
+func (t *timedStore) BlockedIDs(ctx context.Context, userID string) ([]string, error) {
+	return t.st.BlockedIDs(ctx, userID)
+}
+
+func (t *timedStore) BlockedEither(ctx context.Context, userID string) ([]string, error) {
+	return t.st.BlockedEither(ctx, userID)
+}
+
+func (t *timedStore) IsBlocked(ctx context.Context, userID, otherID string) (bool, error) {
+	return t.st.IsBlocked(ctx, userID, otherID)
+}
+
+var _ store.Privacy = (*timedStore)(nil)
