@@ -7,8 +7,10 @@ import (
 	"syscall"
 )
 
-// growSendBuffer grows c's kernel send buffer by n bytes; it reports
-// whether the buffer is now larger.
+// growSendBuffer grows c's kernel send buffer by at least n bytes, and at
+// least doubles it (Linux lets a blocked writer on only once the free space
+// is a good part of what is queued); it reports whether the buffer is now
+// larger (the system's wmem_max caps it).
 func growSendBuffer(c net.Conn, n int) bool {
 	tcp, ok := c.(*net.TCPConn)
 	if !ok {
@@ -28,7 +30,7 @@ func growSendBuffer(c net.Conn, n int) bool {
 	}
 	// Linux doubles the value set (for its bookkeeping) and reports the
 	// doubled value, so ask for half of the wanted size.
-	if err := tcp.SetWriteBuffer((before + n) / 2); err != nil {
+	if err := tcp.SetWriteBuffer((before + max(n, before)) / 2); err != nil {
 		return false
 	}
 	return size() > before

@@ -36,6 +36,10 @@ type Config struct {
 	// replica that answers. An upstream that answers but is not ready keeps
 	// them.
 	TunnelDropAfter time.Duration `mapstructure:"tunnel_drop_after"`
+	// WSWriteTimeout bounds a write to a WebSocket client through the
+	// gateway: a client that takes no bytes for that long is closed with
+	// 1013 (too slow), as chat.write_timeout does on a replica.
+	WSWriteTimeout time.Duration `mapstructure:"ws_write_timeout"`
 	// EjectAfter is the number of consecutive proxy failures (connection
 	// errors, 502 answers) after which an upstream is taken out of rotation
 	// until its next successful active check.
@@ -63,6 +67,7 @@ func DefaultConfig() Config {
 		HealthInterval:  2 * time.Second,
 		HealthTimeout:   time.Second,
 		TunnelDropAfter: 10 * time.Second,
+		WSWriteTimeout:  5 * time.Second,
 		EjectAfter:      3,
 		LoginRateLimit:  20,
 		LoginBurst:      100,
@@ -105,6 +110,9 @@ func (c Config) Validate() error {
 	}
 	if c.TunnelDropAfter <= 0 {
 		return errors.New("gateway.tunnel_drop_after: must be > 0 (for example 10s)")
+	}
+	if c.WSWriteTimeout < 100*time.Millisecond {
+		return errors.New("gateway.ws_write_timeout: must be at least 100ms (for example 5s)")
 	}
 	if c.EjectAfter < 1 {
 		return errors.New("gateway.eject_after: must be >= 1")

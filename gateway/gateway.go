@@ -164,7 +164,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
-		Transport:      upgradeTransport{g.transport},
+		Transport:      upgradeTransport{Transport: g.transport, writeTimeout: cfg.WSWriteTimeout},
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   recordError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),

@@ -141,6 +141,12 @@ func (u *testUpstream) serveWS(w http.ResponseWriter, r *http.Request) {
 		case "close:1001":
 			_ = c.Close(websocket.StatusGoingAway, "node shutting down")
 			return
+		case "flood":
+			// 8 KB frames until the tunnel goes away.
+			big := []byte(`{"type":"typing","from":"` + strings.Repeat("x", 8000) + `"}`)
+			for c.Write(ctx, websocket.MessageText, big) == nil {
+			}
+			return
 		}
 		if err := c.Write(ctx, typ, data); err != nil {
 			return

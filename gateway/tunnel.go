@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -19,17 +21,38 @@ const tunnelBufSize = 4 << 10
 // closeWriteTimeout bounds the write of a close frame to a client.
 const closeWriteTimeout = time.Second
 
+// statusTryAgainLater (1013) closes the tunnel of a client that does not
+// read, as chat closes its own sockets.
+const statusTryAgainLater = 1013
+
+// stallHeadroom is the least growth of a stuck client's send buffer (it
+// at least doubles): room for the rest of the frame in flight (chat frames
+// are at most 16 KiB) and a close frame.
+const stallHeadroom = 64 << 10
+
+// tunnelSendBuffer is the kernel send buffer of a tunnel's client socket,
+// fixed rather than autotuned (up to 4 MiB): plenty for chat's small
+// frames, it bounds what a client that stops reading holds in the
+// gateway's kernel, and leaves room to grow by stallHeadroom.
+const tunnelSendBuffer = 256 << 10
+
+// errSlowClient ends the copy to a client that did not read.
+var errSlowClient = errors.New("gateway: websocket client does not read")
+
 // upgradeTransport wraps the body of a 101 Switching Protocols response
 // (the upstream end of a WebSocket) so that the reverse proxy's io.Copy in
 // either direction uses tunnelConn's small buffers, and so that forward can
 // close the tunnel with a close frame (attempt.tunnel).
-type upgradeTransport struct{ *http.Transport }
+type upgradeTransport struct {
+	*http.Transport
+	writeTimeout time.Duration // gateway.ws_write_timeout
+}
 
 func (t upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := t.Transport.RoundTrip(req)
 	if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
 		if rwc, ok := res.Body.(io.ReadWriteCloser); ok {
-			tc := &tunnelConn{rwc: rwc}
+			tc := &tunnelConn{rwc: rwc, writeTimeout: t.writeTimeout}
 			res.Body = tc
 			if a := attemptOf(req.Context()); a != nil {
 				a.tunnel.Store(tc)
@@ -45,8 +68,15 @@ func (t upgradeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // buffers. WriteTo follows the frame boundaries of what it copies to the
 // client, so that closeWith can end the client's stream with a close frame
 // of its own without cutting a frame.
+//
+// A client that takes no bytes for writeTimeout is closed with 1013, as a
+// chat replica closes its own: its send buffer grows by stallHeadroom, the
+// frame in flight is finished, the close frame follows, and the tunnel
+// ends (the kernel delivers what it holds when the client reads again).
 type tunnelConn struct {
-	rwc io.ReadWriteCloser
+	rwc          io.ReadWriteCloser
+	writeTimeout time.Duration
+	stalled      bool // a write to the client timed out; guarded by mu
 
 	cmu    sync.Mutex
 	client io.Writer // set when WriteTo starts
@@ -65,6 +95,9 @@ func (t *tunnelConn) WriteTo(w io.Writer) (int64, error) {
 	t.cmu.Lock()
 	t.client = w
 	t.cmu.Unlock()
+	if tcp, ok := w.(*net.TCPConn); ok {
+		_ = tcp.SetWriteBuffer(tunnelSendBuffer / 2) // Linux doubles it
+	}
 	buf := make([]byte, tunnelBufSize)
 	var total int64
 	for {
@@ -75,8 +108,15 @@ func (t *tunnelConn) WriteTo(w io.Writer) (int64, error) {
 				t.mu.Unlock()
 				return total, net.ErrClosed
 			}
-			m, werr := w.Write(buf[:n])
+			m, werr := t.writeClient(w, buf[:n])
 			t.fr.feed(buf[:m])
+			if werr == nil && t.stalled && t.fr.boundary() {
+				_, _ = w.Write(closeFrame(statusTryAgainLater, "too slow"))
+				t.closed = true
+				t.mu.Unlock()
+				_ = t.rwc.Close()
+				return total + int64(m), errSlowClient
+			}
 			t.mu.Unlock()
 			total += int64(m)
 			if werr != nil {
@@ -91,6 +131,30 @@ func (t *tunnelConn) WriteTo(w io.Writer) (int64, error) {
 		}
 		if rerr != nil {
 			return total, rerr
+		}
+	}
+}
+
+// writeClient writes p to the client with a deadline of writeTimeout per
+// write; the first write that times out grows the send buffer once and
+// goes on (stalled), a second one fails.
+func (t *tunnelConn) writeClient(w io.Writer, p []byte) (int, error) {
+	d, ok := w.(interface{ SetWriteDeadline(time.Time) error })
+	if !ok || t.writeTimeout <= 0 {
+		return w.Write(p)
+	}
+	written := 0
+	for {
+		_ = d.SetWriteDeadline(time.Now().Add(t.writeTimeout))
+		n, err := w.Write(p[written:])
+		written += n
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || t.stalled || t.closed {
+			return written, err
+		}
+		t.stalled = true
+		nc, isConn := w.(net.Conn)
+		if !isConn || !growSendBuffer(nc, stallHeadroom) {
+			return written, err
 		}
 	}
 }
