@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,7 @@ type App struct {
 	mu      sync.Mutex
 	started []startedService // in start order; guarded by mu
 
+	up       atomic.Bool // every module started
 	srv      *http.Server
 	ln       net.Listener
 	serveErr chan error
@@ -102,11 +104,63 @@ func (a *App) Config() Config { return a.cfg }
 // http.addr. If a module fails, the ones already started are stopped in
 // reverse order.
 func (a *App) Start(ctx context.Context) error {
+	// Listen first, so that a node whose backends are not up yet answers
+	// /healthz (alive) and /readyz (503) while it waits for them; every
+	// other path is 503 until the modules have started.
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	a.mux.HandleFunc("GET /readyz", a.serveReady)
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	ln, err := net.Listen("tcp", a.cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (http.addr): %w", a.cfg.HTTP.Addr, err)
+	}
+	a.ln = ln
+	a.srv = &http.Server{
+		Handler:           http.HandlerFunc(a.serveHTTP),
+		ReadHeaderTimeout: a.cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	a.serveErr = make(chan error, 1)
+	go func() { a.serveErr <- a.srv.Serve(ln) }()
+	a.log.Info("chatd listening, starting modules", "addr", ln.Addr().String(), "roles", strings.Join(a.cfg.Roles, ","), "node", a.cfg.NodeID)
+
 	for _, name := range a.set {
 		m := modules[name]
 		if m.init == nil {
 			continue // a grouping
 		}
+		if err := a.startModule(ctx, name, m); err != nil {
+			a.stopModules(context.Background())
+			_ = a.srv.Close()
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+	}
+	if a.root != nil {
+		a.mux.Handle("/", a.root)
+	}
+	a.up.Store(true)
+	a.log.Info("chatd ready", "addr", ln.Addr().String())
+	return nil
+}
+
+// Backoff between two attempts to start a module whose backend is not
+// reachable yet (modules with retry set): doubling, capped.
+const (
+	startBackoffMin = 200 * time.Millisecond
+	startBackoffMax = 10 * time.Second
+)
+
+// startModule builds and starts one module. A module with retry set (the
+// store and the broker, whose servers may come up after this process) is
+// tried again with capped backoff, one WARN per failed attempt, until it
+// starts or ctx ends; any other failure is returned at once.
+func (a *App) startModule(ctx context.Context, name string, m module) error {
+	backoff := startBackoffMin
+	for attempt := 1; ; attempt++ {
 		svc, err := m.init(a, ctx)
 		if err == nil && svc != nil {
 			if err = svc.Start(ctx); err == nil {
@@ -115,38 +169,57 @@ func (a *App) Start(ctx context.Context) error {
 				a.mu.Unlock()
 			}
 		}
-		if err != nil {
-			a.stopModules(context.Background())
-			return fmt.Errorf("start %s: %w", name, err)
+		if err == nil {
+			if attempt > 1 {
+				a.log.Info("module started", "module", name, "attempts", attempt)
+			}
+			return nil
+		}
+		if !m.retry || !a.remoteBackend(name) || ctx.Err() != nil {
+			return err
+		}
+		a.log.Warn("module not started, its backend may not be up yet; retrying", "module", name,
+			"attempt", attempt, "retry_in", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, startBackoffMax)
+	}
+}
+
+// remoteBackend reports whether module name talks to a server of its own
+// (MongoDB, Redis); an embedded backend that fails to open (SQLite in a
+// directory it cannot write) will not get better by waiting.
+func (a *App) remoteBackend(name string) bool {
+	switch name {
+	case modStore:
+		return a.cfg.Store.Backend == "mongo"
+	case modPubSub:
+		return a.cfg.PubSub.Backend == "redis"
+	}
+	return false
+}
+
+// serveHTTP is the server's handler: the mux once every module started;
+// before that, only the operational endpoints, and 503 for the rest.
+func (a *App) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !a.up.Load() {
+		switch r.URL.Path {
+		case "/healthz", "/readyz", "/metrics":
+		default:
+			httpapi.WriteError(w, errStarting)
+			return
 		}
 	}
-	if a.root != nil {
-		a.mux.Handle("/", a.root)
-	}
-	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	a.mux.HandleFunc("GET /readyz", a.serveReady)
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
-
-	ln, err := net.Listen("tcp", a.cfg.HTTP.Addr)
-	if err != nil {
-		a.stopModules(context.Background())
-		return fmt.Errorf("listen on %s (http.addr): %w", a.cfg.HTTP.Addr, err)
-	}
-	a.ln = ln
-	a.srv = &http.Server{
-		Handler:           a.mux,
-		ReadHeaderTimeout: a.cfg.HTTP.ReadHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
-	}
-	a.serveErr = make(chan error, 1)
-	go func() { a.serveErr <- a.srv.Serve(ln) }()
-	a.log.Info("chatd listening", "addr", ln.Addr().String(), "roles", strings.Join(a.cfg.Roles, ","), "node", a.cfg.NodeID)
-	return nil
+	a.mux.ServeHTTP(w, r)
 }
+
+var errStarting = &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeUnavailable,
+	Message: "starting: waiting for a backend", RetryAfter: 2 * time.Second}
 
 // Addr is the address the server listens on (useful with port 0).
 func (a *App) Addr() string { return a.ln.Addr().String() }
@@ -218,6 +291,10 @@ const readyTimeout = 500 * time.Millisecond
 
 // serveReady answers 200 when every started service that can tell is ready.
 func (a *App) serveReady(w http.ResponseWriter, r *http.Request) {
+	if !a.up.Load() {
+		httpapi.WriteError(w, errStarting)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	for _, s := range a.services() {

@@ -63,6 +63,9 @@ type module struct {
 	// process: the gateway's proxy has nothing to forward to then.
 	unless []string
 	role   bool // selectable with --role
+	// retry: a failed start is tried again with backoff (the module
+	// connects to a server that may come up after this process).
+	retry bool
 	// init builds the module, registers its routes and returns its service
 	// (nil: nothing to start or stop). Dependencies are running when it runs.
 	init func(a *App, ctx context.Context) (service, error)
@@ -71,8 +74,8 @@ type module struct {
 // modules is the module table: what each role runs. `all` is only a
 // grouping, so --role=auth,chat,gateway is the same process.
 var modules = map[string]module{
-	modStore:      {init: (*App).initStore},
-	modPubSub:     {init: (*App).initPubSub},
+	modStore:      {init: (*App).initStore, retry: true},
+	modPubSub:     {init: (*App).initPubSub, retry: true},
 	modSigningKey: {init: (*App).initSigningKey},
 	modVerifier:   {after: []string{modSigningKey}, init: (*App).initVerifier},
 	modUI:         {init: (*App).initUI},
