@@ -14,6 +14,15 @@ const MAX_DELAY = 30000; // a hidden tab backs off up to this
 // couple of seconds of the server (jitter spreads the tabs: 1.25–2.5 s).
 const VISIBLE_MAX_DELAY = 2500;
 
+// Heartbeat. Browsers do not expose the server's WebSocket pings, so the
+// socket checks itself: after heartbeat_s (from hello) without any frame it
+// sends a probe, a frame of a type the server does not know, which api.md
+// says is refused with an `error` frame whose ref is the probe's
+// client_msg_id; with no frame at all within PROBE_TIMEOUT more, the link
+// is dead (a frozen replica or proxy) and is replaced.
+const PROBE_TIMEOUT = 10000;
+const PROBE_TYPE = 'heartbeat_probe';
+
 export class Socket extends EventTarget {
   /**
    * @param {object} hooks
@@ -30,6 +39,8 @@ export class Socket extends EventTarget {
     this.attempt = 0;
     this.everOnline = false;
     this.timer = 0;
+    this.beat = 0; // heartbeat interval timer
+    this.probeSeq = 0;
     this.state = 'idle';
     this.onOnline = () => {
       if (!this.stopped && !this.ws) this.connectNow();
@@ -59,6 +70,7 @@ export class Socket extends EventTarget {
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
+    this.stopHeartbeat();
     if (ws) ws.close(1000, 'bye');
     this.setState('idle');
   }
@@ -111,6 +123,8 @@ export class Socket extends EventTarget {
     let hello = false;
     ws.onmessage = (ev) => {
       if (this.ws !== ws) return;
+      this.lastFrame = Date.now();
+      this.probeAt = 0;
       let f;
       try {
         f = JSON.parse(ev.data);
@@ -118,8 +132,12 @@ export class Socket extends EventTarget {
         return;
       }
       if (!f || typeof f.type !== 'string') return;
+      if (f.type === 'error' && typeof f.ref === 'string' && f.ref.startsWith(PROBE_TYPE)) {
+        return; // the answer to a heartbeat probe: the link is alive
+      }
       if (f.type === 'hello') {
         hello = true;
+        this.startHeartbeat(ws, f.heartbeat_s, () => hello);
         this.ready = true;
         this.attempt = 0;
         this.everOnline = true;
@@ -129,17 +147,60 @@ export class Socket extends EventTarget {
       }
       this.dispatchEvent(new CustomEvent('frame', { detail: f }));
     };
-    ws.onclose = (ev) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      const wasReady = this.ready;
-      this.ready = false;
-      if (wasReady) this.dispatchEvent(new CustomEvent('down', { detail: { code: ev.code } }));
-      if (!this.stopped) this.afterClose(ev.code, hello);
-    };
+    ws.onclose = (ev) => this.closed(ws, ev.code, hello);
     ws.onerror = () => {
       // A close event always follows; it decides what to do.
     };
+  }
+
+  /** closed handles the end of ws (its close event, or a failed heartbeat). */
+  closed(ws, code, hadHello) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.stopHeartbeat();
+    const wasReady = this.ready;
+    this.ready = false;
+    if (wasReady) this.dispatchEvent(new CustomEvent('down', { detail: { code } }));
+    if (!this.stopped) this.afterClose(code, hadHello);
+  }
+
+  /**
+   * startHeartbeat checks ws every second: silent for heartbeat_s, it is
+   * probed; silent PROBE_TIMEOUT after the probe, it is abandoned (closed
+   * without waiting for a close handshake a frozen peer never answers) and
+   * replaced as after a 1006.
+   */
+  startHeartbeat(ws, heartbeatS, hadHello) {
+    this.stopHeartbeat();
+    const every = (heartbeatS > 0 ? heartbeatS : 25) * 1000;
+    this.lastFrame = Date.now();
+    this.probeAt = 0;
+    this.beat = setInterval(() => {
+      if (this.ws !== ws) return;
+      const now = Date.now();
+      if (this.probeAt && now - this.probeAt > PROBE_TIMEOUT) {
+        try {
+          ws.close();
+        } catch {
+          // closing anyway
+        }
+        this.closed(ws, 1006, hadHello());
+        return;
+      }
+      if (!this.probeAt && now - this.lastFrame > every) {
+        this.probeAt = now;
+        try {
+          ws.send(JSON.stringify({ type: PROBE_TYPE, client_msg_id: `${PROBE_TYPE}-${++this.probeSeq}` }));
+        } catch {
+          // the close event follows
+        }
+      }
+    }, 1000);
+  }
+
+  stopHeartbeat() {
+    clearInterval(this.beat);
+    this.beat = 0;
   }
 
   async afterClose(code, hadHello) {
