@@ -1,7 +1,7 @@
 # chatd: the two commands of the README are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run build test testdeps test-short bench lint
+.PHONY: run build test testdeps test-short bench perf-curve lint
 
 run:
 	$(GO) run . serve --role=all
@@ -32,6 +32,25 @@ test-short:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/sqlitestore ./pubsub/mempubsub ./chat
+
+# The README's performance table: `chatd bench` starts `chatd serve
+# --role=all` itself on a temporary data dir (limits lifted) and steps the
+# rate until delivery p99 passes PERF_P99_MAX, first pinned (server on CPU 0
+# with GOMAXPROCS=1, bench on CPU 1), then unpinned (both share every core).
+# Run it on a quiet machine: figures taken under other load mean nothing.
+# Writes docs/perf/{pinned,unpinned}.{json,md}.
+PERF_CURVE ?= 1000:20000:1000
+PERF_P99_MAX ?= 50ms
+PERF_DURATION ?= 20s
+PERF_PAIRS ?= 100
+PERF_FLAGS = --pairs $(PERF_PAIRS) --curve $(PERF_CURVE) --p99-max $(PERF_P99_MAX) --duration $(PERF_DURATION)
+perf-curve: build
+	@mkdir -p docs/perf
+	@echo "## pinned: server taskset -c 0 (GOMAXPROCS=1), bench taskset -c 1"
+	@bash -o pipefail -c 'bin/chatd bench --server-cpus 0 --client-cpus 1 $(PERF_FLAGS) --json docs/perf/pinned.json | tee docs/perf/pinned.md'
+	@echo
+	@echo "## unpinned: server and bench share every core"
+	@bash -o pipefail -c 'bin/chatd bench --serve $(PERF_FLAGS) --json docs/perf/unpinned.json | tee docs/perf/unpinned.md'
 
 lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run

@@ -38,6 +38,15 @@ type Options struct {
 	TextSize int
 	Idle     int // hold this many idle connections instead of sending
 	Password string
+
+	JSON       string        // write a JSON report here
+	ServerPID  int           // read this server's CPU and RSS from /proc
+	Serve      bool          // start `chatd serve --role=all` on a temp data dir
+	ServerCPUs string        // pin the started server (taskset list); implies Serve
+	ClientCPUs string        // pin bench itself
+	ServerLog  string        // the started server's log file
+	Curve      string        // start:end:step rates
+	P99Max     time.Duration // curve bound on delivery p99
 }
 
 // Command is the cobra command `chatd bench`.
@@ -47,22 +56,18 @@ func Command() *cobra.Command {
 		Use:   "bench",
 		Short: "Load a running chatd through its public API and report throughput and latency",
 		Args:  cobra.NoArgs,
+		Long: `Load a running chatd through its public API and report throughput and latency.
+
+--serve (or --server-cpus) starts "chatd serve --role=all" itself, on a free
+loopback port and a temporary data directory, with its rate limits lifted;
+--server-cpus 0 runs it under "taskset -c 0" with GOMAXPROCS=1 (one core),
+--client-cpus 1 pins bench to the other core. --curve 1000:20000:1000 steps
+the rate until delivery p99 passes --p99-max and prints a markdown row per
+step; --json FILE writes the report (rates, p50/p99/p99.9/max of ack and
+delivery latency, errors, the server's CPU seconds and RSS when bench started
+it or --server-pid names it).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			if o.Idle > 0 {
-				r, err := Idle(ctx, o)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), r)
-				return nil
-			}
-			r, err := Run(ctx, o)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), r)
-			return nil
+			return runCommand(cmd.Context(), cmd.OutOrStdout(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -74,6 +79,14 @@ func Command() *cobra.Command {
 	f.IntVar(&o.TextSize, "text-size", 64, "bytes of text per message")
 	f.IntVar(&o.Idle, "idle", 0, "hold this many idle connections and report server memory per connection")
 	f.StringVar(&o.Password, "password", "bench-password-1", "password of the bench users")
+	f.StringVar(&o.JSON, "json", "", "write a JSON report to this file")
+	f.IntVar(&o.ServerPID, "server-pid", 0, "PID of the server, to report its CPU seconds and RSS from /proc")
+	f.BoolVar(&o.Serve, "serve", false, "start `chatd serve --role=all` on a temporary data dir and load it (--url is ignored)")
+	f.StringVar(&o.ServerCPUs, "server-cpus", "", "with --serve (implied): run the server under `taskset -c LIST` with GOMAXPROCS matching")
+	f.StringVar(&o.ClientCPUs, "client-cpus", "", "pin bench itself to these CPUs (taskset list), GOMAXPROCS matching")
+	f.StringVar(&o.ServerLog, "server-log", "", "with --serve: write the server's log here (default: discarded)")
+	f.StringVar(&o.Curve, "curve", "", "step the rate start:end:step (msg/s) until delivery p99 passes --p99-max")
+	f.DurationVar(&o.P99Max, "p99-max", 50*time.Millisecond, "with --curve: stop after the first step whose delivery p99 exceeds this")
 	return cmd
 }
 
@@ -98,7 +111,7 @@ func quantiles(d []time.Duration) string {
 	}
 	slices.Sort(d)
 	q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
-	return fmt.Sprintf("p50=%s p90=%s p99=%s max=%s", q(0.50), q(0.90), q(0.99), d[len(d)-1])
+	return fmt.Sprintf("p50=%s p90=%s p99=%s p99.9=%s max=%s", q(0.50), q(0.90), q(0.99), q(0.999), d[len(d)-1])
 }
 
 type client struct {
@@ -242,6 +255,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("bench: sign up: %w", err)
 	}
+	return run(ctx, o, cs)
+}
+
+// run is one load over signed-in users cs (2*o.Pairs), so that the
+// steps of a curve reuse the same users.
+func run(ctx context.Context, o Options, cs []*client) (Result, error) {
 	var (
 		mu        sync.Mutex
 		sentAt    = map[string]time.Time{}
@@ -271,6 +290,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer cancel()
 	goCh := make(chan struct{})
 	text := strings.Repeat("x", max(1, o.TextSize))
+	// client_msg_id is the idempotency key: ids unique per run keep the
+	// steps of a curve, which reuse users, from being taken as retries.
+	runID := strings.ToLower(rand.Text()[:6]) + "-"
 	var wg sync.WaitGroup
 	for p := range o.Pairs {
 		sender, recipient := cs[2*p], cs[2*p+1]
@@ -361,7 +383,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 						return
 					}
 				}
-				id := fmt.Sprintf("%d-%d", p, n)
+				id := fmt.Sprintf("%s%d-%d", runID, p, n)
 				msg, _ := json.Marshal(map[string]string{"type": "send", "to": recipient.id, "text": text, "client_msg_id": id})
 				mu.Lock()
 				sentAt[id] = time.Now()

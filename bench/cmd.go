@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+)
+
+// runCommand is `chatd bench`: a single run, a curve, or --idle, against
+// --url or a server bench starts itself.
+func runCommand(ctx context.Context, out io.Writer, o Options) error {
+	if o.ClientCPUs != "" {
+		if err := PinSelf(o.ClientCPUs); err != nil {
+			return err
+		}
+	}
+	pid := o.ServerPID
+	if o.Serve || o.ServerCPUs != "" {
+		srv, err := StartServer(ctx, o.ServerCPUs, o.ServerLog)
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		o.URL, pid = srv.URL, srv.PID
+		fmt.Fprintf(out, "server: %s pid %d cpus %q\n", srv.URL, srv.PID, o.ServerCPUs)
+	}
+	if o.Idle > 0 {
+		r, err := Idle(ctx, o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, r)
+		return nil
+	}
+	if o.Pairs <= 0 {
+		return errors.New("bench: --pairs must be > 0")
+	}
+	rep := Report{Started: time.Now().UTC(), URL: o.URL, ServerCPUs: o.ServerCPUs, ClientCPUs: o.ClientCPUs, ServerPID: pid,
+		GoMaxProcs: runtime.GOMAXPROCS(0), TextSize: o.TextSize}
+	rates := []float64{o.Rate}
+	if o.Curve != "" {
+		start, end, step, err := parseCurve(o.Curve)
+		if err != nil {
+			return err
+		}
+		rates = rates[:0]
+		for r := start; r <= end; r += step {
+			rates = append(rates, r)
+		}
+		rep.P99MaxMS = ms(o.P99Max)
+	}
+	if rates[0] == 0 {
+		rep.Window = o.Window
+	}
+	cs, err := users(ctx, o, 2*o.Pairs)
+	if err != nil {
+		return fmt.Errorf("bench: sign up: %w", err)
+	}
+	if o.Curve != "" {
+		fmt.Fprintln(out, tableHeader)
+	}
+	for _, rate := range rates {
+		o.Rate = rate
+		var before, after *procStats
+		if pid > 0 {
+			if st, err := readProc(pid); err == nil {
+				before = &st
+			}
+		}
+		r, err := run(ctx, o, cs)
+		if err != nil {
+			return err
+		}
+		if pid > 0 && before != nil {
+			// run's elapsed time is the sending window; the CPU read here
+			// also covers the second it waits for the last acks, so
+			// server_cpu_cores slightly overstates.
+			if st, err := readProc(pid); err == nil {
+				after = &st
+			}
+		}
+		s := newStep(o, r, before, after)
+		rep.Steps = append(rep.Steps, s)
+		if o.Curve == "" {
+			fmt.Fprintln(out, r)
+			if after != nil {
+				fmt.Fprintf(out, "server: %.2f CPU s (%.0f %% of a core), RSS %.1f MB (peak %.1f MB)\n",
+					s.ServerCPU, 100*s.ServerCores, float64(s.ServerRSS)/1e6, float64(s.ServerMaxRSS)/1e6)
+			}
+			continue
+		}
+		fmt.Fprintln(out, s.row())
+		// A step that left more than 1 % undelivered after the drain
+		// second is past the bound too: those latencies are not counted.
+		if s.Delivery.P99 > rep.P99MaxMS || float64(s.Delivered) < 0.99*float64(s.Sent) {
+			break
+		}
+		rep.MaxRateWithinBound = rate
+	}
+	if o.Curve != "" {
+		fmt.Fprintf(out, "\nhighest rate with delivery p99 <= %s: %.0f msg/s\n", o.P99Max, rep.MaxRateWithinBound)
+	}
+	if o.JSON != "" {
+		if err := writeJSON(o.JSON, rep); err != nil {
+			return fmt.Errorf("bench: --json: %w", err)
+		}
+	}
+	return nil
+}

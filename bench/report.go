@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Latency is a latency distribution in milliseconds.
+type Latency struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p999_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+func latency(d []time.Duration) Latency {
+	if len(d) == 0 {
+		return Latency{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	q := func(p float64) float64 { return ms(s[min(len(s)-1, int(p*float64(len(s))))]) }
+	return Latency{Count: len(s), P50: q(0.50), P99: q(0.99), P999: q(0.999), Max: ms(s[len(s)-1])}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Step is one run's report: one rate of a curve, or a single run.
+type Step struct {
+	RateAsked    float64 `json:"rate_asked"` // 0: as fast as the window allows
+	Pairs        int     `json:"pairs"`
+	DurationS    float64 `json:"duration_s"`
+	Sent         int64   `json:"sent"`
+	Acked        int64   `json:"acked"`
+	Delivered    int64   `json:"delivered"`
+	Errors       int64   `json:"errors"`
+	DeliveredPS  float64 `json:"delivered_per_s"`
+	Ack          Latency `json:"ack"`
+	Delivery     Latency `json:"delivery"`
+	ServerCPU    float64 `json:"server_cpu_s,omitempty"`     // CPU seconds (user+system) during the run
+	ServerCores  float64 `json:"server_cpu_cores,omitempty"` // ServerCPU / duration
+	ServerRSS    int64   `json:"server_rss_bytes,omitempty"`
+	ServerMaxRSS int64   `json:"server_max_rss_bytes,omitempty"`
+}
+
+// Report is what --json writes.
+type Report struct {
+	Started    time.Time `json:"started"`
+	URL        string    `json:"url"`
+	ServerCPUs string    `json:"server_cpus,omitempty"` // taskset list the server was pinned to
+	ClientCPUs string    `json:"client_cpus,omitempty"`
+	ServerPID  int       `json:"server_pid,omitempty"`
+	GoMaxProcs int       `json:"client_gomaxprocs"`
+	P99MaxMS   float64   `json:"p99_max_ms,omitempty"` // curve bound on delivery p99
+	TextSize   int       `json:"text_size"`
+	Window     int       `json:"window,omitempty"`
+	Steps      []Step    `json:"steps"`
+	// MaxRateWithinBound is the highest asked rate whose delivery p99 held
+	// the bound (curve mode), 0 when none did.
+	MaxRateWithinBound float64 `json:"max_rate_within_bound,omitempty"`
+}
+
+func newStep(o Options, r Result, before, after *procStats) Step {
+	secs := r.Elapsed.Seconds()
+	s := Step{RateAsked: o.Rate, Pairs: o.Pairs, DurationS: secs, Sent: r.Sent, Acked: r.Acked, Delivered: r.Delivered, Errors: r.Errors,
+		DeliveredPS: float64(r.Delivered) / secs, Ack: latency(r.Ack), Delivery: latency(r.Delivery)}
+	if before != nil && after != nil {
+		s.ServerCPU = after.CPUSeconds - before.CPUSeconds
+		s.ServerCores = s.ServerCPU / secs
+		s.ServerRSS, s.ServerMaxRSS = after.RSSBytes, after.HWMBytes
+	}
+	return s
+}
+
+// tableHeader and row print a step as a markdown table row.
+const tableHeader = "| rate asked | delivered/s | ack p50 | ack p99 | delivery p50 | p99 | p99.9 | max | errors | server CPU | server RSS |\n|---|---|---|---|---|---|---|---|---|---|---|"
+
+func (s Step) row() string {
+	cpu, rss := "n/a", "n/a"
+	if s.ServerCPU > 0 || s.ServerRSS > 0 {
+		cpu = fmt.Sprintf("%.0f %%", 100*s.ServerCores)
+		rss = fmt.Sprintf("%.0f MB", float64(s.ServerRSS)/1e6)
+	}
+	rate := "window"
+	if s.RateAsked > 0 {
+		rate = strconv.FormatFloat(s.RateAsked, 'f', -1, 64)
+	}
+	return fmt.Sprintf("| %s | %.0f | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.1f ms | %d | %s | %s |",
+		rate, s.DeliveredPS, s.Ack.P50, s.Ack.P99, s.Delivery.P50, s.Delivery.P99, s.Delivery.P999, s.Delivery.Max, s.Errors, cpu, rss)
+}
+
+func writeJSON(path string, r Report) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// parseCurve reads start:end:step.
+func parseCurve(s string) (start, end, step float64, err error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return 0, 0, 0, fmt.Errorf("bench: --curve wants start:end:step, got %q", s)
+	}
+	var v [3]float64
+	for i, p := range parts {
+		if v[i], err = strconv.ParseFloat(p, 64); err != nil || v[i] <= 0 {
+			return 0, 0, 0, fmt.Errorf("bench: --curve wants positive start:end:step, got %q", s)
+		}
+	}
+	if v[1] < v[0] {
+		return 0, 0, 0, fmt.Errorf("bench: --curve end below start in %q", s)
+	}
+	return v[0], v[1], v[2], nil
+}
