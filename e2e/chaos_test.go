@@ -179,7 +179,6 @@ func chaosBaseline(t *testing.T) {
 // A chat replica is SIGKILLed and started again: its clients reconnect to
 // the other replica and catch up.
 func chaosReplicaKill(t *testing.T) {
-	pending(t, "defect 2: a send stored by the killed replica (or whose answer was lost) is acked on retry but never published")
 	c := startChaosCluster(t)
 	res := runScenario(t, "ReplicaKill", c.gateway.url(), splitLoad(), func(*chaosLoad) {
 		c.chats[1].kill()
@@ -268,7 +267,6 @@ func chaosAuthKill(t *testing.T) {
 // The gateway is SIGKILLed and started again on its port: every client
 // reconnects through it and catches up.
 func chaosGatewayRestart(t *testing.T) {
-	pending(t, "defect 2: REST sends cut by the gateway's crash are stored, acked on retry and never published")
 	c := startChaosCluster(t)
 	res := runScenario(t, "GatewayRestart", c.gateway.url(), splitLoad(), func(*chaosLoad) {
 		c.gateway.kill()
