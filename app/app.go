@@ -117,9 +117,11 @@ func (a *App) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (http.addr): %w", a.cfg.HTTP.Addr, err)
 	}
+	trusted, _ := httpapi.ParseProxies(a.cfg.HTTP.TrustedProxies) // Validate checked it
+	ln = httpapi.LimitListener(ln, a.cfg.HTTP.MaxConns, a.cfg.HTTP.MaxConnsPerAddr, trusted, a.connRefused())
 	a.ln = ln
 	a.srv = &http.Server{
-		Handler:           http.HandlerFunc(a.serveHTTP),
+		Handler:           httpapi.BodyDeadline(http.HandlerFunc(a.serveHTTP), a.cfg.HTTP.BodyTimeout),
 		ReadHeaderTimeout: a.cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),

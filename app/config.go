@@ -37,7 +37,13 @@ type HTTPConfig struct {
 	PublicOrigins     []string      `mapstructure:"public_origins"`
 	TrustedProxies    []string      `mapstructure:"trusted_proxies"` // whose X-Forwarded-For names the client
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
-	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
+	// BodyTimeout is how long a request has to deliver its whole body.
+	BodyTimeout time.Duration `mapstructure:"body_timeout"`
+	// MaxConns and MaxConnsPerAddr cap the open connections of the
+	// listener, in all and per client address (trusted proxies exempt); 0 is off.
+	MaxConns        int           `mapstructure:"max_conns"`
+	MaxConnsPerAddr int           `mapstructure:"max_conns_per_addr"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
 
 // LogConfig selects the slog handler.
@@ -89,6 +95,9 @@ func DefaultConfig() Config {
 			PublicOrigins:     []string{},
 			TrustedProxies:    []string{},
 			ReadHeaderTimeout: 10 * time.Second,
+			BodyTimeout:       30 * time.Second,
+			MaxConns:          20000,
+			MaxConnsPerAddr:   256,
 			ShutdownTimeout:   15 * time.Second,
 		},
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -147,6 +156,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.Addr == "" {
 		return errors.New("http.addr: required (for example :8080)")
+	}
+	if c.HTTP.BodyTimeout < 0 || c.HTTP.MaxConns < 0 || c.HTTP.MaxConnsPerAddr < 0 {
+		return errors.New("http.body_timeout, http.max_conns, http.max_conns_per_addr: must not be negative (0 turns one off)")
 	}
 	if c.DataDir == "" && (runs(modSigningKey) || (runs(modStore) && c.Store.Backend == "sqlite")) {
 		return errors.New("data_dir: required")

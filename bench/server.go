@@ -35,6 +35,10 @@ var benchServerEnv = []string{
 	"CHATD_AUTH_LOGIN_RATE_LIMIT=0",
 	"CHATD_CHAT_SEND_RATE=1e6",
 	"CHATD_CHAT_SEND_BURST=1000000",
+	"CHATD_CHAT_MAX_SOCKETS_PER_USER=1000000",
+	"CHATD_CHAT_MAX_SOCKETS_PER_ADDR=1000000",
+	"CHATD_HTTP_MAX_CONNS=0",
+	"CHATD_HTTP_MAX_CONNS_PER_ADDR=0",
 }
 
 // StartServer runs this executable's `serve --role=all` on a free loopback

@@ -12,6 +12,9 @@ import (
 // is a good part of what is queued); it reports whether the buffer is now
 // larger (the system's wmem_max caps it).
 func growSendBuffer(c net.Conn, n int) bool {
+	if u, ok := c.(interface{ NetConn() net.Conn }); ok { // httpapi.LimitListener's wrapper
+		c = u.NetConn()
+	}
 	tcp, ok := c.(*net.TCPConn)
 	if !ok {
 		return false
