@@ -82,7 +82,10 @@ func newMessage(req sendRequest, now time.Time) store.Message {
 // result: its frames encoded once, or the error to answer.
 func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool, err error) (sendResult, *httpapi.Error) {
 	if err != nil {
-		return sendResult{}, httpapi.Fail(s.log, "append message", err)
+		if ok, held := s.appendErrLog.allow(); ok {
+			return sendResult{}, httpapi.Fail(s.log.With("suppressed", held), "append message", err)
+		}
+		return sendResult{}, httpapi.FromError(err)
 	}
 	if msg.From != req.from { // cannot happen: the store keys retries by sender
 		s.log.Error("store returned a foreign message on append", "msg", msg.ID)

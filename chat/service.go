@@ -74,6 +74,7 @@ type Service struct {
 	epoch time.Time // origin of mono
 
 	lastPublishWarn atomic.Int64 // unix ns of the last "publish failed" WARN
+	appendErrLog    logEvery     // failed appends: one line per appendErrorLogEvery
 
 	// ctx lives from New to the end of Shutdown; background work derives from it.
 	ctx    context.Context
@@ -124,6 +125,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		sessions: newSessionCache(), users: newUserCache(), completions: newCompletionQueues(),
 		epoch: time.Now(), ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
 	}
+	s.appendErrLog.every = appendErrorLogEvery
 	s.hub = newHub(s)
 	s.sendLimit = httpapi.NewLimiter(cfg.SendRate, cfg.SendBurst, maxLimiterKeys)
 	s.sockets = newSocketCounts(cfg.MaxSocketsPerUser, cfg.MaxSocketsPerAddr)
