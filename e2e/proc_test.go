@@ -53,7 +53,9 @@ type node struct {
 	log  bytes.Buffer
 }
 
-var listenRe = regexp.MustCompile(`chatd listening"? addr=(\S+)`)
+// A node is up once every module started ("chatd ready"); it listens
+// earlier, answering 503 while its backends come up.
+var listenRe = regexp.MustCompile(`chatd ready"? addr=(\S+)`)
 
 // startNode runs `chatd serve args...` with env added to the environment and
 // waits until it listens. addr in args should be 127.0.0.1:0 or a fixed port.
