@@ -38,7 +38,7 @@ func rootCmd() *cobra.Command {
 }
 
 func serveCmd() *cobra.Command {
-	var configPath string
+	var configPath, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run chatd (every role by default)",
@@ -53,9 +53,17 @@ and flags, flags winning.`,
 			if err != nil {
 				return err
 			}
-			a, err := app.New(cfg, app.NewLogger(cfg.Log, os.Stderr))
+			log := app.NewLogger(cfg.Log, os.Stderr)
+			a, err := app.New(cfg, log)
 			if err != nil {
 				return err
+			}
+			if pprofAddr != "" {
+				stopPprof, err := startPprof(pprofAddr, log)
+				if err != nil {
+					return err
+				}
+				defer stopPprof()
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -74,6 +82,7 @@ and flags, flags winning.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&configPath, "config", "", "config file (default ./config.yaml when present; env CHATD_CONFIG)")
+	f.StringVar(&pprofAddr, "pprof-addr", "", "serve net/http/pprof (CPU, heap, mutex, block profiles, execution trace) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	app.AddFlags(f)
 	return cmd
 }

@@ -45,6 +45,7 @@ type Options struct {
 	ServerCPUs string        // pin the started server (taskset list); implies Serve
 	ClientCPUs string        // pin bench itself
 	ServerLog  string        // the started server's log file
+	ServerArgs []string      // extra arguments of the started `chatd serve`
 	Curve      string        // start:end:step rates
 	P99Max     time.Duration // curve bound on delivery p99
 }
@@ -81,9 +82,10 @@ it or --server-pid names it).`,
 	f.StringVar(&o.Password, "password", "bench-password-1", "password of the bench users")
 	f.StringVar(&o.JSON, "json", "", "write a JSON report to this file")
 	f.IntVar(&o.ServerPID, "server-pid", 0, "PID of the server, to report its CPU seconds and RSS from /proc")
-	f.BoolVar(&o.Serve, "serve", false, "start `chatd serve --role=all` on a temporary data dir and load it (--url is ignored)")
-	f.StringVar(&o.ServerCPUs, "server-cpus", "", "with --serve (implied): run the server under `taskset -c LIST` with GOMAXPROCS matching")
+	f.BoolVar(&o.Serve, "serve", false, "start chatd serve --role=all on a temporary data dir and load it (--url is ignored)")
+	f.StringVar(&o.ServerCPUs, "server-cpus", "", "with --serve (implied): run the server under taskset -c LIST with GOMAXPROCS matching")
 	f.StringVar(&o.ClientCPUs, "client-cpus", "", "pin bench itself to these CPUs (taskset list), GOMAXPROCS matching")
+	f.StringArrayVar(&o.ServerArgs, "server-arg", nil, "with --serve: an extra argument of chatd serve (repeatable), e.g. --server-arg=--pprof-addr=127.0.0.1:6060")
 	f.StringVar(&o.ServerLog, "server-log", "", "with --serve: write the server's log here (default: discarded)")
 	f.StringVar(&o.Curve, "curve", "", "step the rate start:end:step (msg/s) until delivery p99 passes --p99-max")
 	f.DurationVar(&o.P99Max, "p99-max", 50*time.Millisecond, "with --curve: stop after the first step whose delivery p99 exceeds this")

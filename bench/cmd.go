@@ -19,7 +19,7 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 	}
 	pid := o.ServerPID
 	if o.Serve || o.ServerCPUs != "" {
-		srv, err := StartServer(ctx, o.ServerCPUs, o.ServerLog)
+		srv, err := StartServer(ctx, o.ServerCPUs, o.ServerLog, o.ServerArgs...)
 		if err != nil {
 			return err
 		}

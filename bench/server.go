@@ -46,7 +46,7 @@ var benchServerEnv = []string{
 // runs under `taskset -c cpus` with GOMAXPROCS equal to the CPU count, the
 // way a 1-vCPU machine or a pod with a 1-CPU limit runs it. The server's
 // log goes to logPath when set.
-func StartServer(ctx context.Context, cpus, logPath string) (*Server, error) {
+func StartServer(ctx context.Context, cpus, logPath string, extra ...string) (*Server, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bench: own executable: %w", err)
@@ -59,7 +59,7 @@ func StartServer(ctx context.Context, cpus, logPath string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{exe, "serve", "--role=all"}
+	args := append([]string{exe, "serve", "--role=all"}, extra...)
 	env := append(os.Environ(), benchServerEnv...)
 	env = append(env, "CHATD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port), "CHATD_DATA_DIR="+dir)
 	if cpus != "" {
