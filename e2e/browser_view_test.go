@@ -258,3 +258,71 @@ func shot(t *testing.T, p *page, name string) {
 	}
 	t.Logf("updated docs/screenshots/%s (%d KB)", name, len(buf)>>10)
 }
+
+// TestBrowserSettings: the settings screen against the account endpoints
+// of api.md 1.1: the session list and logging one out, a password change
+// (a wrong current password refused in words), log out everywhere, and
+// deleting the account with the password.
+func TestBrowserSettings(t *testing.T) {
+	b := startBrowser(t)
+	n := startAllInOne(t, "127.0.0.1:0")
+	base := n.url()
+	other := apitest.SignUpAs(t, base, "alice", testPassword, "Alice Liddell") // a second session, elsewhere
+
+	p := b.newPage("alice")
+	p.logIn(base, "alice")
+	p.do("open settings", chromedp.Click(tid("settings-button")), chromedp.WaitVisible(tid("settings")))
+	p.waitJS("two sessions", `document.querySelectorAll('[data-testid="session"]').length === 2`)
+	if !eval[bool](p, `document.querySelectorAll('[data-testid="session"][data-current="true"]').length === 1`) {
+		t.Error("want exactly one session marked as this device")
+	}
+	p.do("log out the other session", chromedp.Click(chromedp.CSS(`[data-testid="session"][data-current="false"] [data-testid="session-logout"]`)))
+	p.waitJS("one session left", `document.querySelectorAll('[data-testid="session"]').length === 1`)
+	shot(t, p, "settings-desktop.png")
+	if r := other.Do("GET", "/auth/me", nil); r.Status != 401 {
+		t.Errorf("the logged-out session: /auth/me %d, want 401", r.Status)
+	}
+
+	// Password: a wrong current one is refused in words, then the change.
+	const newPassword = "a-much-longer-passphrase-42"
+	p.do("wrong current password",
+		chromedp.SendKeys(tid("settings-current-password"), "not-my-password-at-all"),
+		chromedp.SendKeys(tid("settings-new-password"), newPassword),
+		chromedp.Click(tid("settings-password-save")),
+	)
+	p.waitJS("refused", `document.querySelector('[data-testid="settings-password-status"]').textContent === 'That password is not right.'`)
+	eval[bool](p, `document.querySelector('[data-testid="settings-password-form"]').reset(), true`)
+	p.do("right current password",
+		chromedp.SendKeys(tid("settings-current-password"), testPassword),
+		chromedp.SendKeys(tid("settings-new-password"), newPassword),
+		chromedp.Click(tid("settings-password-save")),
+	)
+	p.waitJS("changed", `document.querySelector('[data-testid="settings-password-status"]').textContent.startsWith('Password changed')`)
+	apitest.Login(t, base, "alice", newPassword) // a third session, to be logged out everywhere
+
+	// Log out everywhere: back to the login form; no session of alice's works.
+	p.do("log out everywhere", chromedp.Click(tid("logout-everywhere")), chromedp.WaitVisible(tid("login-username")))
+	p.waitJS("told", `document.querySelector('[data-testid="auth-error"]').textContent === 'You logged out everywhere.'`)
+
+	// Delete the account with the password.
+	p.do("log in again",
+		chromedp.SendKeys(tid("login-username"), "alice"),
+		chromedp.SendKeys(tid("login-password"), newPassword),
+		chromedp.Click(tid("login-submit")),
+		chromedp.WaitVisible(tid("main-screen")),
+	)
+	p.waitOnline()
+	p.do("delete account",
+		chromedp.Click(tid("settings-button")), chromedp.WaitVisible(tid("settings")),
+		chromedp.SendKeys(tid("delete-password"), newPassword),
+		chromedp.Click(tid("delete-account")),
+		chromedp.WaitVisible(tid("login-username")),
+	)
+	p.waitJS("told", `document.querySelector('[data-testid="auth-error"]').textContent === 'Your account was deleted.'`)
+	p.do("log in as the deleted user",
+		chromedp.SendKeys(tid("login-username"), "alice"),
+		chromedp.SendKeys(tid("login-password"), newPassword),
+		chromedp.Click(tid("login-submit")),
+	)
+	p.waitJS("refused", `document.querySelector('[data-testid="auth-error"]').textContent === 'Wrong username or password.'`)
+}

@@ -135,5 +135,16 @@ export const api = {
   messagesAfter: (peer, after, limit) =>
     request('GET', `/api/conversations/${encodeURIComponent(peer)}/messages?after=${after}&limit=${limit}`),
   send: (to, text, clientMsgId) => request('POST', '/api/messages', { to, text, client_msg_id: clientMsgId }),
+  // Account and privacy (api.md 1.1).
+  updateMe: (displayName) => request('PATCH', '/api/me', { display_name: displayName }),
+  changePassword: (current, next) => request('POST', '/auth/password', { current_password: current, new_password: next }),
+  sessions: () => request('GET', '/auth/sessions'),
+  revokeSession: (id) => request('DELETE', `/auth/sessions/${encodeURIComponent(id)}`),
+  logoutAll: () => request('POST', '/auth/logout', { all: true }),
+  deleteAccount: (password) => request('DELETE', '/auth/account', { password }),
+  exportMe: () => request('GET', '/api/me/export'),
+  blocks: () => request('GET', '/api/blocks'),
+  block: (id) => request('PUT', `/api/users/${encodeURIComponent(id)}/block`),
+  unblock: (id) => request('DELETE', `/api/users/${encodeURIComponent(id)}/block`),
   read: (peer, seq) => request('POST', `/api/conversations/${encodeURIComponent(peer)}/read`, { seq }),
 };

@@ -10,6 +10,7 @@ import { Socket } from './ws.js';
 import { Store } from './store.js';
 import { AuthView } from './views/auth.js';
 import { ChatView, clearDrafts } from './views/chat.js';
+import { SettingsView } from './views/settings.js';
 import { Sidebar } from './views/sidebar.js';
 import { toastError, toastInfo } from './views/toast.js';
 import { byId, displayName, limits, setLimits, tooMany, uuid } from './util.js';
@@ -80,6 +81,19 @@ class App {
       loadOlder: (peer) => this.loadOlder(peer),
       markRead: (peer) => this.markRead(peer),
       back: () => this.back(),
+      toggleBlock: (peer) => this.toggleBlock(peer),
+    });
+
+    this.settings = new SettingsView(this.store, {
+      leave: (message) => {
+        if (this.store.me) clearDrafts(this.store.me.id);
+        this.leave(message, true);
+      },
+      renamed: (user) => this.sidebar.setMe(user),
+      unblocked: (id) => {
+        if (this.store.blocked) this.store.blocked.delete(id);
+        this.chat.renderHeader();
+      },
     });
 
     this.socket = new Socket({
@@ -211,6 +225,7 @@ class App {
     this.ackDirty.clear();
     this.chat.reset();
     this.store.reset();
+    this.store.blocked = null; // the block list (a Set of user ids) once read
   }
 
   enter(user) {
@@ -222,12 +237,48 @@ class App {
     this.main.hidden = false;
     this.socket.start();
     this.catchUp();
+    this.loadBlocks();
     this.route();
+  }
+
+  /** loadBlocks reads whom the user blocked; without it (an older server) Block stays hidden. */
+  async loadBlocks() {
+    const s = this.session;
+    try {
+      const r = await api.blocks();
+      if (s !== this.session) return;
+      this.store.blocked = new Set(((r && r.users) || []).map((u) => u.id));
+    } catch {
+      if (s !== this.session) return;
+      this.store.blocked = null;
+    }
+    this.chat.renderHeader();
+  }
+
+  async toggleBlock(peer) {
+    const blocked = this.store.blocked;
+    const c = this.store.conv(peer);
+    if (!blocked || !c) return;
+    const on = blocked.has(peer);
+    const s = this.session;
+    try {
+      if (on) await api.unblock(peer);
+      else await api.block(peer);
+    } catch (e) {
+      if (s === this.session) toastError(`Could not ${on ? 'unblock' : 'block'} ${displayName(c.peer)}: ${e.message}`);
+      return;
+    }
+    if (s !== this.session) return;
+    if (on) blocked.delete(peer);
+    else blocked.add(peer);
+    this.chat.renderHeader();
+    toastInfo(on ? `${displayName(c.peer)} is unblocked.` : `${displayName(c.peer)} is blocked: they cannot message you or see when you are online.`);
   }
 
   /** leave drops the session's state and shows the login screen. */
   leave(message, resetPath = false) {
     if (!this.store.me) return;
+    this.settings.close();
     this.socket.stop();
     this.clearSession();
     if (resetPath) history.replaceState(null, '', '/');

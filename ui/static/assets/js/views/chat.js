@@ -108,6 +108,7 @@ export class ChatView {
     this.name = byId('peer-name');
     this.presence = byId('peer-presence');
     this.username = byId('peer-username');
+    this.blockBtn = byId('block-toggle');
     this.avatar = byId('peer-avatar');
     this.form = byId('composer-form');
     this.input = byId('composer');
@@ -147,6 +148,7 @@ export class ChatView {
     }).observe(this.log);
     this.jump.addEventListener('click', () => this.jumpToLatest());
     byId('back').addEventListener('click', () => this.actions.back());
+    this.blockBtn.addEventListener('click', () => this.peer && this.actions.toggleBlock(this.peer));
     this.form.addEventListener('submit', (e) => {
       e.preventDefault();
       this.submit();
@@ -287,6 +289,15 @@ export class ChatView {
     // Disconnected, presence is not known: the peer may have left meanwhile.
     const known = this.store.presenceKnown !== false;
     const online = known ? String(!!(c.presence && c.presence.online)) : 'unknown';
+    // Block / Unblock: shown once the server's block list is known (store.blocked).
+    const blocked = this.store.blocked;
+    this.blockBtn.hidden = !blocked;
+    if (blocked) {
+      const on = blocked.has(c.peer.id);
+      this.blockBtn.textContent = on ? 'Unblock' : 'Block';
+      this.blockBtn.setAttribute('aria-pressed', String(on));
+      this.blockBtn.setAttribute('aria-label', `${on ? 'Unblock' : 'Block'} ${displayName(c.peer)} (@${c.peer.username})`);
+    }
     this.avatar.querySelector('.dot').dataset.online = online;
     this.presence.dataset.online = online;
     const text = c.typingUntil > Date.now() ? 'typing…' : known ? fmtPresence(c.presence) : 'waiting for network…';
