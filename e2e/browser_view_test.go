@@ -204,6 +204,7 @@ func TestBrowserRateLimitWords(t *testing.T) {
 	n := startNode(t, "all", append(append([]string{}, lowArgon...), "CHATD_AUTH_SIGNUP_LIMIT=1"),
 		"--role=all", "--http-addr=127.0.0.1:0", "--data-dir="+t.TempDir())
 	base := n.url()
+	waitReady(t, base)
 	apitest.SignUpAs(t, base, "first", testPassword, "")
 
 	p := b.newPage("second")
@@ -325,4 +326,37 @@ func TestBrowserSettings(t *testing.T) {
 		chromedp.Click(tid("login-submit")),
 	)
 	p.waitJS("refused", `document.querySelector('[data-testid="auth-error"]').textContent === 'Wrong username or password.'`)
+}
+
+// TestBrowserBlock: Block from the conversation header, the blocked user
+// listed in settings and unblocked there; a blocked user's send is refused.
+func TestBrowserBlock(t *testing.T) {
+	b := startBrowser(t)
+	n := startAllInOne(t, "127.0.0.1:0")
+	base := n.url()
+	alice := apitest.SignUpAs(t, base, "alice", testPassword, "Alice Liddell")
+	bob := apitest.SignUpAs(t, base, "bob", testPassword, "Bob Builder")
+	restSend(t, bob, alice.ID, "Hi Alice")
+
+	p := b.newPage("alice")
+	p.logIn(base, "alice")
+	p.do("open bob", chromedp.Navigate(base+"/c/"+bob.ID), chromedp.WaitVisible(tid("composer")))
+	p.waitOnline()
+	p.waitBubble("Hi Alice")
+	p.waitSel("block shown", `[data-testid="block-button"]:not([hidden])[aria-pressed="false"]`)
+	p.do("block bob", chromedp.Click(tid("block-button")))
+	p.waitSel("blocked", `[data-testid="block-button"][aria-pressed="true"]`)
+	if r := bob.Do("POST", "/api/messages", map[string]string{"to": alice.ID, "text": "still there?", "client_msg_id": "0b5a8f9e-3f57-4c43-9b8e-4c1d7f1a2b3c"}); r.Status != 403 {
+		t.Errorf("bob's send to the blocker: %d %s, want 403", r.Status, r.Body)
+	}
+
+	p.do("open settings", chromedp.Click(tid("settings-button")), chromedp.WaitVisible(tid("settings")))
+	p.waitSel("bob listed", fmt.Sprintf(`[data-testid="blocked-user"][data-user-id=%q]`, bob.ID))
+	p.do("unblock bob", chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-testid="blocked-user"][data-user-id=%q] [data-testid="unblock-button"]`, bob.ID))))
+	p.waitJS("list empty", `!document.querySelector('[data-testid="blocked-user"]')`)
+	p.do("close settings", chromedp.Click(tid("settings-close")))
+	p.waitSel("header follows", `[data-testid="block-button"][aria-pressed="false"]`)
+	if r := bob.Do("POST", "/api/messages", map[string]string{"to": alice.ID, "text": "hello again", "client_msg_id": "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"}); r.Status != 201 && r.Status != 200 {
+		t.Errorf("bob's send after the unblock: %d %s", r.Status, r.Body)
+	}
 }
