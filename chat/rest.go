@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -120,10 +121,15 @@ func (s *Service) handleSearchUsers(w http.ResponseWriter, r *http.Request, me p
 // GET /api/users/{id}
 func (s *Service) handleUser(w http.ResponseWriter, r *http.Request, me principal) *httpapi.Error {
 	ctx := r.Context()
-	u, herr := s.lookupUser(ctx, r.PathValue("id"))
-	if herr != nil {
-		return herr
+	// From the store, not the node's user cache: a display name changed
+	// through another node (PATCH /api/me) shows at once.
+	u, err := s.store.UserByID(ctx, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return errNoSuchUser
+	} else if err != nil {
+		return httpapi.Fail(s.log, "user lookup", err)
 	}
+	s.users.put(u)
 	pres := s.presenceFor(ctx, me.UserID, []string{u.ID})
 	httpapi.WriteJSON(w, http.StatusOK, struct {
 		User     httpapi.User  `json:"user"`

@@ -145,6 +145,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /api/users/{id}/block", s.api(s.handleBlock))
 	mux.HandleFunc("DELETE /api/users/{id}/block", s.api(s.handleUnblock))
 	mux.HandleFunc("GET /api/blocks", s.api(s.handleBlocks))
+	mux.HandleFunc("PATCH /api/me", s.api(s.handlePatchMe))
+	mux.HandleFunc("GET /api/me/export", s.api(s.handleExport))
 	mux.HandleFunc("GET /ws", s.handleWS)
 }
 

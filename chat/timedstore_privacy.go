@@ -34,3 +34,7 @@ func (t *timedStore) IsBlocked(ctx context.Context, userID, otherID string) (boo
 }
 
 var _ store.Privacy = (*timedStore)(nil)
+
+func (t *timedStore) SetDisplayName(ctx context.Context, id, displayName, displayNameKey string) error {
+	return t.st.SetDisplayName(ctx, id, displayName, displayNameKey)
+}

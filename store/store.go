@@ -185,6 +185,10 @@ type Users interface {
 	// check, not a constraint: two concurrent CreateUser calls with
 	// matching keys both succeed.
 	UserByNameKey(ctx context.Context, keys []string, excludeID string) (User, error)
+	// SetDisplayName replaces the user's DisplayName and DisplayNameKey (the
+	// caller computes the key with textpolicy.NameKey and checks the name).
+	// ErrNotFound if there is no such user.
+	SetDisplayName(ctx context.Context, id, displayName, displayNameKey string) error
 	// SetPasswordHash replaces the user's PasswordHash. ErrNotFound if there
 	// is no such user.
 	SetPasswordHash(ctx context.Context, id, hash string) error

@@ -11,6 +11,7 @@ var privacyTests = []contractTest{
 	{"ContactIDs", testContactIDs},
 	{"Blocks", testBlocks},
 	{"BlockInvalid", testBlockInvalid},
+	{"SetDisplayName", testSetDisplayName},
 }
 
 func wantIDs(t *testing.T, what string, got []string, err error, want ...store.User) {
@@ -133,4 +134,29 @@ func testBlockInvalid(t *testing.T, s store.Store) {
 	alice := newUser(t, s, "alice", "Alice")
 	wantErr(t, "Block(self)", s.Block(ctx, alice.ID, alice.ID, at(1)), store.ErrInvalid)
 	wantErr(t, "Block(\"\")", s.Block(ctx, alice.ID, "", at(1)), store.ErrInvalid)
+}
+
+// SetDisplayName changes the name, its key (UserByNameKey) and what search finds.
+func testSetDisplayName(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	alice := newUser(t, s, "alice", "Alice")
+	other := newUser(t, s, "bob", "Bob")
+	if err := s.SetDisplayName(ctx, alice.ID, "Queen Bee", "queenbee-key"); err != nil {
+		t.Fatalf("SetDisplayName: %v", err)
+	}
+	got, err := s.UserByID(ctx, alice.ID)
+	if err != nil || got.DisplayName != "Queen Bee" || got.DisplayNameKey != "queenbee-key" || got.Username != "alice" {
+		t.Fatalf("UserByID after SetDisplayName = %+v, %v", got, err)
+	}
+	if u, err := s.UserByNameKey(ctx, []string{"queenbee-key"}, other.ID); err != nil || u.ID != alice.ID {
+		t.Fatalf("UserByNameKey(new key) = %+v, %v", u, err)
+	}
+	users, err := s.SearchUsers(ctx, "queen", other.ID, 10)
+	if err != nil || len(users) != 1 || users[0].ID != alice.ID {
+		t.Fatalf("SearchUsers(queen) = %+v, %v", users, err)
+	}
+	if users, err := s.SearchUsers(ctx, "Alic", other.ID, 10); err != nil || len(users) != 1 { // the username still matches
+		t.Fatalf("SearchUsers(Alic) = %+v, %v", users, err)
+	}
+	wantErr(t, "SetDisplayName(unknown)", s.SetDisplayName(ctx, "nobody", "X", "x"), store.ErrNotFound)
 }
