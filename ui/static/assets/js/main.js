@@ -89,6 +89,9 @@ class App {
         if (this.store.me) clearDrafts(this.store.me.id);
         this.leave(message, true);
       },
+      expectEnd: (message) => {
+        this.endMessage = message;
+      },
       renamed: (user) => this.sidebar.setMe(user),
       unblocked: (id) => {
         if (this.store.blocked) this.store.blocked.delete(id);
@@ -278,6 +281,14 @@ class App {
   /** leave drops the session's state and shows the login screen. */
   leave(message, resetPath = false) {
     if (!this.store.me) return;
+    // The user ended this session themselves (settings): the socket's 4001
+    // may arrive before the request's answer; say what they did, not "ended".
+    if (this.endMessage) {
+      message = this.endMessage;
+      this.endMessage = '';
+      clearDrafts(this.store.me.id);
+      resetPath = true;
+    }
     this.settings.close();
     this.socket.stop();
     this.clearSession();

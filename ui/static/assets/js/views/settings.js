@@ -31,7 +31,8 @@ function browserName(ua) {
 export class SettingsView {
   /**
    * @param {import('../store.js').Store} store
-   * @param {{leave:(message:string)=>void, renamed:(user:any)=>void, unblocked:(id:string)=>void}} actions
+   * @param {{leave:(message:string)=>void, expectEnd:(message:string)=>void, renamed:(user:any)=>void, unblocked:(id:string)=>void}} actions
+   *   expectEnd: the session is about to end by the user's own request (its socket may close first)
    */
   constructor(store, actions) {
     this.store = store;
@@ -161,6 +162,7 @@ export class SettingsView {
 
   async revoke(id, current, button) {
     button.disabled = true;
+    if (current) this.actions.expectEnd('You logged out this device.');
     try {
       await api.revokeSession(id);
       if (current) {
@@ -170,6 +172,7 @@ export class SettingsView {
       }
       this.loadSessions();
     } catch (e) {
+      this.actions.expectEnd('');
       button.disabled = false;
       if (e instanceof ApiError && e.status === 404) this.loadSessions(); // already ended
       else toastError(`Could not log out that session: ${words(e)}`);
@@ -177,10 +180,12 @@ export class SettingsView {
   }
 
   async logoutAll() {
+    this.actions.expectEnd('You logged out everywhere.');
     try {
       await api.logoutAll();
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 401)) {
+        this.actions.expectEnd('');
         toastError(`Could not log out everywhere: ${words(e)}`);
         return;
       }
@@ -242,9 +247,11 @@ export class SettingsView {
       this.status('settings-delete-status', 'Enter your password to delete your account.', true);
       return;
     }
+    this.actions.expectEnd('Your account was deleted.');
     try {
       await api.deleteAccount(password);
     } catch (e) {
+      this.actions.expectEnd('');
       this.status('settings-delete-status', words(e), true);
       return;
     }
