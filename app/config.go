@@ -61,11 +61,14 @@ type KeysConfig struct {
 
 // StoreConfig selects the storage backend.
 type StoreConfig struct {
-	Backend       string `mapstructure:"backend"`        // sqlite or mongo
-	SQLitePath    string `mapstructure:"sqlite_path"`    // default <data_dir>/chatd.db
-	MongoURI      string `mapstructure:"mongo_uri"`      // mongodb://...
-	MongoDatabase string `mapstructure:"mongo_database"` // default chatd
-	MongoMajority bool   `mapstructure:"mongo_majority"` // write concern majority
+	Backend    string `mapstructure:"backend"`     // sqlite or mongo
+	SQLitePath string `mapstructure:"sqlite_path"` // default <data_dir>/chatd.db
+	// SQLiteBatchWait is sqlitestore.Options.BatchWait: how long the
+	// writer may linger for more requests after a busy batch (0: off).
+	SQLiteBatchWait time.Duration `mapstructure:"sqlite_batch_wait"`
+	MongoURI        string        `mapstructure:"mongo_uri"`      // mongodb://...
+	MongoDatabase   string        `mapstructure:"mongo_database"` // default chatd
+	MongoMajority   bool          `mapstructure:"mongo_majority"` // write concern majority
 }
 
 // PubSubConfig selects the broker and presence backend.
@@ -183,6 +186,9 @@ func (c *Config) Validate() error {
 	// that needs them: a split deployment shares state through Mongo and Redis.
 	switch c.Store.Backend {
 	case "sqlite":
+		if c.Store.SQLiteBatchWait < 0 || c.Store.SQLiteBatchWait > 100*time.Millisecond {
+			return fmt.Errorf("store.sqlite_batch_wait: %s is not between 0 and 100ms", c.Store.SQLiteBatchWait)
+		}
 		if runs(modStore) && !allHere(modStore) {
 			return fmt.Errorf("store.backend: sqlite keeps data inside one process; %s must all run here, otherwise use store.backend=mongo", strings.Join(dependents(modStore), " and "))
 		}

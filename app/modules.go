@@ -178,7 +178,7 @@ func (a *App) initStore(ctx context.Context) (service, error) {
 		if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data_dir: %w", err)
 		}
-		s, err := sqlitestore.Open(a.cfg.Store.SQLitePath, sqlitestore.Options{})
+		s, err := sqlitestore.Open(a.cfg.Store.SQLitePath, sqlitestore.Options{BatchWait: a.cfg.Store.SQLiteBatchWait})
 		if err != nil {
 			return nil, err
 		}

@@ -25,8 +25,16 @@ type asyncResult struct {
 // same promises of store.AsyncAppender through the interface; this test
 // holds the writer so that they hold within one large batch too.
 func TestAppendMessageAsync(t *testing.T) {
+	t.Run("commit at once", func(t *testing.T) { testAppendMessageAsync(t, Options{BatchMax: 16, QueueSize: 200}) })
+	// With the writer lingering for more requests after a busy batch.
+	t.Run("linger", func(t *testing.T) {
+		testAppendMessageAsync(t, Options{BatchMax: 16, QueueSize: 200, BatchWait: 500 * time.Microsecond, BatchTarget: 8})
+	})
+}
+
+func testAppendMessageAsync(t *testing.T, opts Options) {
 	path := filepath.Join(t.TempDir(), "chatd.db")
-	s, err := Open(path, Options{BatchMax: 16, QueueSize: 200})
+	s, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

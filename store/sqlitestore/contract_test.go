@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/chatd/chatd/store"
 	"github.com/chatd/chatd/store/storetest"
@@ -28,6 +29,14 @@ func openTemp(t testing.TB, opts Options) (*Store, string) {
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s, _ := openTemp(t, Options{})
+		return s
+	})
+}
+
+// TestContractLinger runs the contract with the writer's BatchWait linger on.
+func TestContractLinger(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, _ := openTemp(t, Options{BatchWait: 300 * time.Microsecond})
 		return s
 	})
 }

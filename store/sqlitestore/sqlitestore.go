@@ -45,6 +45,15 @@ type Options struct {
 	// BatchMax is the most write requests committed in one transaction
 	// (default 512).
 	BatchMax int
+	// BatchWait, when positive, lets the writer linger after a batch that
+	// found requests already queued (so more are arriving) for up to this
+	// long, or until BatchTarget requests are gathered, before committing:
+	// fewer, larger commits (one fsync each) under load. A request that
+	// finds the writer idle is committed at once, so a lone sender never
+	// waits. 0 (the default) commits whatever is queued at once.
+	BatchWait time.Duration
+	// BatchTarget ends a BatchWait linger early (default 32).
+	BatchTarget int
 	// QueueSize is how many write requests may wait for the writer before
 	// callers block (default 4 × BatchMax).
 	QueueSize int
@@ -71,6 +80,10 @@ func (o *Options) setDefaults() error {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 4 * o.BatchMax
 	}
+	if o.BatchTarget <= 0 {
+		o.BatchTarget = 32
+	}
+	o.BatchTarget = min(o.BatchTarget, o.BatchMax)
 	if o.ReadConns <= 0 {
 		o.ReadConns = max(4, runtime.GOMAXPROCS(0))
 	}

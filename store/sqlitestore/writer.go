@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Group commit. Every write is a writeReq: a function run by the single
@@ -121,23 +122,39 @@ func (s *Store) writer(ready chan<- error) {
 func (s *Store) writeLoop(b *batch) {
 	reqs := make([]*writeReq, 0, s.opts.BatchMax)
 	errs := make([]error, s.opts.BatchMax)
+	var linger *time.Timer
+	if s.opts.BatchWait > 0 {
+		linger = time.NewTimer(time.Hour)
+		linger.Stop()
+	}
 	for {
+		// Requests already queued while the last batch committed mean
+		// more are arriving: the batch may linger for them.
+		busy := len(s.reqs) > 0
 		first, ok := <-s.reqs
 		if !ok {
 			return
 		}
 		reqs = append(reqs[:0], first)
-	fill:
-		for len(reqs) < s.opts.BatchMax {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break fill
+		open := s.fill(&reqs)
+		if open && busy && linger != nil && len(reqs) < s.opts.BatchTarget {
+			linger.Reset(s.opts.BatchWait)
+		wait:
+			for len(reqs) < s.opts.BatchTarget {
+				select {
+				case r, ok := <-s.reqs:
+					if !ok {
+						break wait
+					}
+					reqs = append(reqs, r)
+					if !s.fill(&reqs) {
+						break wait
+					}
+				case <-linger.C:
+					break wait
 				}
-				reqs = append(reqs, r)
-			default:
-				break fill
 			}
+			linger.Stop()
 		}
 		s.runBatch(b, reqs, errs[:len(reqs)])
 		s.noteBatch(errs[:len(reqs)])
@@ -153,6 +170,23 @@ func (s *Store) writeLoop(b *batch) {
 			errs[i] = nil
 		}
 	}
+}
+
+// fill appends the requests queued now to reqs, up to BatchMax, and
+// reports whether the queue is still open.
+func (s *Store) fill(reqs *[]*writeReq) bool {
+	for len(*reqs) < s.opts.BatchMax {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return false
+			}
+			*reqs = append(*reqs, r)
+		default:
+			return true
+		}
+	}
+	return true
 }
 
 // runBatch runs reqs in one transaction and sets errs[i] to each one's
