@@ -284,6 +284,17 @@ func TestBrowserSettings(t *testing.T) {
 		t.Errorf("the logged-out session: /auth/me %d, want 401", r.Status)
 	}
 
+	// Display name: saved, and the sidebar follows.
+	eval[bool](p, `(() => { const i = document.querySelector('[data-testid="settings-display-name"]'); i.value = ''; return true; })()`)
+	p.do("rename", chromedp.SendKeys(tid("settings-display-name"), "Alice L."), chromedp.Click(tid("settings-name-save")))
+	p.waitJS("saved", `document.querySelector('[data-testid="settings-name-status"]').textContent === 'Display name saved.'`)
+	p.waitJS("sidebar renamed", `document.querySelector('[data-testid="current-user"]').textContent === 'Alice L.'`)
+
+	// Export: the document is fetched and handed to the browser as a file.
+	p.do("export", chromedp.Click(tid("export-button")))
+	p.waitJS("exported", `[...document.querySelectorAll('[data-testid="info-toast"]')].some(t => t.textContent.includes('Your data was exported.'))`)
+	p.noErrorToasts()
+
 	// Password: a wrong current one is refused in words, then the change.
 	const newPassword = "a-much-longer-passphrase-42"
 	p.do("wrong current password",
