@@ -27,8 +27,6 @@ func TestBrowserTicksStopAtGapUntilResync(t *testing.T) {
 	restSend(t, alice, bobID, "one")
 	bob.openWith("alice")
 	bob.waitBubble("one")
-	bob.send("hi alice") // a contact both ways: typing reaches Alice
-	bob.waitBubble("hi alice")
 
 	// The page drops the live frame of "dropped" only.
 	eval[bool](bob, `(() => {
@@ -40,10 +38,11 @@ func TestBrowserTicksStopAtGapUntilResync(t *testing.T) {
 	after := restSend(t, alice, bobID, "after gap")
 	bob.waitBubble("after gap")
 	bob.waitJS("acks flushed", `window.chatd.ackTimer === 0`)
-	// Frames of one socket are handled in order: once Alice has Bob's
-	// typing, every receipt Bob's page sent before it reached her.
-	eval[bool](bob, fmt.Sprintf(`window.chatd.socket.send({type: 'typing', to: %q})`, alice.ID))
-	ac.Wait(apitest.IsType("typing"), 10*time.Second)
+	// Frames of one socket are handled in order: once Alice has the
+	// message Bob's socket sends now, every receipt Bob's page sent before
+	// it reached her.
+	eval[bool](bob, fmt.Sprintf(`window.chatd.socket.send({type: 'send', to: %q, text: 'sync', client_msg_id: 'sync-1'})`, alice.ID))
+	ac.Wait(apitest.IsMessage("message", "sync-1"), 10*time.Second)
 	if seq := maxReceipt(t, ac, bobID); seq >= dropped.Seq {
 		t.Fatalf("Bob's page acknowledged up to seq %d, past the message it never got (seq %d)", seq, dropped.Seq)
 	}
