@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatd/chatd/store"
 	"github.com/chatd/chatd/textpolicy"
+	"github.com/coder/websocket"
 )
 
 // keyedUser is e.user with the look-alike keys signup stores.
@@ -93,5 +94,19 @@ func TestExport(t *testing.T) {
 	}
 	if counts["bob"] != 250 || counts["carol"] != 1 {
 		t.Fatalf("messages per peer = %v", counts)
+	}
+}
+
+func TestInvalidUTF8TextFrameCloses1007(t *testing.T) {
+	e := newTestEnv(t, nil)
+	alice, bob := e.user("alice"), e.user("bob")
+	a := e.dial(alice)
+	a.writeRaw([]byte(`{"type":"send","to":"` + bob.id + `","text":"` + "\xff\xfe" + `","client_msg_id":"u-1"}`))
+	if code := a.closed(); code != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("close code %d, want 1007", code)
+	}
+	msgs, _, err := e.st.MessagesAfter(context.Background(), store.ConversationID(alice.id, bob.id), 0, 10)
+	if err != nil || len(msgs) != 0 {
+		t.Fatalf("stored %d messages, %v", len(msgs), err)
 	}
 }

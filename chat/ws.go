@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatd/chatd/httpapi"
 	"github.com/coder/websocket"
@@ -190,6 +191,11 @@ func (c *conn) readLoop() {
 		c.lastSeen.Store(now)
 		if typ != websocket.MessageText {
 			c.sendError(nil, errTextFrames)
+		} else if !utf8.Valid(buf.Bytes()) {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection with 1007.
+			bufPool.Put(buf)
+			c.requestClose(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+			return
 		} else {
 			c.s.handleFrame(c, buf.Bytes(), now)
 		}
