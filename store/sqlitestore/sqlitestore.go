@@ -145,6 +145,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if path == "" || strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("sqlitestore: open: invalid database path %q", path)
 	}
+	if err := privateFiles(path); err != nil {
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
 	ctx := context.Background()
 	busy := opts.BusyTimeout.Milliseconds()
 
