@@ -526,7 +526,10 @@ func chatLive(t *testing.T, b *browser, base string, crossReplica bool) {
 
 	alice.openWith("bob")
 	alice.waitSel("empty history", `[data-testid="history-status"][data-state="empty"]`)
-	alice.waitPresence(true)
+	// Bob is online, but not Alice's contact yet (api.md 1.1 Privacy:
+	// presence reaches only users who both sent in a shared conversation),
+	// so his presence is hidden from her.
+	alice.waitPresence(false)
 	if got := eval[string](alice, `document.querySelector('[data-testid="conversation-title"]').textContent`); got != "Bob Builder" {
 		t.Errorf("conversation title %q, want Bob Builder", got)
 	}
@@ -549,8 +552,9 @@ func chatLive(t *testing.T, b *browser, base string, crossReplica bool) {
 	item := fmt.Sprintf(`[data-testid="conversation-item"][data-peer=%q]`, aliceID)
 	bob.waitSel("unread badge", item+`[data-unread="1"]`)
 	bob.waitJS("preview", fmt.Sprintf(`document.querySelector('%s [data-testid="conversation-preview"]').textContent.includes('Hello Bob')`, item))
-	alice.waitPresence(true)
 	alice.waitStatus(hello.Seq, "delivered")
+	// Only Alice has sent: Bob's coming back is still hidden from her.
+	alice.waitPresence(false)
 
 	// Bob opens it: Alice's tick turns "read".
 	bob.do("open conversation", chromedp.Click(chromedp.CSS(item)), chromedp.WaitVisible(tid("composer")))
@@ -560,26 +564,52 @@ func chatLive(t *testing.T, b *browser, base string, crossReplica bool) {
 	alice.waitStatus(hello.Seq, "read")
 	bob.waitSel("badge cleared", item+`[data-unread="0"]`)
 
-	// Bob types: Alice sees it, then it goes away by itself.
-	bob.do("type", chromedp.SendKeys(tid("composer"), "Hi"))
-	alice.waitJS("typing shown", `!document.querySelector('[data-testid="typing-indicator"]').hidden`)
-	alice.waitJS("typing in header", `document.querySelector('[data-testid="presence-indicator"]').textContent === 'typing…'`)
-	alice.waitJS("typing hidden", `document.querySelector('[data-testid="typing-indicator"]').hidden`)
-
-	// Bob sends: Alice gets it live and reads it at once (her page is
-	// open and focused), so Bob's tick goes all the way to "read".
-	bob.do("type more", chromedp.SendKeys(tid("composer"), " Alice!"))
-	alice.waitJS("typing shown again", `!document.querySelector('[data-testid="typing-indicator"]').hidden`)
-	bob.do("send", chromedp.SendKeys(tid("composer"), "\n"))
+	// Bob answers. Now both have sent, so they are contacts (api.md 1.1
+	// Privacy) and Bob's typing reaches Alice; before, it was dropped.
+	bob.do("reply", chromedp.SendKeys(tid("composer"), "Hi Alice!\n"))
 	reply := alice.waitBubble("Hi Alice!")
 	if reply.From != bobID || reply.Seq <= hello.Seq {
 		t.Errorf("reply %+v", reply)
 	}
-	alice.waitJS("typing hidden by the message", `document.querySelector('[data-testid="typing-indicator"]').hidden`)
 	bob.waitStatus(reply.Seq, "read")
 	if v := eval[string](bob, `document.querySelector('[data-testid="composer"]').value`); v != "" {
 		t.Errorf("composer not cleared after send: %q", v)
 	}
+	// Becoming contacts is no presence transition, so no presence event
+	// tells Alice; her next conversation list does (a reload here).
+	alice.do("reload", chromedp.Reload(), chromedp.WaitVisible(tid("composer")))
+	alice.waitPresence(true)
+
+	// Bob types: Alice sees it, then it goes away by itself. Typing is
+	// limited to one event per 2 s, so the first keys may fall in the
+	// slot of the reply's own typing event: type until it shows.
+	typingShown := `!document.querySelector('[data-testid="typing-indicator"]').hidden`
+	for i := 0; !eval[bool](alice, typingShown); i++ {
+		if i == 20 {
+			t.Fatalf("[alice] typing never shown")
+		}
+		bob.do("type", chromedp.SendKeys(tid("composer"), "."))
+		time.Sleep(300 * time.Millisecond)
+	}
+	alice.waitJS("typing in header", `document.querySelector('[data-testid="presence-indicator"]').textContent === 'typing…'`)
+	alice.waitJS("typing hidden", `document.querySelector('[data-testid="typing-indicator"]').hidden`)
+
+	// Bob types more and sends: the message hides the typing at once.
+	for i := 0; !eval[bool](alice, typingShown); i++ {
+		if i == 20 {
+			t.Fatalf("[alice] typing never shown again")
+		}
+		bob.do("type more", chromedp.SendKeys(tid("composer"), "."))
+		time.Sleep(300 * time.Millisecond)
+	}
+	bob.do("clear", chromedp.SetValue(tid("composer"), "Still there?"))
+	bob.do("send", chromedp.SendKeys(tid("composer"), "\n"))
+	still := alice.waitBubble("Still there?")
+	if still.From != bobID || still.Seq <= reply.Seq {
+		t.Errorf("second reply %+v", still)
+	}
+	alice.waitJS("typing hidden by the message", `document.querySelector('[data-testid="typing-indicator"]').hidden`)
+	bob.waitStatus(still.Seq, "read")
 
 	// A few more both ways, each seen live by the other page.
 	for i := range 3 {
@@ -599,7 +629,7 @@ func chatLive(t *testing.T, b *browser, base string, crossReplica bool) {
 		for i, b := range got {
 			texts[i] = b.Text
 		}
-		want := []string{"Hello Bob", "Hi Alice!", "message 0 from alice", "message 1 from bob", "message 2 from alice"}
+		want := []string{"Hello Bob", "Hi Alice!", "Still there?", "message 0 from alice", "message 1 from bob", "message 2 from alice"}
 		if !slices.Equal(texts, want) {
 			t.Errorf("[%s] shows %q, want %q", p.name, texts, want)
 		}
@@ -623,8 +653,8 @@ func chatLive(t *testing.T, b *browser, base string, crossReplica bool) {
 	t.Logf("bob's page restored from the back/forward cache: %v", eval[bool](bob, `!!window.chatdTestMark`))
 	alice.waitPresence(true)
 	alice.waitSel("list dot online", dot+`[data-online="true"]`)
-	if got := bob.bubbles(); len(got) != 5 {
-		t.Errorf("bob sees %d messages after coming back, want 5", len(got))
+	if got := bob.bubbles(); len(got) != 6 {
+		t.Errorf("bob sees %d messages after coming back, want 6", len(got))
 	}
 
 	// Bob closes his tab: Alice sees him offline ("last seen …").
