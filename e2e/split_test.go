@@ -128,6 +128,10 @@ func TestSplitDeploymentCrossReplica(t *testing.T) {
 	cc := dialOn(t, carol, "chat1")
 	cc.Send(map[string]string{"type": "send", "to": bob.ID, "text": "hi", "client_msg_id": "c1"})
 	cc.Wait(apitest.IsMessage("ack", "c1"), 5*time.Second)
+	// Bob answers, so Carol and he are contacts (api.md 1.1 Privacy:
+	// presence reaches only users who both sent in a conversation).
+	b2.Send(map[string]string{"type": "send", "to": carol.ID, "text": "hi carol", "client_msg_id": "b-c1"})
+	b2.Wait(apitest.IsMessage("ack", "b-c1"), 5*time.Second)
 	b2.Close() // Bob's only connection
 	cc.Wait(func(e apitest.Event) bool {
 		return e.Type == "presence" && strings.Contains(string(e.Raw), bob.ID) && strings.Contains(string(e.Raw), `"online":false`)
