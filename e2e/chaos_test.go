@@ -27,15 +27,7 @@ import (
 // pairs, then the checks of chaosResult.check. Each scenario logs one
 // machine-readable CHAOS line; docs/reliability.md is the table of them.
 //
-// Scenarios that fail because of a defect not fixed yet are skipped unless
-// CHATD_CHAOS_PENDING is set; CHATD_CHAOS_SOAK=1 makes every phase longer.
-
-// slowStoreDefect is why the split deployment fails even without a fault
-// on a busy machine: the FerretDB test server is slow, so some sends are
-// answered 503 or time out although they were stored; the client's retry is
-// acked (created=false) and never published, and the recipient never sees
-// the message live.
-const slowStoreDefect = "defects 2 and 11: on a slow store a send answered 503 or timed out is stored anyway, and its retry is acked but never published"
+// Every scenario runs in CI; CHATD_CHAOS_SOAK=1 makes every phase longer.
 
 // phases returns the load before the fault and after it.
 func phases() (before, after time.Duration) {
@@ -46,15 +38,6 @@ func phases() (before, after time.Duration) {
 }
 
 func soak() bool { return os.Getenv("CHATD_CHAOS_SOAK") != "" }
-
-// pending skips a scenario that fails until the named defect of issue 8 is
-// fixed, unless CHATD_CHAOS_PENDING is set.
-func pending(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CHATD_CHAOS_PENDING") == "" {
-		t.Skip("pending issue 8 " + why + " (run with CHATD_CHAOS_PENDING=1)")
-	}
-}
 
 // chaosCluster is the split deployment on fixed ports.
 type chaosCluster struct {
@@ -170,7 +153,6 @@ func splitLoad() loadConfig {
 // row of the table (a failure here is the rig's or the machine's, not a
 // fault's).
 func chaosBaseline(t *testing.T) {
-	pending(t, slowStoreDefect)
 	c := startChaosCluster(t)
 	res := runScenario(t, "Baseline", c.gateway.url(), splitLoad(), func(*chaosLoad) { time.Sleep(3 * time.Second) })
 	res.check(t, expect{noErrors: true})
@@ -205,7 +187,6 @@ func chaosRedisKill(t *testing.T) {
 
 // A replica is frozen (SIGSTOP) for 15 s, then resumed.
 func chaosReplicaFreeze(t *testing.T) {
-	pending(t, "defects 13, 3 and 2: the frozen replica keeps its sockets, sends time out and their retries are refused or never published")
 	c := startChaosCluster(t)
 	n := c.chats[1]
 	t.Cleanup(func() { _ = n.cmd.Process.Signal(syscall.SIGCONT) })
@@ -219,7 +200,6 @@ func chaosReplicaFreeze(t *testing.T) {
 
 // The store (the MongoDB-wire server) is frozen for 10 s.
 func chaosStoreFreeze(t *testing.T) {
-	pending(t, "defects 11 and 2: a frozen store is not failed fast; sends retried after a timeout are acked but never published")
 	c := startChaosCluster(t)
 	if err := c.mongo.Signal(syscall.Signal(0)); errors.Is(err, testserver.ErrExternalMongo) {
 		t.Skip("the store is an external server (CHATD_TEST_MONGO_URI): it cannot be frozen")
@@ -240,7 +220,6 @@ func chaosStoreFreeze(t *testing.T) {
 // The auth process is killed: existing sessions keep working (no send
 // fails), logins get 503 until it is back.
 func chaosAuthKill(t *testing.T) {
-	pending(t, slowStoreDefect)
 	c := startChaosCluster(t)
 	login := func() apitest.Response {
 		u := apitest.NewUser(t, c.gateway.url())
@@ -279,7 +258,6 @@ func chaosGatewayRestart(t *testing.T) {
 // Both replicas are restarted with SIGTERM, one after the other, as a
 // rolling deploy does: clients see reconnects and no send fails.
 func chaosRollingRestart(t *testing.T) {
-	pending(t, "defects 3, 2 and 8: sends get 503 during the rolling restart, retried ones are not published, and a replica restarted on a slow store may exit")
 	c := startChaosCluster(t)
 	res := runScenario(t, "RollingRestart", c.gateway.url(), splitLoad(), func(*chaosLoad) {
 		for _, n := range c.chats {

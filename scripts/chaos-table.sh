@@ -2,7 +2,7 @@
 # Turns the CHAOS lines of `go test -run TestChaos -v ./e2e` (stdin) into
 # the rows of docs/reliability.md's table (the status column, pass or
 # pending, is the test's verdict and kept by hand):
-#   CHATD_CHAOS_PENDING=1 go test -run TestChaos -count=1 -v ./e2e | scripts/chaos-table.sh
+#   go test -run TestChaos -count=1 -v ./e2e | scripts/chaos-table.sh
 awk '/ CHAOS scenario=/ {
 	delete f
 	for (i = 1; i <= NF; i++) {
