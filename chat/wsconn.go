@@ -40,7 +40,7 @@ const stallHeadroom = 64 << 10
 func (s *stallConn) Write(p []byte) (int, error) {
 	written := 0
 	for {
-		_ = s.Conn.SetWriteDeadline(time.Now().Add(s.timeout))
+		_ = s.SetWriteDeadline(time.Now().Add(s.timeout))
 		n, err := s.Conn.Write(p[written:])
 		written += n
 		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -68,7 +68,7 @@ func (w hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := brw.Writer.Flush(); err != nil {
+	if err := brw.Flush(); err != nil {
 		_ = nc.Close()
 		return nil, nil, err
 	}

@@ -816,8 +816,8 @@ func (l *chaosLoad) finish(name string, recoverWithin time.Duration) *chaosResul
 			res.AckDiff++
 			detail("%s: two answers named different messages", r.cmid)
 		}
-		switch {
-		case r.final == "acked":
+		switch r.final {
+		case "acked":
 			res.Acked++
 			at, ok := r.to.holds(r.from.id, r.msg.Seq, r.msg.ID)
 			if !ok {
@@ -833,7 +833,7 @@ func (l *chaosLoad) finish(name string, recoverWithin time.Duration) *chaosResul
 					recovered = at
 				}
 			}
-		case r.final == "unanswered":
+		case "unanswered":
 			res.Unanswered++
 		default:
 			res.Refused[strings.TrimPrefix(r.final, "refused:")]++

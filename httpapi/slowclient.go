@@ -90,7 +90,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		ip := peerAddr(c.RemoteAddr().String())
 		key := AddrKey(ip)
-		perAddr := l.maxPerAddr > 0 && !(ip.IsValid() && contains(l.exempt, ip))
+		perAddr := l.maxPerAddr > 0 && (!ip.IsValid() || !contains(l.exempt, ip))
 		if l.acquire(key, perAddr) {
 			return &limitedConn{Conn: c, release: func() { l.release(key, perAddr) }}, nil
 		}
