@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/chatd/chatd/httpapi"
 )
 
 // stallConn is the server end of a WebSocket as coder/websocket writes to
@@ -47,7 +49,7 @@ func (s *stallConn) Write(p []byte) (int, error) {
 			return written, err
 		}
 		s.c.requestClose(websocket.StatusTryAgainLater, "too slow")
-		if s.grown || !growSendBuffer(s.Conn, stallHeadroom) {
+		if s.grown || !httpapi.GrowSendBuffer(s.Conn, stallHeadroom) {
 			return written, err
 		}
 		s.grown = true

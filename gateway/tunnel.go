@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/chatd/chatd/httpapi"
 )
 
 // tunnelBufSize is the copy buffer per direction of a proxied WebSocket.
@@ -153,7 +155,7 @@ func (t *tunnelConn) writeClient(w io.Writer, p []byte) (int, error) {
 		}
 		t.stalled = true
 		nc, isConn := w.(net.Conn)
-		if !isConn || !growSendBuffer(nc, stallHeadroom) {
+		if !isConn || !httpapi.GrowSendBuffer(nc, stallHeadroom) {
 			return written, err
 		}
 	}

@@ -1,18 +1,18 @@
 //go:build unix
 
-package chat
+package httpapi
 
 import (
 	"net"
 	"syscall"
 )
 
-// growSendBuffer grows c's kernel send buffer by at least n bytes, and at
+// GrowSendBuffer grows c's kernel send buffer by at least n bytes, and at
 // least doubles it (Linux lets a blocked writer on only once the free space
 // is a good part of what is queued); it reports whether the buffer is now
 // larger (the system's wmem_max caps it).
-func growSendBuffer(c net.Conn, n int) bool {
-	if u, ok := c.(interface{ NetConn() net.Conn }); ok { // httpapi.LimitListener's wrapper
+func GrowSendBuffer(c net.Conn, n int) bool {
+	if u, ok := c.(interface{ NetConn() net.Conn }); ok { // LimitListener's wrapper
 		c = u.NetConn()
 	}
 	tcp, ok := c.(*net.TCPConn)
