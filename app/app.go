@@ -129,6 +129,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.serveErr = make(chan error, 1)
 	go func() { a.serveErr <- a.srv.Serve(ln) }()
 	a.log.Info("chatd listening, starting modules", "addr", ln.Addr().String(), "roles", strings.Join(a.cfg.Roles, ","), "node", a.cfg.NodeID)
+	a.warnHostTrusted(ln.Addr())
 
 	for _, name := range a.set {
 		m := modules[name]
@@ -147,6 +148,22 @@ func (a *App) Start(ctx context.Context) error {
 	a.up.Store(true)
 	a.log.Info("chatd ready", "addr", ln.Addr().String())
 	return nil
+}
+
+// warnHostTrusted warns when the Origin checks of the auth and chat roles
+// fall back to the request's own scheme and Host (no http.public_origins)
+// on a listener other hosts can reach: Host is then whatever the client,
+// or a proxy in front, says.
+func (a *App) warnHostTrusted(addr net.Addr) {
+	if len(a.cfg.HTTP.PublicOrigins) > 0 || (!a.running(RoleAuth) && !a.running(RoleChat)) {
+		return
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return
+	}
+	a.log.Warn("http.public_origins is not set: the Origin check of cookie-authenticated requests and WebSockets trusts each request's Host header and scheme; "+
+		"set http.public_origins (CHATD_HTTP_PUBLIC_ORIGINS) to the origins users open chatd at, for example https://chat.example.com",
+		"addr", addr.String())
 }
 
 // Backoff between two attempts to start a module whose backend is not

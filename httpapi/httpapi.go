@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -159,19 +160,50 @@ func SameOrigin(r *http.Request, allowed []string) bool {
 }
 
 // OriginAllowed reports whether origin is in allowed or, with allowed empty,
-// names r's own host (the Host header, as a proxy forwards it).
+// is r's own origin: the same scheme, host and port. r's own scheme is
+// X-Forwarded-Proto when a proxy set it (the gateway always does; a browser
+// cannot add it to a cross-site request), else https over TLS, else http;
+// its host and port are the Host header, as a proxy forwards it. Default
+// ports are implied (http://h:80 is http://h).
 func OriginAllowed(r *http.Request, origin string, allowed []string) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return false
 	}
+	got := canonicalOrigin(u.Scheme, u.Host)
 	if len(allowed) == 0 {
-		return strings.EqualFold(u.Host, r.Host)
+		return got == canonicalOrigin(requestScheme(r), r.Host)
 	}
 	for _, a := range allowed {
-		if strings.EqualFold(strings.TrimSuffix(a, "/"), u.Scheme+"://"+u.Host) {
+		if au, err := url.Parse(strings.TrimSuffix(a, "/")); err == nil && got == canonicalOrigin(au.Scheme, au.Host) {
 			return true
 		}
 	}
 	return false
+}
+
+// requestScheme is the scheme the client used to reach r, as far as a
+// same-origin check needs it (see OriginAllowed).
+func requestScheme(r *http.Request) string {
+	if p := strings.ToLower(strings.TrimSpace(strings.Split(r.Header.Get("X-Forwarded-Proto"), ",")[0])); p == "http" || p == "https" {
+		return p
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// canonicalOrigin is scheme://host[:port] lower-cased, without the
+// scheme's default port.
+func canonicalOrigin(scheme, host string) string {
+	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
+	if h, port, err := net.SplitHostPort(host); err == nil &&
+		((scheme == "http" && port == "80") || (scheme == "https" && port == "443")) {
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]"
+		}
+	}
+	return scheme + "://" + host
 }

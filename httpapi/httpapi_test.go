@@ -82,10 +82,46 @@ func TestSameOrigin(t *testing.T) {
 		{"https://chat.example.org", "", []string{"https://chat.example.org/"}, true},
 		{"http://chat.example.com", "", []string{"https://chat.example.org"}, false},
 		{"javascript://chat.example.com", "", nil, false},
+		// The scheme and port count, not only the host.
+		{"https://chat.example.com", "", nil, false},
+		{"http://chat.example.com:80", "", nil, true},
+		{"HTTP://Chat.Example.com", "", nil, true},
+		{"http://chat.example.org", "", []string{"https://chat.example.org"}, false},
+		{"https://chat.example.org", "", []string{"https://chat.example.org:443"}, true},
+		{"https://chat.example.org:8443", "", []string{"https://chat.example.org"}, false},
 	}
 	for _, c := range cases {
 		if got := SameOrigin(req(c.origin, c.site), c.allowed); got != c.want {
 			t.Errorf("origin %q site %q allowed %v: %v, want %v", c.origin, c.site, c.allowed, got, c.want)
+		}
+	}
+}
+
+// Without public origins, the request's own scheme is X-Forwarded-Proto
+// (set by the gateway), else https over TLS, else http.
+func TestOriginAllowedOwnScheme(t *testing.T) {
+	cases := []struct {
+		target, proto, origin string
+		want                  bool
+	}{
+		{"http://h.example/", "", "http://h.example", true},
+		{"http://h.example/", "", "https://h.example", false},
+		{"http://h.example/", "https", "https://h.example", true},
+		{"http://h.example/", "https", "http://h.example", false},
+		{"http://h.example/", "HTTPS, http", "https://h.example", true},
+		{"https://h.example/", "", "https://h.example", true},
+		{"https://h.example/", "", "http://h.example", false},
+		{"https://h.example:443/", "", "https://h.example", true},
+		{"http://[::1]:8080/", "", "http://[::1]:8080", true},
+		{"http://[::1]:8080/", "", "http://[::1]:8081", false},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", c.target, nil)
+		if c.proto != "" {
+			r.Header.Set("X-Forwarded-Proto", c.proto)
+		}
+		if got := OriginAllowed(r, c.origin, nil); got != c.want {
+			t.Errorf("%s proto %q origin %q: %v, want %v", c.target, c.proto, c.origin, got, c.want)
 		}
 	}
 }
