@@ -9,7 +9,9 @@ import (
 // its insert: it refuses a message without a sender or a recipient, or to
 // its own sender (ErrInvalid), and sets what the store owns: ConversationID
 // from From and To, CreatedAt (now when zero) truncated to the millisecond in
-// UTC, which is what a read returns, and a fresh ID when m has none.
+// UTC, which is what a read returns, and a fresh ID when m has none. Kind
+// KindText becomes "" (a text message), and the state a message gains from
+// its events (EditedAt, Reactions, Deleted) starts empty.
 func PrepareMessage(m Message) (Message, error) {
 	switch {
 	case m.From == "" || m.To == "":
@@ -18,6 +20,12 @@ func PrepareMessage(m Message) (Message, error) {
 		return Message{}, fmt.Errorf("message to its own sender: %w", ErrInvalid)
 	}
 	m.ConversationID = ConversationID(m.From, m.To)
+	if m.Kind == KindText {
+		m.Kind = ""
+	}
+	// A new message's state is the store's: never edited, deleted or
+	// reacted to.
+	m.EditedAt, m.Reactions, m.Deleted = time.Time{}, nil, false
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = time.Now()
 	}

@@ -102,9 +102,51 @@ type Message struct {
 	Text           string
 	ClientMsgID    string
 	CreatedAt      time.Time
-	// Deleted: the sender's account was deleted (Messages.EraseMessagesFrom);
-	// Text is then "".
+	// Kind is KindText ("" on the wire and in a Message the caller builds
+	// means text too), KindEdit, KindDelete or KindReaction. Every change to
+	// a message is a new message of its own kind and seq whose Target is the
+	// seq of the text message it changes.
+	Kind string
+	// ReplyTo is the seq of the message a text message answers, 0 for none.
+	ReplyTo int64
+	// Target is the seq of the text message an edit, delete or reaction
+	// applies to; 0 on a text message.
+	Target int64
+	// Emoji is a reaction's emoji; "" removes the sender's reaction.
+	Emoji string
+	// Attachments are the uploads a text message carries (h10-attach's
+	// attachment store fills them in before the append); [] once deleted.
+	Attachments []Attachment
+	// The current state of a text message, as its events left it:
+	// EditedAt is the time of its latest edit (zero: never edited);
+	// Reactions maps an emoji to the ids of the users who reacted with it,
+	// one reaction per user, in the order they reacted.
+	EditedAt  time.Time
+	Reactions map[string][]string
+	// Deleted: the message was deleted for everyone (a KindDelete event), or
+	// its sender's account was deleted (Messages.EraseMessagesFrom); Text is
+	// then "" and Attachments empty.
 	Deleted bool
+}
+
+// The kinds of message (Message.Kind).
+const (
+	KindText     = "text"
+	KindEdit     = "edit"
+	KindDelete   = "delete"
+	KindReaction = "reaction"
+)
+
+// IsText reports whether m is a text message (Kind "" or KindText), as
+// opposed to an event that changes one.
+func (m Message) IsText() bool { return m.Kind == "" || m.Kind == KindText }
+
+// Attachment is an uploaded file a message references.
+type Attachment struct {
+	ID   string
+	Name string
+	Type string // its media type, as uploaded
+	Size int64  // bytes
 }
 
 // ConversationView is a conversation as seen by one of its two members.

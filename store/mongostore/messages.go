@@ -25,9 +25,41 @@ type messageDoc struct {
 	Dedup     string        `bson:"dedup"`
 	CreatedAt bson.DateTime `bson:"created_at"`
 	Deleted   bool          `bson:"deleted,omitempty"` // erased with its sender's account
+	// Kind is "" for a text message (absent in documents from before
+	// events), else the event's kind; Target the seq it changes.
+	Kind        string          `bson:"kind,omitempty"`
+	ReplyTo     int64           `bson:"reply_to,omitempty"`
+	Target      int64           `bson:"target,omitempty"`
+	Emoji       string          `bson:"emoji,omitempty"`
+	Attachments []attachmentDoc `bson:"attachments,omitempty"`
+}
+
+type attachmentDoc struct {
+	ID   string `bson:"id"`
+	Name string `bson:"name"`
+	Type string `bson:"type"`
+	Size int64  `bson:"size"`
+}
+
+func attachmentDocs(as []store.Attachment) []attachmentDoc {
+	if len(as) == 0 {
+		return nil
+	}
+	ds := make([]attachmentDoc, len(as))
+	for i, a := range as {
+		ds[i] = attachmentDoc(a)
+	}
+	return ds
 }
 
 func (d messageDoc) message() store.Message {
+	var as []store.Attachment
+	if len(d.Attachments) > 0 {
+		as = make([]store.Attachment, len(d.Attachments))
+		for i, a := range d.Attachments {
+			as[i] = store.Attachment(a)
+		}
+	}
 	return store.Message{
 		ID:             d.ID,
 		ConversationID: d.ConversationID,
@@ -38,6 +70,11 @@ func (d messageDoc) message() store.Message {
 		Deleted:        d.Deleted,
 		ClientMsgID:    d.ClientMsgID,
 		CreatedAt:      fromDate(d.CreatedAt),
+		Kind:           d.Kind,
+		ReplyTo:        d.ReplyTo,
+		Target:         d.Target,
+		Emoji:          d.Emoji,
+		Attachments:    as,
 	}
 }
 
@@ -88,6 +125,11 @@ func (s *Store) appendMessage(ctx context.Context, m store.Message) (store.Messa
 		ClientMsgID:    m.ClientMsgID,
 		Dedup:          dedupKey(m),
 		CreatedAt:      toDate(m.CreatedAt),
+		Kind:           m.Kind,
+		ReplyTo:        m.ReplyTo,
+		Target:         m.Target,
+		Emoji:          m.Emoji,
+		Attachments:    attachmentDocs(m.Attachments),
 	}
 	// The first try trusts the cached highest seq; every retry reads it.
 	last := s.seqs.get(m.ConversationID)
@@ -277,7 +319,7 @@ func (s *Store) page(ctx context.Context, filter bson.D, order, limit int) ([]st
 func (s *Store) EraseMessagesFrom(ctx context.Context, userID string) (int64, error) {
 	res, err := s.messages.UpdateMany(ctx,
 		bson.D{{Key: "from", Value: userID}, {Key: "deleted", Value: bson.D{{Key: "$ne", Value: true}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "text", Value: ""}, {Key: "deleted", Value: true}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: "text", Value: ""}, {Key: "deleted", Value: true}, {Key: "attachments", Value: bson.A{}}}}})
 	if err != nil {
 		return 0, fmt.Errorf("mongostore: erase messages: %w", wrapCtx(ctx, err))
 	}

@@ -46,28 +46,19 @@ func (s *Store) Conversation(ctx context.Context, userID, peerID string) (store.
 func scanConversation(row interface{ Scan(...any) error }, userID string) (store.ConversationView, error) {
 	var v store.ConversationView
 	var updated int64
-	var lID, lFrom, lTo, lText, lClient sql.NullString
-	var lCreated sql.NullInt64
-	var lDeleted sql.NullBool
-	err := row.Scan(&v.ID, &v.PeerID, &v.LastSeq, &updated,
-		&v.ReadSeq, &v.DeliveredSeq, &v.PeerReadSeq, &v.PeerDeliveredSeq, &v.Unread,
-		&lID, &lFrom, &lTo, &lText, &lClient, &lCreated, &lDeleted)
-	if err != nil {
+	var l messageRow
+	dest := append([]any{&v.ID, &v.PeerID, &v.LastSeq, &updated,
+		&v.ReadSeq, &v.DeliveredSeq, &v.PeerReadSeq, &v.PeerDeliveredSeq, &v.Unread}, l.dest()...)
+	if err := row.Scan(dest...); err != nil {
 		return store.ConversationView{}, err
 	}
 	v.UpdatedAt = fromMillis(updated)
-	if lID.Valid {
-		v.LastMessage = &store.Message{
-			ID:             lID.String,
-			ConversationID: v.ID,
-			Seq:            v.LastSeq,
-			From:           lFrom.String,
-			To:             lTo.String,
-			Text:           lText.String,
-			ClientMsgID:    lClient.String,
-			CreatedAt:      fromMillis(lCreated.Int64),
-			Deleted:        lDeleted.Bool,
+	if l.id.Valid {
+		m, err := l.message(v.ID)
+		if err != nil {
+			return store.ConversationView{}, err
 		}
+		v.LastMessage = &m
 	}
 	return v, nil
 }

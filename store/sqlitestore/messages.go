@@ -63,13 +63,11 @@ func (s *Store) AppendMessageAsync(ctx context.Context, m store.Message, done fu
 // conversation and its two members on the first message), insert.
 func appendMessage(b *batch, m store.Message) (store.Message, bool, error) {
 	if m.ClientMsgID != "" {
-		old := store.Message{ConversationID: m.ConversationID, From: m.From, ClientMsgID: m.ClientMsgID}
-		var created int64
-		err := b.queryRow(wMessageByClient, m.From, m.ClientMsgID).Scan(&old.Seq, &old.ID, &old.To, &old.Text, &created)
+		var r messageRow
+		err := b.queryRow(wMessageByClient, m.From, m.ClientMsgID).Scan(r.dest()...)
 		if err == nil {
-			old.ConversationID = store.ConversationID(old.From, old.To)
-			old.CreatedAt = fromMillis(created)
-			return old, false, nil
+			old, err := r.message(store.ConversationID(r.from.String, r.to.String))
+			return old, false, err
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return store.Message{}, false, err
@@ -110,7 +108,9 @@ func appendMessage(b *batch, m store.Message) (store.Message, bool, error) {
 	} else if err != nil {
 		return store.Message{}, false, err
 	}
-	if _, err := b.exec(wInsertMessage, conv, m.Seq, m.ID, m.From, m.To, m.Text, m.ClientMsgID, at); err != nil {
+	if _, err := b.exec(wInsertMessage, conv, m.Seq, m.ID, m.From, m.To, m.Text, m.ClientMsgID, at,
+		m.Kind, m.ReplyTo, m.Target, m.Emoji, millis(m.EditedAt), encodeReactions(m.Reactions),
+		encodeAttachments(m.Attachments)); err != nil {
 		return store.Message{}, false, err
 	}
 	return m, true, nil
@@ -160,13 +160,14 @@ func (s *Store) messages(ctx context.Context, stmt int, conversationID string, s
 			more = true
 			break
 		}
-		var m store.Message
-		var created int64
-		if err := rows.Scan(&m.Seq, &m.ID, &m.From, &m.To, &m.Text, &m.ClientMsgID, &created, &m.Deleted); err != nil {
+		var r messageRow
+		if err := rows.Scan(r.dest()...); err != nil {
 			return nil, false, wrapCtx(ctx, err)
 		}
-		m.ConversationID = conversationID
-		m.CreatedAt = fromMillis(created)
+		m, err := r.message(conversationID)
+		if err != nil {
+			return nil, false, err
+		}
 		msgs = append(msgs, m)
 	}
 	if err := rows.Err(); err != nil {

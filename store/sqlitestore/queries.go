@@ -32,17 +32,18 @@ var writeQueries = [numWriteStmts]string{
 		WHERE id = ? AND refresh_hash = ? AND revoked_at = 0`,
 	wSessionState:  `SELECT refresh_hash, revoked_at FROM sessions WHERE id = ?`,
 	wRevokeSession: `UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0`,
-	wMessageByClient: `SELECT seq, id, to_id, text, created_at FROM messages
+	wMessageByClient: `SELECT ` + messageColumns + ` FROM messages
 		WHERE from_id = ? AND client_msg_id = ?`,
 	// ?2 and ?3 are 1 for the sender's side (user_a or user_b), else 0.
 	wBumpConversation: `UPDATE conversations
-		SET last_seq = last_seq + 1, updated_at = ?1, sent_a = sent_a + ?2, sent_b = sent_b + ?3
+		SET last_seq = last_seq + 1, last_text_seq = last_seq + 1, updated_at = ?1, sent_a = sent_a + ?2, sent_b = sent_b + ?3
 		WHERE id = ?4 RETURNING k, last_seq`,
-	wInsertConversation: `INSERT INTO conversations (id, user_a, user_b, last_seq, updated_at, sent_a, sent_b)
-		VALUES (?, ?, ?, 1, ?, ?, ?)`,
+	wInsertConversation: `INSERT INTO conversations (id, user_a, user_b, last_seq, last_text_seq, updated_at, sent_a, sent_b)
+		VALUES (?, ?, ?, 1, 1, ?, ?, ?)`,
 	wInsertMember: `INSERT OR IGNORE INTO conversation_members (user_id, conv, peer_id) VALUES (?, ?, ?)`,
-	wInsertMessage: `INSERT INTO messages (conv, seq, id, from_id, to_id, text, client_msg_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, nullif(?, ''), ?)`,
+	wInsertMessage: `INSERT INTO messages (conv, seq, id, from_id, to_id, text, client_msg_id, created_at,
+		kind, reply_to, target, emoji, edited_at, reactions, attachments)
+		VALUES (?, ?, ?, ?, ?, ?, nullif(?, ''), ?, ?, ?, ?, ?, ?, ?, ?)`,
 	wPointers: `SELECT m.conv, m.read_seq, m.delivered_seq, m.read_count, c.last_seq
 		FROM conversations c JOIN conversation_members m ON m.conv = c.k AND m.user_id = ?
 		WHERE c.id = ?`,
@@ -53,7 +54,7 @@ var writeQueries = [numWriteStmts]string{
 		username_key = '', display_key = '' WHERE id = ?`,
 	wSetPassword: `UPDATE users SET password_hash = ? WHERE id = ?`,
 	// messages_client's leading from_id finds them.
-	wEraseMessages: `UPDATE messages SET text = '', deleted = 1 WHERE from_id = ? AND deleted = 0`,
+	wEraseMessages: `UPDATE messages SET text = '', attachments = '', deleted = 1 WHERE from_id = ? AND deleted = 0`,
 }
 
 // Prepared statements of the read pool.
@@ -76,7 +77,8 @@ const (
 
 const userColumns = `id, username, display_name, password_hash, created_at, username_key, display_key`
 
-const messageColumns = `seq, id, from_id, to_id, text, coalesce(client_msg_id, ''), created_at, deleted`
+const messageColumns = `seq, id, from_id, to_id, text, coalesce(client_msg_id, ''), created_at, deleted,
+	kind, reply_to, target, emoji, edited_at, reactions, attachments`
 
 const sessionColumns = `id, user_id, refresh_hash, prev_refresh_hash, created_at, expires_at, revoked_at,
 	generation, last_used_at, user_agent`
@@ -86,11 +88,12 @@ const sessionColumns = `id, user_id, refresh_hash, prev_refresh_hash, created_at
 const conversationSelect = `SELECT c.id, m.peer_id, c.last_seq, c.updated_at,
 		m.read_seq, m.delivered_seq, p.read_seq, p.delivered_seq,
 		CASE WHEN m.user_id = c.user_a THEN c.sent_b ELSE c.sent_a END - m.read_count,
-		l.id, l.from_id, l.to_id, l.text, coalesce(l.client_msg_id, ''), l.created_at, l.deleted
+		l.seq, l.id, l.from_id, l.to_id, l.text, coalesce(l.client_msg_id, ''), l.created_at, l.deleted,
+		l.kind, l.reply_to, l.target, l.emoji, l.edited_at, l.reactions, l.attachments
 	FROM conversation_members m
 	JOIN conversations c ON c.k = m.conv
 	JOIN conversation_members p ON p.user_id = m.peer_id AND p.conv = m.conv
-	LEFT JOIN messages l ON l.conv = m.conv AND l.seq = c.last_seq`
+	LEFT JOIN messages l ON l.conv = m.conv AND l.seq = c.last_text_seq`
 
 var readQueries = [numReadStmts]string{
 	rPing:           `SELECT 1`,

@@ -102,6 +102,21 @@ CREATE TABLE blocks (
 ) WITHOUT ROWID;
 CREATE INDEX blocks_blocked ON blocks (blocked_id);
 `,
+	// 5: message events (store.Message Kind, ReplyTo, Target, Emoji) and a
+	// text message's current state (EditedAt, Reactions and Attachments as
+	// JSON, '' for none); last_text_seq is the seq of the last text message,
+	// the conversation's last_message (events move only last_seq).
+	`
+ALTER TABLE messages ADD COLUMN kind        TEXT    NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN reply_to    INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN target      INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN emoji       TEXT    NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN edited_at   INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN reactions   TEXT    NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN attachments TEXT    NOT NULL DEFAULT '';
+ALTER TABLE conversations ADD COLUMN last_text_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE conversations SET last_text_seq = last_seq;
+`,
 }
 
 // migrate brings the database to the latest schema version, one transaction

@@ -398,7 +398,7 @@ func firstRow(rows driver.Rows, err error) row {
 }
 
 // Scan copies the row's columns into dest: *int64 or *string (NULL gives
-// the zero value).
+// the zero value), or an sql.Scanner.
 func (r row) Scan(dest ...any) error {
 	if r.err != nil {
 		return r.err
@@ -428,6 +428,10 @@ func (r row) Scan(dest ...any) error {
 				*d = ""
 			default:
 				return fmt.Errorf("scan: column %d is %T, want text", i, v)
+			}
+		case sql.Scanner: // the sql.Null* types
+			if err := d.Scan(v); err != nil {
+				return fmt.Errorf("scan: column %d: %w", i, err)
 			}
 		default:
 			return fmt.Errorf("scan: unsupported destination %T", d)

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Messages", messagesTests},
 		{"Conversations", conversationsTests},
 		{"Privacy", privacyTests},
+		{"Events", eventsTests},
 		{"Context", contextTests},
 	} {
 		t.Run(g.name, func(t *testing.T) {
