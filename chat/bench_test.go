@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,6 +104,7 @@ func benchSendDeliver(b *testing.B, pairs, window int, rate float64, sendWindow 
 	)
 	b.ReportAllocs()
 	b.ResetTimer()
+	before := takeProcCounts(e)
 	start := time.Now()
 	for pi := range ps {
 		p := ps[pi]
@@ -175,6 +178,7 @@ func benchSendDeliver(b *testing.B, pairs, window int, rate float64, sendWindow 
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	used := takeProcCounts(e).minus(before)
 	select {
 	case err := <-failed:
 		b.Fatal(err)
@@ -193,6 +197,52 @@ func benchSendDeliver(b *testing.B, pairs, window int, rate float64, sendWindow 
 	b.ReportMetric(pct(ackLat, 0.99), "ack_p99_ms")
 	b.ReportMetric(pct(dlvLat, 0.50), "deliver_p50_ms")
 	b.ReportMetric(pct(dlvLat, 0.99), "deliver_p99_ms")
+	used.report(b, total)
+}
+
+// procCounts are this process's load-independent costs (client and server
+// together): CPU time, goroutine schedulings (runtime/metrics'
+// /sched/latencies count: every time a goroutine starts running after
+// being runnable, so wakeups and preemptions), GC cycles, and the
+// store's commits.
+type procCounts struct {
+	cpu                 time.Duration
+	scheds, gcs         uint64
+	commits, storeWrits int64
+}
+
+func takeProcCounts(e *testEnv) procCounts {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	ms := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	rtmetrics.Read(ms)
+	var scheds uint64
+	if ms[0].Value.Kind() == rtmetrics.KindFloat64Histogram {
+		for _, n := range ms[0].Value.Float64Histogram().Counts {
+			scheds += n
+		}
+	}
+	c := procCounts{
+		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		scheds: scheds, gcs: ms[1].Value.Uint64(),
+	}
+	c.commits, c.storeWrits = e.st.WriteStats()
+	return c
+}
+
+func (c procCounts) minus(o procCounts) procCounts {
+	return procCounts{cpu: c.cpu - o.cpu, scheds: c.scheds - o.scheds, gcs: c.gcs - o.gcs,
+		commits: c.commits - o.commits, storeWrits: c.storeWrits - o.storeWrits}
+}
+
+func (c procCounts) report(b *testing.B, msgs int) {
+	n := float64(msgs)
+	b.ReportMetric(float64(c.cpu.Microseconds())/n, "cpu_us/msg")
+	b.ReportMetric(float64(c.scheds)/n, "scheds/msg")
+	b.ReportMetric(1000*float64(c.gcs)/n, "gcs/1kmsg")
+	if c.commits > 0 {
+		b.ReportMetric(float64(c.storeWrits)/float64(c.commits), "msgs/commit")
+	}
 }
 
 // BenchmarkIdleConnMemory opens b.N idle WebSocket connections with bare

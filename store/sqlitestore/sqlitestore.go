@@ -125,6 +125,7 @@ type Store struct {
 	batches atomic.Int64 // transactions the writer ran
 	writes  atomic.Int64 // requests they carried
 
+
 	dir         string        // the database file's directory
 	health      health        // failing writes (health.go)
 	recoverDone chan struct{} // closed when the recoverer has exited
@@ -316,6 +317,13 @@ func (s *Store) Close() error {
 		return fmt.Errorf("sqlitestore: close: %w", err)
 	}
 	return nil
+}
+
+// WriteStats returns how many transactions the writer committed (or
+// tried) and how many write requests they carried: writes/batches is the
+// group commit's batch size, one fsync per batch.
+func (s *Store) WriteStats() (batches, writes int64) {
+	return s.batches.Load(), s.writes.Load()
 }
 
 // Ping reports whether the database answers, and ErrWritesFailing while
