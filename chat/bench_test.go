@@ -202,14 +202,18 @@ func benchSendDeliver(b *testing.B, pairs, window int, rate float64, sendWindow 
 
 // procCounts are this process's load-independent costs (client and server
 // together): CPU time, goroutine schedulings (runtime/metrics'
-// /sched/latencies count: every time a goroutine starts running after
-// being runnable, so wakeups and preemptions), GC cycles, and the
-// store's commits.
+// /sched/latencies count: goroutines starting to run after being
+// runnable, so wakeups and preemptions; the runtime samples one in
+// schedSample), GC cycles, and the store's commits.
 type procCounts struct {
 	cpu                 time.Duration
 	scheds, gcs         uint64
 	commits, storeWrits int64
 }
+
+// schedSample is how many goroutine schedulings the runtime counts one in
+// (gTrackingPeriod in runtime/proc.go).
+const schedSample = 8
 
 func takeProcCounts(e *testEnv) procCounts {
 	var ru syscall.Rusage
@@ -238,7 +242,7 @@ func (c procCounts) minus(o procCounts) procCounts {
 func (c procCounts) report(b *testing.B, msgs int) {
 	n := float64(msgs)
 	b.ReportMetric(float64(c.cpu.Microseconds())/n, "cpu_us/msg")
-	b.ReportMetric(float64(c.scheds)/n, "scheds/msg")
+	b.ReportMetric(schedSample*float64(c.scheds)/n, "scheds/msg")
 	b.ReportMetric(1000*float64(c.gcs)/n, "gcs/1kmsg")
 	if c.commits > 0 {
 		b.ReportMetric(float64(c.storeWrits)/float64(c.commits), "msgs/commit")

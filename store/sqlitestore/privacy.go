@@ -2,8 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -34,6 +32,7 @@ func (s *Store) Block(ctx context.Context, userID, otherID string, at time.Time)
 			ON CONFLICT (user_id, blocked_id) DO NOTHING`, userID, otherID, at.UnixMilli())
 		return err
 	})
+	s.blocks.forget(userID)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: block: %w", err)
 	}
@@ -46,6 +45,7 @@ func (s *Store) Unblock(ctx context.Context, userID, otherID string) error {
 		_, err := b.execSQL(`DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?`, userID, otherID)
 		return err
 	})
+	s.blocks.forget(userID)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: unblock: %w", err)
 	}
@@ -71,17 +71,14 @@ func (s *Store) BlockedEither(ctx context.Context, userID string) ([]string, err
 	return ids, nil
 }
 
-// IsBlocked reports whether userID blocks otherID.
+// IsBlocked reports whether userID blocks otherID (from memory once
+// userID's blocks were read: blockcache.go).
 func (s *Store) IsBlocked(ctx context.Context, userID, otherID string) (bool, error) {
-	var one int
-	err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM blocks WHERE user_id = ? AND blocked_id = ?`, userID, otherID).Scan(&one)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("sqlitestore: is blocked: %w", wrapCtx(ctx, err))
+	ids, err := s.blockedBy(ctx, userID)
+	if err != nil {
+		return false, fmt.Errorf("sqlitestore: is blocked: %w", err)
 	}
-	return true, nil
+	return hasID(ids, otherID), nil
 }
 
 // queryIDs runs a read returning one text column.

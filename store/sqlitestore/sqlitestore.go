@@ -125,6 +125,7 @@ type Store struct {
 	batches atomic.Int64 // transactions the writer ran
 	writes  atomic.Int64 // requests they carried
 
+	blocks blockCache // IsBlocked's answers (blockcache.go)
 
 	dir         string        // the database file's directory
 	health      health        // failing writes (health.go)

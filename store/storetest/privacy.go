@@ -82,6 +82,11 @@ func testBlocks(t *testing.T, s store.Store) {
 	alice, bob, carol := newUser(t, s, "alice", "Alice"), newUser(t, s, "bob", "Bob"), newUser(t, s, "carol", "Carol")
 	got, err := s.BlockedIDs(ctx, alice.ID)
 	wantIDs(t, "BlockedIDs before any block", got, err)
+	// Asked before the block too, so that a store answering from memory
+	// must see the Block that follows.
+	if ok, err := s.IsBlocked(ctx, alice.ID, bob.ID); err != nil || ok {
+		t.Fatalf("IsBlocked before any block = %v, %v, want false", ok, err)
+	}
 
 	if err := s.Block(ctx, alice.ID, bob.ID, at(1)); err != nil {
 		t.Fatalf("Block: %v", err)
