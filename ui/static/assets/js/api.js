@@ -134,7 +134,14 @@ export const api = {
     request('GET', `/api/conversations/${encodeURIComponent(peer)}/messages?limit=${limit}${before ? `&before=${before}` : ''}`),
   messagesAfter: (peer, after, limit) =>
     request('GET', `/api/conversations/${encodeURIComponent(peer)}/messages?after=${after}&limit=${limit}`),
-  send: (to, text, clientMsgId) => request('POST', '/api/messages', { to, text, client_msg_id: clientMsgId }),
+  send: (to, text, clientMsgId, extra) => request('POST', '/api/messages', { to, text, client_msg_id: clientMsgId, ...extra }),
+  // Message events (api.md 1.1): each answers 200 {"message"} with the event.
+  editMessage: (peer, seq, text, clientMsgId) =>
+    request('PATCH', `/api/conversations/${encodeURIComponent(peer)}/messages/${seq}`, { text, client_msg_id: clientMsgId }),
+  deleteMessage: (peer, seq, clientMsgId) =>
+    request('DELETE', `/api/conversations/${encodeURIComponent(peer)}/messages/${seq}?client_msg_id=${encodeURIComponent(clientMsgId)}`),
+  react: (peer, seq, emoji, clientMsgId) =>
+    request('PUT', `/api/conversations/${encodeURIComponent(peer)}/messages/${seq}/reaction`, { emoji, client_msg_id: clientMsgId }),
   // Account and privacy (api.md 1.1).
   updateMe: (displayName) => request('PATCH', '/api/me', { display_name: displayName }),
   changePassword: (current, next) => request('POST', '/auth/password', { current_password: current, new_password: next }),

@@ -14,6 +14,8 @@ import { SettingsView } from './views/settings.js';
 import { Sidebar } from './views/sidebar.js';
 import { toastError, toastInfo } from './views/toast.js';
 import { byId, displayName, limits, setLimits, tooMany, uuid } from './util.js';
+import { isEvent } from './events.js';
+import { attachmentLimit } from './attachments.js';
 
 const SEND_TIMEOUT = 10000; // ms without an ack before a send shows as failed
 const TYPING_SHOW = 3000; // ms a typing event is shown
@@ -37,12 +39,23 @@ const SEND_ERRORS = {
   rate_limited: 'You are sending too fast. Try again in a moment.',
   unavailable: 'The server is busy. Try again shortly.',
   too_large: 'Too large to send.',
+  deleted: 'That message was deleted.',
 };
+
+// What an edit, delete or reaction was, for its error toast.
+const OP_WORDS = { edit: 'edit the message', delete: 'delete the message', react: 'react' };
 
 function sendError(code, message, retryAfterSec) {
   if (code === 'text_too_long') return `Too long: a message has at most ${limits.maxTextBytes} bytes (UTF-8).`;
   if (code === 'rate_limited' && retryAfterSec) return tooMany(retryAfterSec);
   return SEND_ERRORS[code] || message || 'Not sent.';
+}
+
+/** pageEnd is the highest seq of a history page: its text messages are current as of at least it. */
+function pageEnd(msgs) {
+  let n = 0;
+  for (const m of msgs) if (m.seq > n) n = m.seq;
+  return n;
 }
 
 function pathFor(peer) {
@@ -72,8 +85,12 @@ class App {
       open: (peer) => this.openConversation(peer),
       openUser: (user, presence) => this.openUser(user, presence),
     });
+    this.ops = new Map(); // client_msg_id → edit/delete/react in flight
     this.chat = new ChatView(this.store, {
-      send: (peer, text) => this.send(peer, text),
+      send: (peer, text, extra) => this.send(peer, text, extra),
+      edit: (peer, seq, text) => this.op('edit', peer, { seq, text }),
+      remove: (peer, seq) => this.op('delete', peer, { seq }),
+      react: (peer, seq, emoji) => this.op('react', peer, { seq, emoji }),
       retry: (cid) => this.retry(cid),
       discard: (cid) => this.store.removePending(cid),
       typing: (peer) => this.sendTyping(peer),
@@ -220,6 +237,8 @@ class App {
     this.catching = false;
     clearTimeout(this.catchTimer);
     for (const p of this.store.pending.values()) clearTimeout(p.timer);
+    for (const o of this.ops.values()) clearTimeout(o.timer);
+    this.ops.clear();
     for (const t of this.typingTimers.values()) clearTimeout(t);
     this.typingTimers.clear();
     this.typingSent.clear();
@@ -346,6 +365,7 @@ class App {
 
   onHello(f) {
     setLimits(f);
+    if (Number.isInteger(f.max_attachment_bytes) && f.max_attachment_bytes > 0) attachmentLimit.bytes = f.max_attachment_bytes;
     const me = this.store.me;
     if (f.user && me && f.user.id !== me.id) {
       // Another tab logged in as someone else: the shared cookies now
@@ -371,6 +391,7 @@ class App {
     for (const p of this.store.pending.values()) {
       if (p.status === 'pending' && p.via === 'ws') this.dispatchSend(p);
     }
+    for (const o of this.ops.values()) if (o.via === 'ws') this.dispatchOp(o);
   }
 
   onFrame(f) {
@@ -379,7 +400,10 @@ class App {
         if (f.message) this.ingest([f.message], true);
         break;
       case 'ack':
-        if (f.client_msg_id) this.store.removePending(f.client_msg_id);
+        if (f.client_msg_id) {
+          this.store.removePending(f.client_msg_id);
+          this.finishOp(f.client_msg_id);
+        }
         if (f.message) this.ingest([f.message], true);
         break;
       case 'receipt':
@@ -406,6 +430,12 @@ class App {
   onErrorFrame(f) {
     const err = f.error || {};
     const p = f.ref ? this.store.pending.get(f.ref) : undefined;
+    const o = f.ref ? this.ops.get(f.ref) : undefined;
+    if (o) {
+      this.finishOp(o.cid);
+      toastError(`Could not ${OP_WORDS[o.type]}: ${sendError(err.code, err.message, (f.retry_after_ms || err.retry_after_ms || 0) / 1000)}`);
+      return;
+    }
     if (p) {
       const transient = err.code === 'rate_limited' || err.code === 'unavailable' || err.code === 'internal';
       this.failPending(p, sendError(err.code, err.message, (f.retry_after_ms || err.retry_after_ms || 0) / 1000), transient);
@@ -436,7 +466,7 @@ class App {
    * acknowledges delivery and reading. live counts new incoming messages
    * as unread.
    */
-  ingest(list, live) {
+  ingest(list, live, page = 0) {
     const me = this.store.me;
     if (!me || !list.length) return;
     const byPeer = new Map();
@@ -454,14 +484,15 @@ class App {
         c.placeholder = false;
         this.fetchPeer(peer);
       }
-      const added = this.store.addMessages(peer, msgs);
+      const added = this.store.addMessages(peer, msgs, false, page);
       const incoming = added.filter((m) => m.from === peer);
       if (!incoming.length) continue;
       if (live && c.typingUntil > Date.now()) this.store.setTyping(peer, 0);
       this.markReceived(c, incoming[incoming.length - 1].seq);
       if (this.canRead(peer)) this.markRead(peer);
       else if (live) {
-        c.unread += incoming.filter((m) => m.seq > c.read_seq).length;
+        // Only text messages count as unread (api.md 1.1).
+        c.unread += incoming.filter((m) => !isEvent(m) && m.seq > c.read_seq).length;
         this.store.emit('conv', { peer });
       }
     }
@@ -584,12 +615,15 @@ class App {
     c.loadingOlder = true;
     const s = this.session;
     try {
-      const before = c.msgs.length ? c.msgs[0].seq : 0;
+      // Below everything a history read returned (events included), so
+      // that a page of events alone still moves the paging on.
+      const before = c.floor || (c.msgs.length ? c.msgs[0].seq : 0);
       const r = await api.messagesBefore(peer, before, OLDER);
       if (s !== this.session) return;
       const msgs = (r && r.messages) || [];
       c.hasMoreBefore = !!(r && r.has_more) && msgs.length > 0;
-      this.store.addMessages(peer, msgs);
+      for (const m of msgs) if (m.seq < c.floor || !c.floor) c.floor = m.seq;
+      this.store.addMessages(peer, msgs, false, pageEnd(msgs));
     } catch (e) {
       if (s === this.session) toastError(`Could not load earlier messages: ${e.message}`);
       throw e;
@@ -643,7 +677,7 @@ class App {
       const r = await api.messagesAfter(peer, c.synced, CATCHUP);
       if (s !== this.session) return;
       const msgs = (r && r.messages) || [];
-      this.ingest(msgs, false);
+      this.ingest(msgs, false, pageEnd(msgs));
       // An after= page is complete: everything up to its last message is held.
       if (msgs.length) {
         this.store.markSynced(c, msgs[msgs.length - 1].seq);
@@ -657,10 +691,14 @@ class App {
 
   // ---- messages out ----
 
-  send(peer, text) {
+  /** send sends text to peer; extra: {replyTo (seq), attachments ([Attachment])}. */
+  send(peer, text, extra = {}) {
     const me = this.store.me;
     if (!me) return;
-    const p = { cid: uuid(), to: peer, from: me.id, text, status: 'pending', createdAt: Date.now(), via: '', error: '', transient: false, timer: 0, attempt: 0 };
+    const p = {
+      cid: uuid(), to: peer, from: me.id, text, status: 'pending', createdAt: Date.now(), via: '', error: '', transient: false, timer: 0, attempt: 0,
+      replyTo: extra.replyTo || 0, attachments: extra.attachments || [],
+    };
     this.store.addPending(p);
     this.dispatchSend(p);
     this.typingSent.delete(peer);
@@ -678,7 +716,11 @@ class App {
     p.transient = false;
     const attempt = ++p.attempt;
     this.store.updatePending(p);
-    if (this.socket.send({ type: 'send', to: p.to, text: p.text, client_msg_id: p.cid })) {
+    // reply_to and attachments only when used: a server before 1.1 ignores neither.
+    const extra = {};
+    if (p.replyTo) extra.reply_to = p.replyTo;
+    if (p.attachments.length) extra.attachments = p.attachments.map((a) => a.id);
+    if (this.socket.send({ type: 'send', to: p.to, text: p.text, client_msg_id: p.cid, ...extra })) {
       p.via = 'ws';
       p.timer = setTimeout(() => {
         if (p.attempt === attempt) this.failPending(p, 'Not confirmed by the server in time. It is sent again once reconnected.', true);
@@ -688,7 +730,7 @@ class App {
     p.via = 'rest';
     const s = this.session;
     api
-      .send(p.to, p.text, p.cid)
+      .send(p.to, p.text, p.cid, extra)
       .then((r) => {
         if (s !== this.session) return;
         this.store.removePending(p.cid);
@@ -707,6 +749,59 @@ class App {
     p.error = message;
     p.transient = !!transient;
     this.store.updatePending(p);
+  }
+
+  // ---- edit, delete, react ----
+
+  /**
+   * op sends an edit, delete or reaction (api.md 1.1): over the socket
+   * when connected, else over REST; either way with one client_msg_id, so
+   * a retry never makes a second event. Nothing changes on screen until
+   * the event comes back (ack or REST answer), then it applies like any
+   * event; a refusal is a toast.
+   */
+  op(type, peer, fields) {
+    if (!this.store.me) return;
+    const o = { cid: uuid(), type, peer, fields, via: '', timer: 0, attempt: 0 };
+    this.ops.set(o.cid, o);
+    this.dispatchOp(o);
+  }
+
+  dispatchOp(o) {
+    clearTimeout(o.timer);
+    const attempt = ++o.attempt;
+    const { seq, text, emoji } = o.fields;
+    const frame = { type: o.type, peer: o.peer, seq, client_msg_id: o.cid };
+    if (o.type === 'edit') frame.text = text;
+    if (o.type === 'react') frame.emoji = emoji;
+    if (attempt === 1 && this.socket.send(frame)) {
+      o.via = 'ws';
+      // No ack in time: the same event over REST (the server keeps one).
+      o.timer = setTimeout(() => this.ops.get(o.cid) === o && o.attempt === attempt && this.dispatchOp(o), SEND_TIMEOUT);
+      return;
+    }
+    o.via = 'rest';
+    const s = this.session;
+    const call =
+      o.type === 'edit' ? api.editMessage(o.peer, seq, text, o.cid) : o.type === 'delete' ? api.deleteMessage(o.peer, seq, o.cid) : api.react(o.peer, seq, emoji, o.cid);
+    call
+      .then((r) => {
+        if (s !== this.session) return;
+        this.finishOp(o.cid);
+        if (r && r.message) this.ingest([r.message], false);
+      })
+      .catch((e) => {
+        if (s !== this.session || o.attempt !== attempt) return;
+        this.finishOp(o.cid);
+        toastError(`Could not ${OP_WORDS[o.type]}: ${e.status === 0 ? 'cannot reach the server.' : sendError(e.code, e.message, e.retryAfter)}`);
+      });
+  }
+
+  finishOp(cid) {
+    const o = this.ops.get(cid);
+    if (!o) return;
+    clearTimeout(o.timer);
+    this.ops.delete(cid);
   }
 
   sendTyping(peer) {

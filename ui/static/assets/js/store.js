@@ -2,7 +2,8 @@
 // each with its messages keyed (and sorted) by seq, and the pending sends
 // keyed by client_msg_id. Views listen to its events:
 //   conv     {peer}            a conversation's summary changed (list item, header)
-//   messages {peer, added}     messages were inserted (added: ascending Message[])
+//   messages {peer, added}     messages were inserted (added: ascending Message[], events included)
+//   update   {peer, seqs}      held text messages changed (an edit, delete or reaction, or a fresher copy)
 //   loaded   {peer}            the newest page of a conversation arrived
 //   receipts {peer}            peer_delivered_seq / peer_read_seq moved
 //   typing   {peer}            the peer's typing state changed
@@ -10,6 +11,7 @@
 //   reset                      everything was cleared (log out)
 
 import { lowerBound, ms } from './util.js';
+import { applyEvent, initState, isEvent, mergeCopy } from './events.js';
 
 function emptyPresence() {
   return { online: false, last_seen: null };
@@ -58,7 +60,10 @@ export class Store extends EventTarget {
         peer_read_seq: 0,
         peer_delivered_seq: 0,
         // Client-side fields.
-        msgs: [],
+        msgs: [], // text messages, ascending by seq
+        events: new Map(), // seq → edit/delete/reaction event held
+        evByTarget: new Map(), // target seq → [event], to apply to a target that arrives later
+        floor: 0, // the lowest seq a history read returned (paging before= goes below it)
         loaded: false,
         loading: false,
         hasMoreBefore: true,
@@ -121,9 +126,11 @@ export class Store extends EventTarget {
     if (!c.loaded) return;
     const arr = c.msgs;
     let i = lowerBound(arr, c.synced + 1);
-    while (i < arr.length && arr[i].seq === c.synced + 1) {
-      c.synced++;
-      i++;
+    for (;;) {
+      const next = c.synced + 1;
+      if (i < arr.length && arr[i].seq === next) i++;
+      else if (!c.events.has(next)) return;
+      c.synced = next;
     }
   }
 
@@ -141,7 +148,17 @@ export class Store extends EventTarget {
       if ((s.last_seq || 0) > c.listed) c.listed = s.last_seq || 0;
       if ((s.last_seq || 0) >= c.last_seq) {
         c.last_seq = s.last_seq || 0;
-        if (s.last_message) c.last_message = s.last_message;
+        if (s.last_message) {
+          const held = this.held(c, s.last_message.seq);
+          if (held) {
+            // The list's copy is the current state: fold it in.
+            if (mergeCopy(held, s.last_message, c.last_seq)) this.emit('update', { peer: c.peer.id, seqs: [held.seq] });
+            c.last_message = held;
+          } else {
+            initState(s.last_message, c.last_seq);
+            c.last_message = s.last_message;
+          }
+        }
       }
       // The server is authoritative for my read pointer and unread count;
       // the peer's pointers only ever move forward.
@@ -155,42 +172,119 @@ export class Store extends EventTarget {
     }
   }
 
+  /** held returns the text message seq of conversation c if it is held. */
+  held(c, seq) {
+    const i = lowerBound(c.msgs, seq);
+    if (i < c.msgs.length && c.msgs[i].seq === seq) return c.msgs[i];
+    if (c.last_message && c.last_message.seq === seq && c.last_message._react) return c.last_message;
+    return undefined;
+  }
+
   /**
    * addMessages inserts messages of the conversation with peer, ignoring
-   * seqs already held, and returns the ones inserted (ascending). silent
-   * skips the events (the caller re-renders).
+   * seqs already held, and returns the ones inserted (ascending, events
+   * included). Events (edit, delete, reaction) are applied to their
+   * targets, never listed in c.msgs. page is the highest seq of the
+   * history page list comes from (0 for live messages and answers to
+   * sends): its text messages are in their current state as of at least
+   * that seq, so they refresh held copies. silent skips the events (the
+   * caller re-renders).
    */
-  addMessages(peer, list, silent = false) {
+  addMessages(peer, list, silent = false, page = 0) {
     const c = this.convs.get(peer);
     if (!c || !list.length) return [];
-    const added = [];
-    const sorted = list.length > 1 ? [...list].sort((a, b) => a.seq - b.seq) : list;
-    if (c.msgs.length && sorted.length > 1 && sorted[sorted.length - 1].seq < c.msgs[0].seq) {
-      // An older page: one concatenation instead of a splice per message.
-      let prev = -Infinity;
-      for (const m of sorted) {
-        if (typeof m.seq !== 'number' || m.seq === prev) continue;
-        prev = m.seq;
+    const changed = new Set();
+    const events = [];
+    const texts = [];
+    for (const m of list) {
+      if (typeof m.seq !== 'number') continue;
+      if (isEvent(m)) {
+        if (c.events.has(m.seq)) continue;
+        c.events.set(m.seq, m);
         m._t = ms(m.created_at);
-        added.push(m);
+        events.push(m);
+      } else texts.push(m);
+    }
+    const added = this.addTexts(c, texts, page, changed);
+    for (const e of events) {
+      const t = e.target;
+      if (!c.evByTarget.has(t)) c.evByTarget.set(t, []);
+      c.evByTarget.get(t).push(e);
+      const m = this.held(c, t);
+      if (m && applyEvent(m, e)) changed.add(m.seq);
+      if (e.seq > c.last_seq) c.last_seq = e.seq;
+      if (!c.loaded && e.seq === c.listed + 1) c.listed = e.seq;
+    }
+    if (events.length) {
+      Store.advanceSynced(c);
+      if (!c.loaded) {
+        // Events and texts may interleave: move over both.
+        for (;;) {
+          const next = c.listed + 1;
+          if (c.events.has(next) || this.held(c, next)) c.listed = next;
+          else break;
+        }
       }
-      c.msgs = added.concat(c.msgs);
+    }
+    if (!events.length && !changed.size) {
       if (!silent && added.length) {
         this.emit('messages', { peer, added });
         this.emit('conv', { peer });
       }
       return added;
     }
-    for (const m of sorted) {
+    const all = added.concat(events).sort((a, b) => a.seq - b.seq);
+    if (!silent) {
+      if (all.length) this.emit('messages', { peer, added: all });
+      if (changed.size) this.emit('update', { peer, seqs: [...changed] });
+      this.emit('conv', { peer });
+    }
+    return all;
+  }
+
+  /** addTexts inserts text messages (see addMessages); held ones are refreshed from a page copy. */
+  addTexts(c, list, page, changed) {
+    const peer = c.peer.id;
+    const added = [];
+    if (!list.length) return added;
+    const sorted = list.length > 1 ? [...list].sort((a, b) => a.seq - b.seq) : list;
+    const fresh = (m) => {
+      m._t = ms(m.created_at);
+      initState(m, page);
+      for (const e of c.evByTarget.get(m.seq) || []) applyEvent(m, e);
+    };
+    if (c.msgs.length && sorted.length > 1 && sorted[sorted.length - 1].seq < c.msgs[0].seq) {
+      // An older page: one concatenation instead of a splice per message.
+      let prev = -Infinity;
+      for (const m of sorted) {
+        if (typeof m.seq !== 'number' || m.seq === prev) continue;
+        prev = m.seq;
+        fresh(m);
+        added.push(m);
+      }
+      c.msgs = added.concat(c.msgs);
+      return added;
+    }
+    for (let m of sorted) {
       if (typeof m.seq !== 'number') continue;
       const arr = c.msgs;
       let i;
       if (!arr.length || arr[arr.length - 1].seq < m.seq) i = arr.length;
       else {
         i = lowerBound(arr, m.seq);
-        if (i < arr.length && arr[i].seq === m.seq) continue; // held already
+        if (i < arr.length && arr[i].seq === m.seq) {
+          // Held already: a page's copy is fresher state.
+          if (page && mergeCopy(arr[i], m, page)) changed.add(m.seq);
+          continue;
+        }
       }
-      m._t = ms(m.created_at);
+      // Not held, but maybe the list's last message, with events applied since.
+      const lm = c.last_message;
+      if (lm && lm !== m && lm.seq === m.seq && lm._react) {
+        if (page) mergeCopy(lm, m, page);
+        m = lm;
+      }
+      if (m._tv === undefined) fresh(m);
       if (i === arr.length) arr.push(m);
       else arr.splice(i, 0, m);
       added.push(m);
@@ -201,18 +295,14 @@ export class Store extends EventTarget {
       for (const m of added) if (m.seq === c.listed + 1) c.listed = m.seq;
     }
     const last = c.msgs[c.msgs.length - 1];
-    if (last.seq >= c.last_seq) {
-      c.last_seq = last.seq;
+    if (!c.last_message || last.seq >= c.last_message.seq) {
+      c.last_seq = Math.max(c.last_seq, last.seq);
       c.last_message = last;
       c.activity = Math.max(c.activity, last._t || Date.now());
     }
     if (last.conversation_id && !c.id) {
       c.id = last.conversation_id;
       this.convPeer.set(c.id, peer);
-    }
-    if (!silent) {
-      this.emit('messages', { peer, added });
-      this.emit('conv', { peer });
     }
     return added;
   }
@@ -230,7 +320,9 @@ export class Store extends EventTarget {
     c.loaded = true;
     c.loading = false;
     c.hasMoreBefore = hasMore;
-    this.addMessages(peer, messages, true);
+    const page = messages.reduce((a, m) => Math.max(a, m.seq || 0), 0);
+    if (messages.length) c.floor = messages.reduce((a, m) => Math.min(a, m.seq || a), Infinity);
+    this.addMessages(peer, messages, true, page);
     // The newest page holds everything up to its last message.
     if (messages.length) this.markSynced(c, messages[messages.length - 1].seq);
     this.emit('loaded', { peer });

@@ -10,6 +10,11 @@
 
 import { byId, charCount, dayKey, displayName, el, fillAvatar, fmtDay, fmtFull, fmtPresence, fmtTime, limits, lowerBound, utf8Length } from '../util.js';
 import { statusOf } from '../store.js';
+import { previewText } from '../events.js';
+import { MAX_ATTACHMENTS, Uploads } from '../attachments.js';
+import { attachmentNodes, editedNode, quoteNode, reactionsNode, textNode } from './message.js';
+import { MessageMenu, confirmDelete, viewImage } from './actions.js';
+import { toastError } from './toast.js';
 
 const INITIAL = 60; // rows rendered when a conversation opens
 const CHUNK = 50; // rows added per extension
@@ -54,6 +59,24 @@ export function clearDrafts(me) {
   } catch {
     // Storage disabled: nothing stored.
   }
+}
+
+function svgIcon(d) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '20');
+  svg.setAttribute('height', '20');
+  svg.setAttribute('aria-hidden', 'true');
+  const p = document.createElementNS(ns, 'path');
+  p.setAttribute('d', d);
+  p.setAttribute('fill', 'none');
+  p.setAttribute('stroke', 'currentColor');
+  p.setAttribute('stroke-width', '1.8');
+  p.setAttribute('stroke-linecap', 'round');
+  p.setAttribute('stroke-linejoin', 'round');
+  svg.append(p);
+  return svg;
 }
 
 const TICK_LABEL = { pending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' };
@@ -185,6 +208,260 @@ export class ChatView {
     });
     this.msgs.addEventListener('click', (e) => this.onRowClick(e));
     this.pendingBox.addEventListener('click', (e) => this.onRowClick(e));
+    store.addEventListener('update', (e) => e.detail.peer === this.peer && this.onUpdate(e.detail.seqs));
+    this.setupExtras();
+  }
+
+  // ---- reply, edit, delete, react, attachments (api.md 1.1) ----
+
+  setupExtras() {
+    this.replyTo = 0; // seq the next message replies to
+    this.editing = null; // {seq, value}: the message being edited inline
+    this.menu = new MessageMenu({
+      reply: (seq) => this.startReply(seq),
+      edit: (seq) => this.startEdit(seq),
+      remove: (seq) => this.remove(seq),
+      react: (seq, emoji) => this.peer && this.actions.react(this.peer, seq, emoji),
+    });
+    // Above the composer: what the next message replies to, and its attachments.
+    this.replyBar = el('div', { class: 'reply-bar', 'data-testid': 'reply-bar', hidden: true });
+    this.tray = el('ul', { class: 'upload-tray', 'data-testid': 'upload-tray', 'aria-label': 'Attachments', hidden: true });
+    this.form.before(this.replyBar, this.tray);
+    this.uploads = new Uploads(this.tray, () => this.onInput(), (msg) => toastError(msg));
+    this.fileInput = el('input', { type: 'file', multiple: true, hidden: true, 'data-testid': 'file-input', tabindex: '-1', 'aria-hidden': 'true' });
+    const attach = el('button', { type: 'button', class: 'btn icon attach', 'data-testid': 'attach-button', 'aria-label': 'Attach files', title: `Attach files (up to ${MAX_ATTACHMENTS})` });
+    attach.append(svgIcon('M16.5 6.5l-7.8 7.8a2 2 0 0 0 2.8 2.8l8-8a4 4 0 0 0-5.6-5.6l-8.2 8.2a6 6 0 0 0 8.5 8.5l7.3-7.3'));
+    this.input.before(attach, this.fileInput);
+    attach.addEventListener('click', () => this.fileInput.click());
+    this.fileInput.addEventListener('change', () => {
+      this.uploads.add([...this.fileInput.files]);
+      this.fileInput.value = '';
+    });
+    this.replyBar.addEventListener('click', (e) => {
+      if (e.target.closest('[data-action="cancel-reply"]')) this.setReply(0);
+      else if (e.target.closest('[data-action="jump"]')) this.jumpTo(this.replyTo);
+    });
+    // Drop files anywhere on the conversation; paste images into the composer.
+    let depth = 0;
+    const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+    this.view.addEventListener('dragenter', (e) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      depth++;
+      this.view.classList.add('dropping');
+    });
+    this.view.addEventListener('dragover', (e) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = 'copy';
+    });
+    this.view.addEventListener('dragleave', (e) => {
+      if (!hasFiles(e)) return;
+      if (--depth <= 0) {
+        depth = 0;
+        this.view.classList.remove('dropping');
+      }
+    });
+    this.view.addEventListener('drop', (e) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      depth = 0;
+      this.view.classList.remove('dropping');
+      if (this.peer) this.uploads.add([...e.dataTransfer.files]);
+    });
+    this.input.addEventListener('paste', (e) => {
+      const files = e.clipboardData ? [...e.clipboardData.files] : [];
+      if (!files.length) return;
+      e.preventDefault(); // the files, not their names as text
+      this.uploads.add(files);
+    });
+    // The inline editor: Enter saves, Shift+Enter is a new line, Escape cancels.
+    this.msgs.addEventListener('keydown', (e) => {
+      if (!e.target.matches('[data-testid="edit-input"]')) return;
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.saveEdit();
+      } else if (e.key === 'Escape') {
+        e.preventDefault();
+        this.cancelEdit();
+      }
+    });
+    this.msgs.addEventListener('input', (e) => {
+      if (this.editing && e.target.matches('[data-testid="edit-input"]')) this.editing.value = e.target.value;
+    });
+    this.msgs.addEventListener('submit', (e) => {
+      if (!e.target.matches('.edit-form')) return;
+      e.preventDefault();
+      this.saveEdit();
+    });
+  }
+
+  /** nameOf is how a member is named in quotes and reactions. */
+  nameOf(id) {
+    const me = this.store.me;
+    if (me && id === me.id) return 'You';
+    const c = this.store.conv(this.peer);
+    return c && c.peer.id === id ? displayName(c.peer) : '…';
+  }
+
+  heldMessage(seq) {
+    const c = this.store.conv(this.peer);
+    if (!c) return undefined;
+    const i = lowerBound(c.msgs, seq);
+    return c.msgs[i] && c.msgs[i].seq === seq ? c.msgs[i] : undefined;
+  }
+
+  startReply(seq) {
+    this.setReply(seq);
+    this.input.focus();
+  }
+
+  setReply(seq) {
+    this.replyTo = seq;
+    const m = seq ? this.heldMessage(seq) : undefined;
+    if (!m) {
+      this.replyTo = 0;
+      this.replyBar.hidden = true;
+      this.replyBar.replaceChildren();
+      return;
+    }
+    this.replyBar.replaceChildren(
+      el('span', { class: 'reply-label small', text: 'Replying to' }),
+      quoteNode(seq, m, (id) => this.nameOf(id)),
+      el('button', { type: 'button', class: 'btn icon small', 'data-action': 'cancel-reply', 'data-testid': 'reply-cancel', 'aria-label': 'Cancel reply', title: 'Cancel reply', text: '×' }),
+    );
+    this.replyBar.hidden = false;
+  }
+
+  startEdit(seq) {
+    const m = this.heldMessage(seq);
+    if (!m || m.deleted) return;
+    if (this.editing) this.cancelEdit();
+    this.editing = { seq, value: m.text };
+    this.rerender(seq);
+    const input = this.msgs.querySelector('[data-testid="edit-input"]');
+    if (input) {
+      input.focus();
+      input.setSelectionRange(input.value.length, input.value.length);
+    }
+  }
+
+  saveEdit() {
+    const ed = this.editing;
+    if (!ed) return;
+    const m = this.heldMessage(ed.seq);
+    const text = ed.value;
+    if (!text.trim()) {
+      toastError('A message cannot be empty: delete it instead.');
+      return;
+    }
+    if (utf8Length(text) > limits.maxTextBytes) {
+      toastError(`Too long: a message has at most ${limits.maxTextBytes} bytes (UTF-8).`);
+      return;
+    }
+    this.editing = null;
+    if (m && text !== m.text) this.actions.edit(this.peer, ed.seq, text);
+    this.rerender(ed.seq, true);
+  }
+
+  cancelEdit() {
+    const ed = this.editing;
+    if (!ed) return;
+    this.editing = null;
+    this.rerender(ed.seq, true);
+  }
+
+  async remove(seq) {
+    const peer = this.peer;
+    if (!(await confirmDelete())) return;
+    if (this.peer === peer) this.actions.remove(peer, seq);
+  }
+
+  /** rerender replaces the row of seq (when rendered); focus goes back to its menu button if asked. */
+  rerender(seq, focusMenu = false) {
+    const c = this.store.conv(this.peer);
+    const old = this.rows.get(seq);
+    if (!c || !old) return;
+    const i = lowerBound(c.msgs, seq);
+    if (!c.msgs[i] || c.msgs[i].seq !== seq) return;
+    const row = this.makeRow(c, i);
+    old.replaceWith(row);
+    this.rows.set(seq, row);
+    if (focusMenu) {
+      const b = row.querySelector('[data-testid="message-actions"]');
+      if (b) b.focus({ preventScroll: true });
+    }
+  }
+
+  /** onUpdate re-renders held messages whose state changed, and the quotes of them. */
+  onUpdate(seqs) {
+    const wasStuck = this.isAtBottom();
+    for (const seq of seqs) {
+      if (this.editing && this.editing.seq === seq) {
+        const m = this.heldMessage(seq);
+        if (m && m.deleted) this.editing = null;
+      }
+      this.rerender(seq);
+      for (const r of this.msgs.querySelectorAll(`[data-reply-to="${seq}"]`)) this.rerender(Number(r.dataset.seq));
+      if (this.replyTo === seq) this.setReply(seq);
+      if (this.menu.open && this.menu.seq === seq) this.menu.close(false);
+    }
+    if (wasStuck && this.atEnd) this.scrollToBottom();
+  }
+
+  /**
+   * jumpTo shows the message seq (the original of a reply): in the window
+   * if rendered, else from memory, else after fetching older pages.
+   */
+  async jumpTo(seq) {
+    const peer = this.peer;
+    const c = this.store.conv(peer);
+    if (!c || !seq) return;
+    for (let pages = 0; !this.heldMessage(seq) && c.hasMoreBefore && pages < 50; pages++) {
+      if (!c.msgs.length || c.msgs[0].seq < seq) break;
+      try {
+        await this.actions.loadOlder(peer);
+      } catch {
+        return;
+      }
+      if (this.peer !== peer) return;
+    }
+    if (!this.heldMessage(seq)) {
+      toastError('The original message is not available.');
+      return;
+    }
+    if (!this.rows.has(seq)) this.renderAround(c, lowerBound(c.msgs, seq));
+    const row = this.rows.get(seq);
+    if (!row) return;
+    row.scrollIntoView({ block: 'center' });
+    row.classList.remove('flash');
+    void row.offsetWidth; // restart the highlight
+    row.classList.add('flash');
+    const b = row.querySelector('[data-testid="message-actions"]');
+    if (b) b.focus({ preventScroll: true });
+  }
+
+  /** renderAround renders a window of rows around index idx (not at the end). */
+  renderAround(c, idx) {
+    this.quietly(() => {
+      this.queue = [];
+      this.rows.clear();
+      const n = c.msgs.length;
+      const from = Math.max(0, idx - CHUNK);
+      const to = Math.min(n, idx + CHUNK);
+      this.msgs.replaceChildren(this.fragment(c, from, to));
+      this.loSeq = c.msgs[from].seq;
+      this.hiSeq = c.msgs[to - 1].seq;
+      this.atEnd = to >= n;
+      if (this.atEnd) this.renderPending();
+      else {
+        this.pendingRows.clear();
+        this.pendingBox.replaceChildren();
+      }
+      this.stuck = false;
+      this.updateTop();
+      this.jump.hidden = this.atEnd;
+    });
   }
 
   // ---- opening and closing ----
@@ -217,6 +494,12 @@ export class ChatView {
     if (this.peer) {
       this.drafts.set(this.peer, this.input.value);
       this.saveDraft();
+    }
+    if (this.menu) {
+      this.menu.close(false);
+      this.setReply(0);
+      this.uploads.clear();
+      this.editing = null;
     }
     this.peer = null;
     this.readAtOpen = -1;
@@ -338,8 +621,46 @@ export class ChatView {
       row.dataset.status = status;
       meta.append(el('span', { class: 'tick', role: 'img', 'data-testid': 'message-status', 'aria-label': TICK_LABEL[status] }, tickIcon(status)));
     }
-    row.append(el('div', { class: 'bubble' }, el('span', { class: 'text', 'data-testid': 'message-text', dir: 'auto', text: m.text }), meta));
+    if (m.deleted) row.dataset.deleted = 'true';
+    if (m.edited_at && !m.deleted) {
+      row.dataset.edited = 'true';
+      meta.prepend(editedNode(m));
+    }
+    if (m.reply_to) row.dataset.replyTo = String(m.reply_to);
+    const nameOf = (id) => this.nameOf(id);
+    const editing = this.editing && this.editing.seq === m.seq;
+    const body = editing ? [this.editor(this.editing.value)] : textNode(m);
+    const bubble = el(
+      'div',
+      { class: m.deleted ? 'bubble deleted' : 'bubble' },
+      m.reply_to && !m.deleted ? quoteNode(m.reply_to, this.heldMessage(m.reply_to), nameOf) : null,
+      m.deleted ? null : attachmentNodes(m.attachments),
+      ...body,
+      meta,
+    );
+    const line = el('div', { class: 'bubble-line' }, bubble);
+    if (!m.deleted) {
+      const who = own ? 'your message' : `message from ${displayName(c.peer)}`;
+      const preview = previewText(m);
+      line.append(el('button', {
+        type: 'button', class: 'btn icon msg-actions', 'data-action': 'menu', 'data-testid': 'message-actions', 'aria-haspopup': 'menu', 'aria-expanded': 'false',
+        'aria-label': `Actions for ${who}: ${preview.length > 60 ? `${preview.slice(0, 60)}…` : preview}`, title: 'Reply, react, edit or delete', text: '⋯',
+      }));
+    }
+    row.append(line);
+    const reactions = reactionsNode(m, me ? me.id : '', nameOf);
+    if (reactions) row.append(reactions);
     return row;
+  }
+
+  editor(value) {
+    const input = el('textarea', { class: 'edit-input', 'data-testid': 'edit-input', rows: 2, dir: 'auto', 'aria-label': 'Edit message' });
+    input.value = value;
+    return el('form', { class: 'edit-form', 'data-testid': 'edit-form' },
+      input,
+      el('div', { class: 'edit-actions' },
+        el('button', { type: 'button', class: 'btn ghost small', 'data-action': 'cancel-edit', 'data-testid': 'edit-cancel', text: 'Cancel' }),
+        el('button', { type: 'submit', class: 'btn primary small', 'data-testid': 'edit-save', text: 'Save' })));
   }
 
   separator(t) {
@@ -525,7 +846,14 @@ export class ChatView {
       el('time', { text: fmtTime(p.createdAt) }),
       el('span', { class: 'tick', role: 'img', 'data-testid': 'message-status', 'aria-label': TICK_LABEL[p.status] }, tickIcon(p.status)),
     );
-    const bubble = el('div', { class: 'bubble' }, el('span', { class: 'text', 'data-testid': 'message-text', dir: 'auto', text: p.text }), meta);
+    const bubble = el(
+      'div',
+      { class: 'bubble' },
+      p.replyTo ? quoteNode(p.replyTo, this.heldMessage(p.replyTo), (id) => this.nameOf(id)) : null,
+      attachmentNodes(p.attachments),
+      ...textNode({ text: p.text }),
+      meta,
+    );
     const parts = [bubble];
     if (p.status === 'failed') {
       parts.push(
@@ -566,6 +894,30 @@ export class ChatView {
   onRowClick(e) {
     const b = e.target.closest('button[data-action]');
     if (!b) return;
+    const seqRow = b.closest('[data-seq]');
+    const m = seqRow ? this.heldMessage(Number(seqRow.dataset.seq)) : undefined;
+    switch (b.dataset.action) {
+      case 'menu':
+        if (m && this.store.me) this.menu.show(b, m, this.store.me.id);
+        return;
+      case 'react':
+        if (m && this.peer) this.actions.react(this.peer, m.seq, b.getAttribute('aria-pressed') === 'true' ? '' : b.dataset.emoji);
+        return;
+      case 'jump':
+        this.jumpTo(Number(b.dataset.target));
+        return;
+      case 'view-image': {
+        const list = m ? m.attachments : (this.store.pending.get((b.closest('[data-client-msg-id]') || {}).dataset?.clientMsgId) || {}).attachments;
+        const a = (list || []).find((x) => x.id === b.dataset.attachmentId);
+        if (a) viewImage(a);
+        return;
+      }
+      case 'cancel-edit':
+        this.cancelEdit();
+        return;
+      default:
+        break;
+    }
     const row = b.closest('[data-client-msg-id]');
     if (!row) return;
     const cid = row.dataset.clientMsgId;
@@ -777,13 +1129,22 @@ export class ChatView {
     this.counter.removeAttribute('aria-label');
     if (over) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
-    this.sendBtn.disabled = over || !text.trim();
+    const uploads = this.uploads;
+    const files = uploads ? uploads.ready.length : 0;
+    this.sendBtn.disabled = over || (!text.trim() && !files) || (!!uploads && uploads.busy);
   }
 
   submit() {
     const text = this.input.value;
-    if (!this.peer || !text.trim() || utf8Length(text) > limits.maxTextBytes) return;
-    this.actions.send(this.peer, text);
+    const attachments = this.uploads.ready;
+    if (!this.peer || (!text.trim() && !attachments.length) || utf8Length(text) > limits.maxTextBytes) return;
+    if (this.uploads.busy) {
+      toastError('Wait until the files are uploaded, or cancel them.');
+      return;
+    }
+    this.actions.send(this.peer, attachments.length && !text.trim() ? '' : text, { replyTo: this.replyTo, attachments });
+    this.setReply(0);
+    this.uploads.clear();
     this.input.value = '';
     this.drafts.delete(this.peer);
     this.saveDraft();

@@ -5,6 +5,7 @@
 import { api } from '../api.js';
 import { compareConvs } from '../store.js';
 import { byId, displayName, el, fillAvatar, fmtFull, fmtListTime, fmtPresence } from '../util.js';
+import { previewText } from '../events.js';
 
 const PREVIEW_CHARS = 140;
 
@@ -155,8 +156,9 @@ export class Sidebar {
     let text;
     if (typing) text = 'typing…';
     else if (m) {
-      const body = m.text.length > PREVIEW_CHARS ? `${m.text.slice(0, PREVIEW_CHARS)}…` : m.text;
-      text = (me && m.from === me.id ? 'You: ' : '') + body.replace(/\s+/g, ' ');
+      const full = previewText(m); // deleted, attachments only (api.md 1.1)
+      const body = full.length > PREVIEW_CHARS ? `${full.slice(0, PREVIEW_CHARS)}…` : full;
+      text = (me && m.from === me.id ? 'You: ' : '') + body;
     } else text = 'No messages yet';
     prev.textContent = text;
     const badge = b.querySelector('.badge');
