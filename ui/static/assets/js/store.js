@@ -156,6 +156,7 @@ export class Store extends EventTarget {
             c.last_message = held;
           } else {
             initState(s.last_message, c.last_seq);
+            s.last_message._t = ms(s.last_message.created_at);
             c.last_message = s.last_message;
           }
         }
@@ -285,6 +286,7 @@ export class Store extends EventTarget {
         m = lm;
       }
       if (m._tv === undefined) fresh(m);
+      else if (m._t === undefined) m._t = ms(m.created_at);
       if (i === arr.length) arr.push(m);
       else arr.splice(i, 0, m);
       added.push(m);
