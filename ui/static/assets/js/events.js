@@ -120,6 +120,11 @@ export function myReaction(m, user) {
   return (r && r.emoji) || '';
 }
 
+/** isEdited reports whether m was edited (a zero time, as some encoders send, is not an edit). */
+export function isEdited(m) {
+  return !!(m && m.edited_at && !m.deleted && Date.parse(m.edited_at) > 0);
+}
+
 export const DELETED_TEXT = 'This message was deleted';
 
 /** previewText is the one-line summary of a text message (list previews, reply quotes). */

@@ -10,7 +10,7 @@
 
 import { byId, charCount, dayKey, displayName, el, fillAvatar, fmtDay, fmtFull, fmtPresence, fmtTime, limits, lowerBound, utf8Length } from '../util.js';
 import { statusOf } from '../store.js';
-import { previewText } from '../events.js';
+import { isEdited, previewText } from '../events.js';
 import { MAX_ATTACHMENTS, Uploads } from '../attachments.js';
 import { attachmentNodes, editedNode, quoteNode, reactionsNode, textNode } from './message.js';
 import { MessageMenu, confirmDelete, viewImage } from './actions.js';
@@ -622,7 +622,7 @@ export class ChatView {
       meta.append(el('span', { class: 'tick', role: 'img', 'data-testid': 'message-status', 'aria-label': TICK_LABEL[status] }, tickIcon(status)));
     }
     if (m.deleted) row.dataset.deleted = 'true';
-    if (m.edited_at && !m.deleted) {
+    if (isEdited(m)) {
       row.dataset.edited = 'true';
       meta.prepend(editedNode(m));
     }

@@ -5,7 +5,7 @@
 
 import { el, fmtFull, ms } from '../util.js';
 import { linkNodes } from '../linkify.js';
-import { DELETED_TEXT, isInlineImage, myReaction, previewText, reactionsOf } from '../events.js';
+import { DELETED_TEXT, isEdited, isInlineImage, myReaction, previewText, reactionsOf } from '../events.js';
 
 /** fmtSize says a size in bytes as people read it: "820 B", "14 KB", "3.2 MB". */
 export function fmtSize(n) {
@@ -94,7 +94,7 @@ export function textNode(m) {
 
 /** editedNode is the "edited" label, with the time of the edit as its title. */
 export function editedNode(m) {
-  if (!m.edited_at || m.deleted) return null;
+  if (!isEdited(m)) return null;
   return el('span', { class: 'edited', 'data-testid': 'message-edited', title: `Edited ${fmtFull(ms(m.edited_at))}`, text: 'edited' });
 }
 
