@@ -8,7 +8,8 @@ import (
 
 // Store is what the chat service reads and writes: users (lookups,
 // search), sessions (the recheck that closes revoked sockets),
-// conversations (views, read and delivered pointers) and messages, and
+// conversations (views, read and delivered pointers), messages and
+// attachments (attachments.go), and
 // Ping for /readyz. A store.Store is one; see the store package for each
 // method's errors and guarantees. When it is also a store.AsyncAppender,
 // WebSocket sends are pipelined.
@@ -18,6 +19,7 @@ type Store interface {
 	store.Conversations
 	store.Messages
 	store.Privacy
+	store.Attachments
 	// Ping reports whether the store answers (store.Store.Ping).
 	Ping(ctx context.Context) error
 }

@@ -203,6 +203,7 @@ type Store interface {
 	Conversations
 	Messages
 	Privacy
+	Attachments
 
 	// Ping reports whether the backend answers (used by /readyz).
 	Ping(ctx context.Context) error

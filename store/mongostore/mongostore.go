@@ -42,7 +42,8 @@
 //
 // Collections: users, sessions, session_claims, session_revocations,
 // conversations (one document per pair: its id and members), messages,
-// pointers. Open creates the indexes.
+// pointers, blocks, attachments and attachment_refs with the GridFS bucket
+// blobs (attachments.go). Open creates the indexes.
 package mongostore
 
 import (
@@ -191,6 +192,10 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 		return nil, fmt.Errorf("mongostore: open: %w", err)
 	}
 	if err := s.ensurePrivacyIndexes(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("mongostore: open: %w", err)
+	}
+	if err := s.ensureAttachmentIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("mongostore: open: %w", err)
 	}

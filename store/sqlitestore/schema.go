@@ -117,6 +117,23 @@ ALTER TABLE messages ADD COLUMN attachments TEXT    NOT NULL DEFAULT '';
 ALTER TABLE conversations ADD COLUMN last_text_seq INTEGER NOT NULL DEFAULT 0;
 UPDATE conversations SET last_text_seq = last_seq;
 `,
+	// 6: attachments (store.Attachments; the blobs are files in
+	// Options.AttachmentDir). conversation_id is '' until a message
+	// references the upload, '~' once a prune or a deletion claimed it.
+	`
+CREATE TABLE attachments (
+	id              TEXT PRIMARY KEY,
+	uploader_id     TEXT NOT NULL,
+	name            TEXT NOT NULL,
+	type            TEXT NOT NULL,
+	size            INTEGER NOT NULL DEFAULT 0,
+	created_at      INTEGER NOT NULL,
+	complete        INTEGER NOT NULL DEFAULT 0,
+	conversation_id TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX attachments_uploader ON attachments (uploader_id, created_at);
+CREATE INDEX attachments_conversation ON attachments (conversation_id, created_at);
+`,
 }
 
 // migrate brings the database to the latest schema version, one transaction

@@ -71,6 +71,9 @@ type Options struct {
 	// of the write-ahead log into the database file), which a background
 	// goroutine runs beside the writer after writes (default 200 ms).
 	CheckpointInterval time.Duration
+	// AttachmentDir is the directory of the attachment blobs (default
+	// "attachments" beside the database file); it is created 0700.
+	AttachmentDir string
 }
 
 func (o *Options) setDefaults() error {
@@ -128,6 +131,7 @@ type Store struct {
 	blocks blockCache // IsBlocked's answers (blockcache.go)
 
 	dir         string        // the database file's directory
+	attachDir   string        // Options.AttachmentDir (attachments.go)
 	health      health        // failing writes (health.go)
 	recoverDone chan struct{} // closed when the recoverer has exited
 }
@@ -148,6 +152,12 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: open: invalid database path %q", path)
 	}
 	if err := privateFiles(path); err != nil {
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	if opts.AttachmentDir == "" {
+		opts.AttachmentDir = filepath.Join(filepath.Dir(path), "attachments")
+	}
+	if err := privateDir(opts.AttachmentDir); err != nil {
 		return nil, fmt.Errorf("sqlitestore: open: %w", err)
 	}
 	ctx := context.Background()
@@ -225,6 +235,7 @@ func Open(path string, opts Options) (*Store, error) {
 		ckptDone: make(chan struct{}),
 
 		dir:         filepath.Dir(path),
+		attachDir:   opts.AttachmentDir,
 		health:      health{wake: make(chan struct{}, 1)},
 		recoverDone: make(chan struct{}),
 	}

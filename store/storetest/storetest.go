@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Conversations", conversationsTests},
 		{"Privacy", privacyTests},
 		{"Events", eventsTests},
+		{"Attachments", attachmentsTests},
 		{"Context", contextTests},
 	} {
 		t.Run(g.name, func(t *testing.T) {
