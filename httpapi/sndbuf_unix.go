@@ -12,7 +12,8 @@ import (
 // is a good part of what is queued); it reports whether the buffer is now
 // larger (the system's wmem_max caps it).
 func GrowSendBuffer(c net.Conn, n int) bool {
-	if u, ok := c.(interface{ NetConn() net.Conn }); ok { // LimitListener's wrapper
+	// Unwrap *tls.Conn and LimitListener's wrapper, whichever are there.
+	for u, ok := c.(interface{ NetConn() net.Conn }); ok; u, ok = c.(interface{ NetConn() net.Conn }) {
 		c = u.NetConn()
 	}
 	tcp, ok := c.(*net.TCPConn)

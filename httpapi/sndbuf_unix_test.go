@@ -1,0 +1,37 @@
+//go:build unix
+
+package httpapi
+
+import (
+	"crypto/tls"
+	"net"
+	"testing"
+)
+
+// A hijacked connection over TLS is a *tls.Conn around LimitListener's
+// wrapper around the TCP connection: GrowSendBuffer must reach the TCP
+// connection through both.
+func TestGrowSendBufferThroughTLSAndLimits(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ln = LimitListener(ln, 10, 10, nil, nil)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !GrowSendBuffer(c, 1<<16) {
+		t.Fatal("the limited TCP connection's buffer did not grow")
+	}
+	if !GrowSendBuffer(tls.Server(c, &tls.Config{}), 1<<16) {
+		t.Fatal("the buffer under a *tls.Conn did not grow")
+	}
+}
