@@ -25,6 +25,7 @@ import (
 
 	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
+	"github.com/chatd/chatd/internal/tlsconf"
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/store"
 )
@@ -51,6 +52,9 @@ type App struct {
 	up       atomic.Bool // every module started
 	srv      *http.Server
 	ln       net.Listener
+	tls      *tlsconf.TLS // nil with TLS off
+	plainSrv *http.Server // tls.http_addr's redirect and HTTP-01 answers; nil when off
+	plainLn  net.Listener
 	serveErr chan error
 	stopOnce sync.Once
 }
@@ -126,9 +130,13 @@ func (a *App) Start(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
+	if ln, err = a.listenTLS(ln); err != nil {
+		_ = a.ln.Close()
+		return err
+	}
 	a.serveErr = make(chan error, 1)
 	go func() { a.serveErr <- a.srv.Serve(ln) }()
-	a.log.Info("chatd listening, starting modules", "addr", ln.Addr().String(), "roles", strings.Join(a.cfg.Roles, ","), "node", a.cfg.NodeID)
+	a.log.Info("chatd listening, starting modules", "addr", ln.Addr().String(), "tls", a.tls != nil, "roles", strings.Join(a.cfg.Roles, ","), "node", a.cfg.NodeID)
 	a.warnHostTrusted(ln.Addr())
 
 	for _, name := range a.set {
@@ -139,6 +147,7 @@ func (a *App) Start(ctx context.Context) error {
 		if err := a.startModule(ctx, name, m); err != nil {
 			a.stopModules(context.Background())
 			_ = a.srv.Close()
+			a.stopTLS(context.Background())
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 	}
@@ -276,6 +285,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if a.srv != nil {
 			err = a.srv.Shutdown(ctx)
 		}
+		a.stopTLS(ctx)
 		wg.Wait()
 		a.stopModules(ctx)
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/chatd/chatd/auth"
 	"github.com/chatd/chatd/chat"
 	"github.com/chatd/chatd/gateway"
+	"github.com/chatd/chatd/internal/tlsconf"
 )
 
 // Config is the whole configuration of one chatd process. Its mapstructure
@@ -22,6 +23,7 @@ type Config struct {
 	DataDir string         `mapstructure:"data_dir"`
 	NodeID  string         `mapstructure:"node_id"`
 	HTTP    HTTPConfig     `mapstructure:"http"`
+	TLS     tlsconf.Config `mapstructure:"tls"`
 	Log     LogConfig      `mapstructure:"log"`
 	Keys    KeysConfig     `mapstructure:"keys"`
 	Store   StoreConfig    `mapstructure:"store"`
@@ -103,6 +105,7 @@ func DefaultConfig() Config {
 			MaxConnsPerAddr:   256,
 			ShutdownTimeout:   15 * time.Second,
 		},
+		TLS:     tlsconf.DefaultConfig(),
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Keys:    KeysConfig{MinRefetch: 30 * time.Second},
 		Store:   StoreConfig{Backend: "sqlite", MongoDatabase: "chatd", MongoMajority: true},
@@ -136,6 +139,12 @@ func (c *Config) normalize() {
 	c.Auth.PublicOrigins = c.HTTP.PublicOrigins
 	c.Chat.PublicOrigins = c.HTTP.PublicOrigins
 	c.Chat.PresenceTTL = c.PubSub.PresenceTTL // chat refreshes every ttl/3
+	if c.TLS.ACMECacheDir == "" && c.DataDir != "" {
+		c.TLS.ACMECacheDir = filepath.Join(c.DataDir, "acme")
+	}
+	if c.TLS.Enabled() {
+		c.Auth.CookieSecure = true // over HTTPS, Secure and __Host- always
+	}
 }
 
 // Validate normalizes c and reports the first bad setting, naming its key.
@@ -170,6 +179,12 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 			return fmt.Errorf("http.public_origins: %q is not an origin like https://chat.example.com", o)
 		}
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return err
+	}
+	if c.TLS.ACME() && c.TLS.ACMECache == tlsconf.CacheRedis && c.PubSub.RedisURL == "" {
+		return errors.New("tls.acme_cache: redis keeps the certificates in pubsub.redis_url's server, which is not set")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -22,6 +22,7 @@ var serveFlags = []struct{ name, key, usage string }{
 	{"node-id", "node_id", "name of this node in hello frames and presence (default: hostname + random)"},
 	{"log-level", "log.level", "debug, info, warn or error"},
 	{"log-format", "log.format", "text or json"},
+	{"tls-domain", "tls.acme_domains", "serve HTTPS with certificates from Let's Encrypt (tls.acme_ca_url) for these names, comma-separated; http.addr then defaults to :443"},
 }
 
 // AddFlags defines serveFlags on fs, with DefaultConfig's values as their
@@ -99,10 +100,29 @@ func LoadConfig(fs *pflag.FlagSet, configPath string) (Config, error) {
 	if err := v.UnmarshalExact(&cfg); err != nil {
 		return Config{}, fmt.Errorf("config: %s", oneLine(err))
 	}
+	if cfg.TLS.Enabled() && !setExplicitly(v, fs, "http.addr") {
+		cfg.HTTP.Addr = ":443" // HTTPS on its port unless told otherwise
+	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("config: %s", oneLine(err))
 	}
 	return cfg, nil
+}
+
+// setExplicitly reports whether key was set by the config file, the
+// environment or a flag, rather than left at its default.
+func setExplicitly(v *viper.Viper, fs *pflag.FlagSet, key string) bool {
+	if _, ok := os.LookupEnv(EnvVar(key)); ok || v.InConfig(key) {
+		return true
+	}
+	for _, sf := range serveFlags {
+		if sf.key == key && fs != nil {
+			if f := fs.Lookup(sf.name); f != nil && f.Changed {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // registerDefaults walks the default config and sets every leaf as a viper

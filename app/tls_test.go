@@ -1,0 +1,298 @@
+package app
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/internal/apitest"
+)
+
+// testCA issues leaf certificates for 127.0.0.1 and localhost.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "chatd test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, pool: pool}
+}
+
+// issue writes a new leaf (serial given) and its key to certFile and
+// keyFile, each replaced by a rename as a certificate tool would.
+func (ca *testCA) issue(t *testing.T, serial int64, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}))
+	replace(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+func replace(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// servedSerial dials addr and returns the serial of the leaf it presents.
+func servedSerial(t *testing.T, addr, serverName string, roots *x509.CertPool) int64 {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: serverName})
+	if err != nil {
+		t.Fatalf("tls dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+// signUpOver creates an account through a client that uses rt.
+func signUpOver(t *testing.T, base, name string, rt http.RoundTripper) *apitest.User {
+	t.Helper()
+	u := apitest.NewUser(t, base)
+	u.HTTP.Transport = rt
+	u.Username, u.Password = name, apitest.Password
+	r := u.Do(http.MethodPost, "/auth/signup", map[string]string{"username": name, "password": apitest.Password})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("signup %s: %d %s", name, r.Status, r.Body)
+	}
+	var out struct {
+		User struct {
+			ID string `json:"id"`
+		} `json:"user"`
+	}
+	r.JSON(t, &out)
+	u.ID = out.User.ID
+	return u
+}
+
+// checkHTTPS checks what TLS on promises at base (https://...) and at the
+// plain-HTTP address: HSTS, __Host- Secure cookies, a wss:// socket, the
+// redirect of GET and the refusal of POST over plain HTTP. It returns two
+// users with open sockets.
+func checkHTTPS(t *testing.T, base, plainAddr string, rt http.RoundTripper) (alice, bob *apitest.User, aliceWS, bobWS *apitest.Conn) {
+	t.Helper()
+	client := &http.Client{Transport: rt, Timeout: 10 * time.Second}
+	resp, err := client.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Strict-Transport-Security") != "max-age=31536000" {
+		t.Fatalf("GET /healthz over HTTPS: %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
+
+	alice = signUpOver(t, base, "alice", rt)
+	bob = signUpOver(t, base, "bob", rt)
+	r := alice.Do(http.MethodPost, "/auth/login", map[string]string{"username": "alice", "password": apitest.Password})
+	if setCookie := strings.Join(r.Header.Values("Set-Cookie"), "\n"); r.Status != 200 ||
+		!strings.Contains(setCookie, "__Host-chatd_session=") || !strings.Contains(setCookie, "; Secure") {
+		t.Fatalf("login over HTTPS: %d, Set-Cookie %q", r.Status, setCookie)
+	}
+	aliceWS, bobWS = alice.Dial(), bob.Dial() // wss://, with the cookie
+	aliceWS.Send(map[string]string{"type": "send", "to": bob.ID, "text": "over tls", "client_msg_id": "t1"})
+	bobWS.Wait(apitest.IsMessage("message", "t1"), 10*time.Second)
+
+	// Plain HTTP: GET and HEAD are sent to HTTPS, the rest refused.
+	_, httpsPort, _ := net.SplitHostPort(strings.TrimPrefix(base, "https://"))
+	plain := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+plainAddr+"/c/bob?x=1", nil)
+	req.Host = "chat.test"
+	resp, err = plain.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := "https://chat.test:" + httpsPort + "/c/bob?x=1"; resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
+		t.Fatalf("GET over plain HTTP: %d Location %q, want 301 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	resp, err = plain.Post("http://"+plainAddr+"/auth/login", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e apitest.Response
+	e.Body = make([]byte, 512)
+	n, _ := resp.Body.Read(e.Body)
+	e.Body = e.Body[:n]
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || e.ErrorCode() != "invalid_request" {
+		t.Fatalf("POST over plain HTTP: %d %s, want 400 invalid_request", resp.StatusCode, e.Body)
+	}
+	return alice, bob, aliceWS, bobWS
+}
+
+// TLS from certificate files: HTTPS with HSTS, Secure __Host- cookies and
+// wss://, the plain-HTTP redirect, and a certificate replaced on disk served
+// from the next handshakes on without a restart, while an open socket goes on.
+func TestTLSFromCertificateFiles(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	ca := newTestCA(t)
+	ca.issue(t, 100, certFile, keyFile)
+
+	cfg := DefaultConfig()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.DataDir = dir
+	cfg.Auth.Argon2.MemoryKiB = 1024
+	cfg.Auth.CookieSecure = false // TLS on makes them Secure all the same
+	cfg.Log.Level = "warn"
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = certFile, keyFile
+	cfg.TLS.HTTPAddr = "127.0.0.1:0"
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	rt := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}
+	base := "https://" + a.Addr()
+	_, bob, aliceWS, _ := checkHTTPS(t, base, a.PlainAddr(), rt)
+
+	if got := servedSerial(t, a.Addr(), "localhost", ca.pool); got != 100 {
+		t.Fatalf("served serial %d, want 100", got)
+	}
+	// Renewed on disk: served once the next check sees the new stamps.
+	ca.issue(t, 101, certFile, keyFile)
+	deadline := time.Now().Add(15 * time.Second)
+	for servedSerial(t, a.Addr(), "localhost", ca.pool) != 101 {
+		if time.Now().After(deadline) {
+			t.Fatal("the replaced certificate was not served within 15 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A key that does not match the new certificate keeps the last good pair.
+	other := filepath.Join(dir, "other")
+	ca.issue(t, 102, filepath.Join(dir, "tls.crt"), other)
+	time.Sleep(2 * reloadCheck)
+	if got := servedSerial(t, a.Addr(), "localhost", ca.pool); got != 101 {
+		t.Fatalf("after a mismatched pair the served serial is %d, want 101", got)
+	}
+	// The socket opened before the change still carries messages.
+	bobWS := bob.Dial()
+	aliceWS.Send(map[string]string{"type": "send", "to": bob.ID, "text": "after the change", "client_msg_id": "t2"})
+	bobWS.Wait(apitest.IsMessage("message", "t2"), 10*time.Second)
+}
+
+// reloadCheck is tlsconf's check period (one second), for the negative case.
+const reloadCheck = time.Second
+
+// The issue's one command: --tls-domain turns ACME on against Let's
+// Encrypt, HTTPS on :443, HTTP-01 and the redirect on :80, Secure cookies;
+// an explicit http.addr wins; mistakes name their key.
+func TestTLSDomainFlag(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cfg, err := LoadConfig(flags(t, "--role=all", "--tls-domain=chat.example.org"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Addr != ":443" || cfg.TLS.HTTPAddr != ":80" || strings.Join(cfg.TLS.ACMEDomains, ",") != "chat.example.org" ||
+		cfg.TLS.ACMECAURL != "https://acme-v02.api.letsencrypt.org/directory" || cfg.TLS.ACMECacheDir != filepath.Join("data", "acme") ||
+		!cfg.Auth.CookieSecure {
+		t.Fatalf("--tls-domain: %+v, http.addr %q, cookie_secure %v", cfg.TLS, cfg.HTTP.Addr, cfg.Auth.CookieSecure)
+	}
+	t.Setenv("CHATD_AUTH_COOKIE_SECURE", "false")
+	cfg, err = LoadConfig(flags(t, "--tls-domain=a.example.org,b.example.org", "--http-addr=:8443"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Addr != ":8443" || len(cfg.TLS.ACMEDomains) != 2 || !cfg.Auth.CookieSecure {
+		t.Fatalf("explicit http.addr: %q, domains %v, cookie_secure %v", cfg.HTTP.Addr, cfg.TLS.ACMEDomains, cfg.Auth.CookieSecure)
+	}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		key  string
+	}{
+		{[]string{"--tls-domain=*.example.org"}, nil, "tls.acme_domains"},
+		{nil, map[string]string{"CHATD_TLS_CERT_FILE": "x.crt"}, "tls.cert_file"},
+		{[]string{"--tls-domain=chat.example.org"}, map[string]string{"CHATD_TLS_CERT_FILE": "x.crt", "CHATD_TLS_KEY_FILE": "x.key"}, "tls.acme_domains"},
+		{[]string{"--tls-domain=chat.example.org"}, map[string]string{"CHATD_TLS_ACME_CACHE": "redis"}, "tls.acme_cache"},
+		{[]string{"--tls-domain=chat.example.org"}, map[string]string{"CHATD_TLS_ACME_CA_URL": "http://ca.test/dir"}, "tls.acme_ca_url"},
+	} {
+		for k, v := range c.env {
+			t.Setenv(k, v)
+		}
+		_, err := LoadConfig(flags(t, c.args...), "")
+		if err == nil || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("args %v env %v: want an error naming %s, got %v", c.args, c.env, c.key, err)
+		}
+		for k := range c.env {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// Certificate files that do not load stop the start with the key named.
+func TestTLSBadFilesStopTheStart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.DataDir = dir
+	cfg.Log.Level = "error"
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = filepath.Join(dir, "missing.crt"), filepath.Join(dir, "missing.key")
+	cfg.TLS.HTTPAddr = "off"
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "tls.cert_file") {
+		t.Fatalf("start with missing files: %v", err)
+	}
+}
