@@ -11,7 +11,10 @@ import (
 // from From and To, CreatedAt (now when zero) truncated to the millisecond in
 // UTC, which is what a read returns, and a fresh ID when m has none. Kind
 // KindText becomes "" (a text message), and the state a message gains from
-// its events (EditedAt, Reactions, Deleted) starts empty.
+// its events (EditedAt, Reactions, Deleted) starts empty. A message whose
+// fields do not fit its kind (a text message with a Target, an event
+// without one, with a ReplyTo or Attachments, an Emoji on other than a
+// reaction, a Text on other than an edit) is ErrInvalid.
 func PrepareMessage(m Message) (Message, error) {
 	switch {
 	case m.From == "" || m.To == "":
@@ -26,6 +29,9 @@ func PrepareMessage(m Message) (Message, error) {
 	// A new message's state is the store's: never edited, deleted or
 	// reacted to.
 	m.EditedAt, m.Reactions, m.Deleted = time.Time{}, nil, false
+	if err := checkShape(m); err != nil {
+		return Message{}, err
+	}
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = time.Now()
 	}

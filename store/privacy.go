@@ -10,8 +10,8 @@ import (
 type Privacy interface {
 	// ContactIDs returns, sorted, the ids of userID's contacts: the users
 	// with whom userID shares a conversation in which both have sent a
-	// message (one that AppendMessage stored; erasing it later changes
-	// nothing). Blocks are not applied here.
+	// text message (one that AppendMessage stored; erasing it later changes
+	// nothing; an event such as a reaction makes no contact). Blocks are not applied here.
 	ContactIDs(ctx context.Context, userID string) ([]string, error)
 	// Block records that userID blocks otherID, at at. Blocking again keeps
 	// the first time and returns nil. ErrInvalid if they are the same user

@@ -153,14 +153,14 @@ type Attachment struct {
 type ConversationView struct {
 	ID               string
 	PeerID           string
-	LastMessage      *Message // nil only if the conversation has no message
+	LastMessage      *Message // the last text message, in its current state; nil if none
 	LastSeq          int64
-	Unread           int64 // messages from the peer with seq > ReadSeq
+	Unread           int64 // text messages from the peer with seq > ReadSeq
 	ReadSeq          int64 // this member's read pointer
 	DeliveredSeq     int64 // this member's delivered pointer (>= ReadSeq)
 	PeerReadSeq      int64
 	PeerDeliveredSeq int64
-	UpdatedAt        time.Time // time of the last message
+	UpdatedAt        time.Time // time of the last text message
 }
 
 // DeletedDisplayName is the display name of a deleted account's tombstone.
@@ -322,7 +322,23 @@ type Messages interface {
 	// already, nothing is written and that message is returned with
 	// created=false. When AppendMessage returns nil the message is durable;
 	// an error leaves it unknown whether m was stored (see Messages).
+	//
+	// The caller also sets Kind, ReplyTo, Target, Emoji and Attachments
+	// (EditedAt, Reactions and Deleted are the store's). A text message's
+	// ReplyTo, when not 0, must be the seq of a text message of the
+	// conversation (else ErrInvalid). An event (Kind edit, delete or
+	// reaction) must name in Target a text message of the conversation
+	// (else ErrNotFound, also when the conversation does not exist) and pass
+	// CheckEvent against it (ErrForbidden, ErrDeleted); it is stored as a
+	// message of its own with the next seq and, atomically with it, the
+	// target's current state becomes target.Apply(event), which every read
+	// returns from then on. Events count for LastSeq but not for Unread,
+	// LastMessage, UpdatedAt or contacts (Privacy). The retry of an event
+	// returns it with created=false whatever happened to its target since.
 	AppendMessage(ctx context.Context, m Message) (stored Message, created bool, err error)
+	// A page of MessagesBefore or MessagesAfter holds the text messages, each
+	// in its current state, and the events, each as it was stored.
+	//
 	// MessagesBefore returns up to limit messages of the conversation with
 	// seq < before (before <= 0: the newest), ascending by seq, and whether
 	// older ones exist.
@@ -331,7 +347,8 @@ type Messages interface {
 	// by seq, and whether newer ones exist.
 	MessagesAfter(ctx context.Context, conversationID string, after int64, limit int) (msgs []Message, hasMore bool, err error)
 	// EraseMessagesFrom sets Text "" and Deleted on every message userID
-	// sent, in every conversation (seqs, ids and the rest stay), and returns
+	// sent, in every conversation (seqs, ids and the rest stay; a text
+	// message becomes what Message.Erased returns), and returns
 	// how many it changed. After an error some may be erased; calling it
 	// again finishes the work.
 	EraseMessagesFrom(ctx context.Context, userID string) (int64, error)

@@ -69,29 +69,47 @@ func (s *Store) loadPointers(ctx context.Context, filter bson.D) (map[string]map
 }
 
 // view assembles userID's view of conversation conv with peerID from its
-// last message and both members' pointers, counting the unread messages.
+// last message (text or event) and both members' pointers, reading the last
+// text message's state and counting the unread text messages.
 func (s *Store) view(ctx context.Context, conv, userID, peerID string, last store.Message, ptrs map[string]pointers) (store.ConversationView, error) {
 	mine, theirs := ptrs[userID], ptrs[peerID]
 	unread, err := s.shown.CountDocuments(ctx, bson.D{
 		{Key: "conversation_id", Value: conv},
 		{Key: "from", Value: peerID},
 		{Key: "seq", Value: bson.D{{Key: "$gt", Value: mine.read}}},
+		textOnly,
 	})
 	if err != nil {
 		return store.ConversationView{}, wrapCtx(ctx, err)
 	}
-	lm := last
+	// The last message, unless an event: the last text message.
+	var lm *store.Message
+	if last.IsText() {
+		msgs := []store.Message{last}
+		if err := s.withState(ctx, s.shown, conv, msgs); err != nil {
+			return store.ConversationView{}, err
+		}
+		lm = &msgs[0]
+	} else if t, ok, err := s.lastText(ctx, conv); err != nil {
+		return store.ConversationView{}, err
+	} else if ok {
+		lm = &t
+	}
+	updated := last.CreatedAt
+	if lm != nil {
+		updated = lm.CreatedAt
+	}
 	return store.ConversationView{
 		ID:               conv,
 		PeerID:           peerID,
-		LastMessage:      &lm,
+		LastMessage:      lm,
 		LastSeq:          last.Seq,
 		Unread:           unread,
 		ReadSeq:          mine.read,
 		DeliveredSeq:     mine.effectiveDelivered(),
 		PeerReadSeq:      theirs.read,
 		PeerDeliveredSeq: theirs.effectiveDelivered(),
-		UpdatedAt:        last.CreatedAt,
+		UpdatedAt:        updated,
 	}, nil
 }
 

@@ -131,6 +131,25 @@ func (s *Store) appendMessage(ctx context.Context, m store.Message) (store.Messa
 		Emoji:          m.Emoji,
 		Attachments:    attachmentDocs(m.Attachments),
 	}
+	if !m.IsText() || m.ReplyTo != 0 {
+		if !m.IsText() {
+			// A retry is answered whatever became of the target since.
+			if old, ok, err := s.messageByDedup(ctx, doc.From, doc.Dedup); err != nil {
+				return store.Message{}, false, err
+			} else if ok {
+				return old, false, nil
+			}
+		}
+		if err := s.checkAppend(ctx, m); err != nil {
+			if s.shown != s.messages && !m.IsText() {
+				// Stored by a first try but not yet majority committed?
+				if _, ok, ferr := s.findByDedup(ctx, s.messages, doc.From, doc.Dedup); ferr == nil && ok {
+					return store.Message{}, false, errNotMajority
+				}
+			}
+			return store.Message{}, false, err
+		}
+	}
 	// The first try trusts the cached highest seq; every retry reads it.
 	last := s.seqs.get(m.ConversationID)
 	for attempt := 0; attempt <= s.opts.AppendRetries; attempt++ {
@@ -262,7 +281,7 @@ func (s *Store) MessagesBefore(ctx context.Context, conversationID string, befor
 	if before > 0 {
 		filter = append(filter, bson.E{Key: "seq", Value: bson.D{{Key: "$lt", Value: before}}})
 	}
-	msgs, more, err := s.page(ctx, filter, -1, limit)
+	msgs, more, err := s.page(ctx, conversationID, filter, -1, limit)
 	if err != nil {
 		return nil, false, fmt.Errorf("mongostore: messages before: %w", err)
 	}
@@ -279,16 +298,16 @@ func (s *Store) MessagesAfter(ctx context.Context, conversationID string, after 
 		{Key: "conversation_id", Value: conversationID},
 		{Key: "seq", Value: bson.D{{Key: "$gt", Value: after}}},
 	}
-	msgs, more, err := s.page(ctx, filter, 1, limit)
+	msgs, more, err := s.page(ctx, conversationID, filter, 1, limit)
 	if err != nil {
 		return nil, false, fmt.Errorf("mongostore: messages after: %w", err)
 	}
 	return msgs, more, nil
 }
 
-// page reads limit+1 messages in the given seq order to learn whether there
-// are more.
-func (s *Store) page(ctx context.Context, filter bson.D, order, limit int) ([]store.Message, bool, error) {
+// page reads limit+1 messages of conv in the given seq order to learn
+// whether there are more, and the current state of its text messages.
+func (s *Store) page(ctx context.Context, conv string, filter bson.D, order, limit int) ([]store.Message, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
@@ -310,6 +329,9 @@ func (s *Store) page(ctx context.Context, filter bson.D, order, limit int) ([]st
 	msgs := make([]store.Message, len(docs))
 	for i, d := range docs {
 		msgs[i] = d.message()
+	}
+	if err := s.withState(ctx, s.shown, conv, msgs); err != nil {
+		return nil, false, err
 	}
 	return msgs, more, nil
 }

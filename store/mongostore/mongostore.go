@@ -250,6 +250,8 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			{Keys: asc("from", "dedup"), Options: unique("from_dedup")},
 			// Unread counts: the peer's messages above a read pointer.
 			{Keys: asc("conversation_id", "from", "seq"), Options: named("conversation_from_seq")},
+			// The events of the text messages a read returns.
+			{Keys: asc("conversation_id", "target"), Options: named("conversation_target")},
 		}},
 		{s.pointers, []mongo.IndexModel{
 			{Keys: asc("conversation_id", "user_id", "kind", "seq"), Options: named("conversation_user_kind_seq")},

@@ -100,9 +100,10 @@ func (s *Store) ContactIDs(ctx context.Context, userID string) ([]string, error)
 	return slices.Compact(ids), nil
 }
 
-// hasSent reports whether from has a message in conv.
+// hasSent reports whether from has a text message in conv (an event, a
+// reaction say, makes no contact).
 func (s *Store) hasSent(ctx context.Context, conv, from string) (bool, error) {
-	err := s.messages.FindOne(ctx, bson.D{{Key: "conversation_id", Value: conv}, {Key: "from", Value: from}},
+	err := s.messages.FindOne(ctx, bson.D{{Key: "conversation_id", Value: conv}, {Key: "from", Value: from}, textOnly},
 		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):

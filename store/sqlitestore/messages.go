@@ -73,6 +73,20 @@ func appendMessage(b *batch, m store.Message) (store.Message, bool, error) {
 			return store.Message{}, false, err
 		}
 	}
+	if !m.IsText() {
+		return appendEvent(b, m)
+	}
+	if m.ReplyTo != 0 {
+		var r messageRow
+		var conv int64
+		err := b.queryRow(wMessageAt, m.ConversationID, m.ReplyTo).Scan(append([]any{&conv}, r.dest()...)...)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && r.kind.String != "") {
+			return store.Message{}, false, fmt.Errorf("reply_to %d is no text message of the conversation: %w", m.ReplyTo, store.ErrInvalid)
+		}
+		if err != nil {
+			return store.Message{}, false, err
+		}
+	}
 	at := millis(m.CreatedAt)
 	userA, userB := m.From, m.To
 	if userB < userA {
@@ -111,6 +125,40 @@ func appendMessage(b *batch, m store.Message) (store.Message, bool, error) {
 	if _, err := b.exec(wInsertMessage, conv, m.Seq, m.ID, m.From, m.To, m.Text, m.ClientMsgID, at,
 		m.Kind, m.ReplyTo, m.Target, m.Emoji, millis(m.EditedAt), encodeReactions(m.Reactions),
 		encodeAttachments(m.Attachments)); err != nil {
+		return store.Message{}, false, err
+	}
+	return m, true, nil
+}
+
+// appendEvent stores the event m and its target's new state (writer, in
+// the batch transaction, after the retry lookup).
+func appendEvent(b *batch, m store.Message) (store.Message, bool, error) {
+	var r messageRow
+	var conv int64
+	err := b.queryRow(wMessageAt, m.ConversationID, m.Target).Scan(append([]any{&conv}, r.dest()...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Message{}, false, fmt.Errorf("no message %d in the conversation: %w", m.Target, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Message{}, false, err
+	}
+	target, err := r.message(m.ConversationID)
+	if err != nil {
+		return store.Message{}, false, err
+	}
+	if err := store.CheckEvent(target, m); err != nil {
+		return store.Message{}, false, err
+	}
+	if err := b.queryRow(wBumpEvent, conv).Scan(&m.Seq); err != nil {
+		return store.Message{}, false, err
+	}
+	if _, err := b.exec(wInsertMessage, conv, m.Seq, m.ID, m.From, m.To, m.Text, m.ClientMsgID, millis(m.CreatedAt),
+		m.Kind, 0, m.Target, m.Emoji, 0, "", ""); err != nil {
+		return store.Message{}, false, err
+	}
+	t := target.Apply(m)
+	if _, err := b.exec(wSetState, t.Text, millis(t.EditedAt), t.Deleted, encodeReactions(t.Reactions),
+		encodeAttachments(t.Attachments), conv, t.Seq); err != nil {
 		return store.Message{}, false, err
 	}
 	return m, true, nil

@@ -18,6 +18,9 @@ const (
 	wDeleteUser
 	wSetPassword
 	wEraseMessages
+	wMessageAt
+	wBumpEvent
+	wSetState
 	numWriteStmts
 )
 
@@ -47,14 +50,24 @@ var writeQueries = [numWriteStmts]string{
 	wPointers: `SELECT m.conv, m.read_seq, m.delivered_seq, m.read_count, c.last_seq
 		FROM conversations c JOIN conversation_members m ON m.conv = c.k AND m.user_id = ?
 		WHERE c.id = ?`,
-	wCountFrom: `SELECT count(*) FROM messages WHERE conv = ? AND seq > ? AND seq <= ? AND from_id = ?`,
+	wCountFrom: `SELECT count(*) FROM messages WHERE conv = ? AND seq > ? AND seq <= ? AND from_id = ? AND kind = ''`,
 	wSetPointers: `UPDATE conversation_members SET read_seq = ?, delivered_seq = ?, read_count = ?
 		WHERE user_id = ? AND conv = ?`,
 	wDeleteUser: `UPDATE users SET username = ?, display_name = ?, display_fold = ?, password_hash = '',
 		username_key = '', display_key = '' WHERE id = ?`,
 	wSetPassword: `UPDATE users SET password_hash = ? WHERE id = ?`,
 	// messages_client's leading from_id finds them.
-	wEraseMessages: `UPDATE messages SET text = '', attachments = '', deleted = 1 WHERE from_id = ? AND deleted = 0`,
+	wEraseMessages: `UPDATE messages SET text = '', attachments = '', reactions = '', edited_at = 0, deleted = 1
+		WHERE from_id = ? AND deleted = 0`,
+	// The target of an event, or the message a reply answers.
+	wMessageAt: `SELECT conv, ` + messageColumns + ` FROM messages
+		WHERE conv = (SELECT k FROM conversations WHERE id = ?) AND seq = ?`,
+	// An event takes a seq and nothing else: not last_text_seq (the last
+	// message), updated_at (activity) or the sent counts (unread, contacts).
+	wBumpEvent: `UPDATE conversations SET last_seq = last_seq + 1 WHERE k = ? RETURNING last_seq`,
+	// The current state of an event's target.
+	wSetState: `UPDATE messages SET text = ?, edited_at = ?, deleted = ?, reactions = ?, attachments = ?
+		WHERE conv = ? AND seq = ?`,
 }
 
 // Prepared statements of the read pool.

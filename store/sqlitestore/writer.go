@@ -317,8 +317,14 @@ func (b *batch) closeStmts() {
 func (b *batch) bind(args []any) []driver.NamedValue {
 	b.args = b.args[:0]
 	for i, a := range args {
-		if n, ok := a.(int); ok {
-			a = int64(n)
+		switch v := a.(type) {
+		case int:
+			a = int64(v)
+		case bool:
+			a = int64(0)
+			if v {
+				a = int64(1)
+			}
 		}
 		b.args = append(b.args, driver.NamedValue{Ordinal: i + 1, Value: a})
 	}
