@@ -182,6 +182,9 @@ export class ChatView {
         e.preventDefault();
         this.swallowBreak = true;
         this.submit();
+      } else if (e.key === 'Escape' && this.replyTo) {
+        e.preventDefault();
+        this.setReply(0);
       } else if (e.key === 'Escape' && window.matchMedia('(max-width: 767px)').matches) {
         this.actions.back();
       }
@@ -271,7 +274,8 @@ export class ChatView {
     });
     this.input.addEventListener('paste', (e) => {
       const files = e.clipboardData ? [...e.clipboardData.files] : [];
-      if (!files.length) return;
+      // Text copied from an office document comes with a picture of itself: paste the text.
+      if (!files.length || e.clipboardData.types.includes('text/plain')) return;
       e.preventDefault(); // the files, not their names as text
       this.uploads.add(files);
     });
