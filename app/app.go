@@ -55,6 +55,8 @@ type App struct {
 	tls      *tlsconf.TLS // nil with TLS off
 	plainSrv *http.Server // tls.http_addr's redirect and HTTP-01 answers; nil when off
 	plainLn  net.Listener
+	opsSrv   *http.Server // nil without http.ops_addr
+	opsLn    net.Listener
 	serveErr chan error
 	stopOnce sync.Once
 }
@@ -111,14 +113,17 @@ func (a *App) Start(ctx context.Context) error {
 	// Listen first, so that a node whose backends are not up yet answers
 	// /healthz (alive) and /readyz (503) while it waits for them; every
 	// other path is 503 until the modules have started.
-	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	a.mux.HandleFunc("GET /healthz", serveHealth)
 	a.mux.HandleFunc("GET /readyz", a.serveReady)
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	// /metrics lives on the ops listener; here it is a plain 404, not the
+	// UI's page, so that a scraper left on the old address says so.
+	a.mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteError(w, httpapi.ErrNotFound) })
+	if err := a.listenOps(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", a.cfg.HTTP.Addr)
 	if err != nil {
+		a.closeOps()
 		return fmt.Errorf("listen on %s (http.addr): %w", a.cfg.HTTP.Addr, err)
 	}
 	trusted, _ := httpapi.ParseProxies(a.cfg.HTTP.TrustedProxies) // Validate checked it
@@ -132,6 +137,7 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	if ln, err = a.listenTLS(ln); err != nil {
 		_ = a.ln.Close()
+		a.closeOps()
 		return err
 	}
 	a.serveErr = make(chan error, 1)
@@ -148,6 +154,7 @@ func (a *App) Start(ctx context.Context) error {
 			a.stopModules(context.Background())
 			_ = a.srv.Close()
 			a.stopTLS(context.Background())
+			a.closeOps()
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 	}
@@ -155,8 +162,50 @@ func (a *App) Start(ctx context.Context) error {
 		a.mux.Handle("/", a.root)
 	}
 	a.up.Store(true)
-	a.log.Info("chatd ready", "addr", ln.Addr().String())
+	a.log.Info("chatd ready", "addr", ln.Addr().String(), "ops_addr", a.OpsAddr())
 	return nil
+}
+
+// listenOps serves /metrics, /healthz and /readyz on http.ops_addr, a
+// listener of its own so that the public one never shows metrics (they
+// name internal upstreams and counts an attacker would like to watch).
+func (a *App) listenOps() error {
+	if a.cfg.HTTP.OpsAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.cfg.HTTP.OpsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (http.ops_addr; empty turns the ops listener off): %w", a.cfg.HTTP.OpsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", serveHealth)
+	mux.HandleFunc("GET /readyz", a.serveReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	a.opsLn = ln
+	a.opsSrv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: a.cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := a.opsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("ops listener", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	a.log.Info("ops listener: /metrics, /healthz, /readyz", "ops_addr", ln.Addr().String())
+	return nil
+}
+
+func (a *App) closeOps() {
+	if a.opsSrv != nil {
+		_ = a.opsSrv.Close()
+	}
+}
+
+func serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
 }
 
 // warnHostTrusted warns when the Origin checks of the auth and chat roles
@@ -237,7 +286,7 @@ func (a *App) remoteBackend(name string) bool {
 func (a *App) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !a.up.Load() {
 		switch r.URL.Path {
-		case "/healthz", "/readyz", "/metrics":
+		case "/healthz", "/readyz":
 		default:
 			httpapi.WriteError(w, errStarting)
 			return
@@ -251,6 +300,14 @@ var errStarting = &httpapi.Error{Status: http.StatusServiceUnavailable, Code: ht
 
 // Addr is the address the server listens on (useful with port 0).
 func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// OpsAddr is the address of the ops listener, "" without one.
+func (a *App) OpsAddr() string {
+	if a.opsLn == nil {
+		return ""
+	}
+	return a.opsLn.Addr().String()
+}
 
 // Wait returns when the HTTP server stopped by itself (an error) or ctx ended.
 func (a *App) Wait(ctx context.Context) error {
@@ -288,6 +345,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.stopTLS(ctx)
 		wg.Wait()
 		a.stopModules(ctx)
+		// The ops listener goes last: /healthz answers through the drain.
+		if a.opsSrv != nil {
+			if e := a.opsSrv.Shutdown(ctx); e != nil && err == nil {
+				err = e
+			}
+		}
 	})
 	return err
 }

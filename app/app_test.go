@@ -17,6 +17,7 @@ func startAll(t *testing.T, dataDir string) (*App, string) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.OpsAddr = "127.0.0.1:0" // tests run side by side; the default port would collide
 	cfg.DataDir = dataDir
 	cfg.Auth.Argon2.MemoryKiB = 1024 // fast hashing in tests; the defaults are OWASP's
 	cfg.Log.Level = "warn"
@@ -47,7 +48,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestRoleAllServesEverything(t *testing.T) {
-	_, base := startAll(t, t.TempDir())
+	a, base := startAll(t, t.TempDir())
 
 	if code, _ := get(t, base+"/healthz"); code != 200 {
 		t.Errorf("healthz %d", code)
@@ -60,6 +61,21 @@ func TestRoleAllServesEverything(t *testing.T) {
 	}
 	if code, body := get(t, base+"/auth/jwks"); code != 200 || !strings.Contains(body, `"Ed25519"`) {
 		t.Errorf("jwks %d %s", code, body)
+	}
+
+	// /metrics is on the ops listener only; /healthz and /readyz are on both.
+	ops := "http://" + a.OpsAddr()
+	if code, body := get(t, base+"/metrics"); code != 404 || !strings.Contains(body, `"not_found"`) {
+		t.Errorf("public /metrics: %d %.80s, want 404 not_found", code, body)
+	}
+	if code, _ := get(t, ops+"/healthz"); code != 200 {
+		t.Errorf("ops healthz %d", code)
+	}
+	if code, body := get(t, ops+"/readyz"); code != 200 {
+		t.Errorf("ops readyz %d %s", code, body)
+	}
+	if code, _ := get(t, ops+"/auth/jwks"); code != 404 {
+		t.Errorf("ops listener serves the API: /auth/jwks %d", code)
 	}
 
 	alice := apitest.SignUp(t, base, "alice")
@@ -75,7 +91,7 @@ func TestRoleAllServesEverything(t *testing.T) {
 		t.Fatalf("history %+v", h)
 	}
 
-	code, body := get(t, base+"/metrics")
+	code, body := get(t, "http://"+a.OpsAddr()+"/metrics")
 	for _, m := range []string{"chatd_ws_connections", "chatd_messages_stored_total", "chatd_send_latency_seconds", "go_goroutines"} {
 		if code != 200 || !strings.Contains(body, m) {
 			t.Errorf("/metrics lacks %s", m)

@@ -18,6 +18,7 @@ func TestBuildInfoMetric(t *testing.T) {
 
 	cfg := DefaultConfig()
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.OpsAddr = "127.0.0.1:0" // tests run side by side; the default port would collide
 	cfg.DataDir = t.TempDir()
 	cfg.Log.Level = "warn"
 	a, err := New(cfg, nil)
@@ -32,7 +33,7 @@ func TestBuildInfoMetric(t *testing.T) {
 		defer cancel()
 		_ = a.Shutdown(ctx)
 	})
-	res, err := http.Get("http://" + a.Addr() + "/metrics")
+	res, err := http.Get("http://" + a.OpsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -46,6 +47,10 @@ type HTTPConfig struct {
 	MaxConns        int           `mapstructure:"max_conns"`
 	MaxConnsPerAddr int           `mapstructure:"max_conns_per_addr"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// OpsAddr is the operations listener: /metrics, and /healthz and
+	// /readyz again (those stay on Addr too, for load balancers). Loopback
+	// by default, since metrics name internal upstreams; "" turns it off.
+	OpsAddr string `mapstructure:"ops_addr"`
 }
 
 // LogConfig selects the slog handler.
@@ -104,6 +109,7 @@ func DefaultConfig() Config {
 			MaxConns:          20000,
 			MaxConnsPerAddr:   256,
 			ShutdownTimeout:   15 * time.Second,
+			OpsAddr:           "127.0.0.1:9090",
 		},
 		TLS:     tlsconf.DefaultConfig(),
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -168,6 +174,15 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.Addr == "" {
 		return errors.New("http.addr: required (for example :8080)")
+	}
+	if c.HTTP.OpsAddr != "" {
+		_, port, err := net.SplitHostPort(c.HTTP.OpsAddr)
+		if err != nil {
+			return fmt.Errorf("http.ops_addr: %q is not host:port (for example 127.0.0.1:9090, or empty for none)", c.HTTP.OpsAddr)
+		}
+		if c.HTTP.OpsAddr == c.HTTP.Addr && port != "0" {
+			return errors.New("http.ops_addr: must differ from http.addr (the public listener must not serve /metrics)")
+		}
 	}
 	if c.HTTP.BodyTimeout < 0 || c.HTTP.MaxConns < 0 || c.HTTP.MaxConnsPerAddr < 0 {
 		return errors.New("http.body_timeout, http.max_conns, http.max_conns_per_addr: must not be negative (0 turns one off)")

@@ -89,6 +89,8 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{env: map[string]string{"CHATD_STORE_BACKEND": "postgres"}, key: "store.backend"},
 		{env: map[string]string{"CHATD_HTTP_PUBLIC_ORIGINS": "chat.example.com"}, key: "http.public_origins"},
 		{env: map[string]string{"CHATD_PUBSUB_PRESENCE_TTL": "1s"}, key: "pubsub.presence_ttl"},
+		{env: map[string]string{"CHATD_HTTP_OPS_ADDR": "9090"}, key: "http.ops_addr"},
+		{env: map[string]string{"CHATD_HTTP_OPS_ADDR": ":8080"}, key: "http.ops_addr"},
 		{env: map[string]string{"CHATD_PUBSUB_PRESENCE_TTL": "1h"}, key: "pubsub.presence_ttl"},
 	}
 	for _, c := range cases {

@@ -40,6 +40,7 @@ func startLogged(t *testing.T, addr string, origins []string) (*App, *logBuffer)
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.HTTP.Addr = addr
+	cfg.HTTP.OpsAddr = "127.0.0.1:0" // tests run side by side; the default port would collide
 	cfg.HTTP.PublicOrigins = origins
 	cfg.DataDir = t.TempDir()
 	cfg.Auth.Argon2.MemoryKiB = 1024

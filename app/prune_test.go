@@ -39,6 +39,7 @@ func TestAuthRolePrunesEndedSessions(t *testing.T) {
 
 	cfg := DefaultConfig()
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.OpsAddr = "127.0.0.1:0" // tests run side by side; the default port would collide
 	cfg.DataDir = dir
 	cfg.Log.Level = "warn"
 	cfg.Auth.SessionPruneInterval = time.Second

@@ -81,6 +81,7 @@ func TestChatNodeWaitsForItsBackends(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Roles = []string{RoleChat}
 	cfg.HTTP.Addr = freeAddr(t)
+	cfg.HTTP.OpsAddr = "127.0.0.1:0" // tests run side by side; the default port would collide
 	cfg.DataDir = t.TempDir()
 	cfg.Log.Level = "error"
 	cfg.Store.Backend = "mongo"

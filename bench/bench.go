@@ -37,7 +37,10 @@ type Options struct {
 	Window   int     // sends in flight per sender when Rate is 0
 	TextSize int
 	Idle     int // hold this many idle connections instead of sending
-	Password string
+	// MetricsURL is the server's /metrics, on its ops listener
+	// (http.ops_addr), read by Idle.
+	MetricsURL string
+	Password   string
 
 	JSON       string        // write a JSON report here
 	ServerPID  int           // read this server's CPU and RSS from /proc
@@ -79,6 +82,7 @@ it or --server-pid names it).`,
 	f.IntVar(&o.Window, "window", 4, "unacknowledged sends per sender when --rate is 0")
 	f.IntVar(&o.TextSize, "text-size", 64, "bytes of text per message")
 	f.IntVar(&o.Idle, "idle", 0, "hold this many idle connections and report server memory per connection")
+	f.StringVar(&o.MetricsURL, "metrics-url", "http://127.0.0.1:9090/metrics", "with --idle: the server's /metrics, on its ops listener (http.ops_addr); set by --serve")
 	f.StringVar(&o.Password, "password", "bench-password-1", "password of the bench users")
 	f.StringVar(&o.JSON, "json", "", "write a JSON report to this file")
 	f.IntVar(&o.ServerPID, "server-pid", 0, "PID of the server, to report its CPU seconds and RSS from /proc")
@@ -417,13 +421,14 @@ func run(ctx context.Context, o Options, cs []*client) (Result, error) {
 
 // Idle opens o.Idle connections (over 10 users), waits for the server to
 // settle and reports its resident memory growth per connection, read from
-// /metrics (process_resident_memory_bytes and go_memstats_heap_inuse_bytes).
+// o.MetricsURL, the server's /metrics on its ops listener
+// (process_resident_memory_bytes and go_memstats_heap_inuse_bytes).
 func Idle(ctx context.Context, o Options) (string, error) {
 	cs, err := users(ctx, o, 10)
 	if err != nil {
 		return "", fmt.Errorf("bench: sign up: %w", err)
 	}
-	before, err := serverMemory(ctx, o.URL)
+	before, err := serverMemory(ctx, o.MetricsURL)
 	if err != nil {
 		return "", err
 	}
@@ -449,7 +454,7 @@ func Idle(ctx context.Context, o Options) (string, error) {
 		conns = append(conns, c)
 	}
 	time.Sleep(3 * time.Second)
-	after, err := serverMemory(ctx, o.URL)
+	after, err := serverMemory(ctx, o.MetricsURL)
 	if err != nil {
 		return "", err
 	}
@@ -461,16 +466,19 @@ func Idle(ctx context.Context, o Options) (string, error) {
 		before["go_goroutines"], after["go_goroutines"]), nil
 }
 
-func serverMemory(ctx context.Context, base string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/metrics", nil)
+func serverMemory(ctx context.Context, metricsURL string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("bench: read /metrics: %w", err)
+		return nil, fmt.Errorf("bench: read %s (--metrics-url): %w", metricsURL, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("bench: read %s (--metrics-url): %s; /metrics is on the ops listener (http.ops_addr)", metricsURL, resp.Status)
+	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {

@@ -24,7 +24,7 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 			return err
 		}
 		defer srv.Stop()
-		o.URL, pid = srv.URL, srv.PID
+		o.URL, o.MetricsURL, pid = srv.URL, srv.MetricsURL, srv.PID
 		fmt.Fprintf(out, "server: %s pid %d cpus %q\n", srv.URL, srv.PID, o.ServerCPUs)
 	}
 	if o.Idle > 0 {

@@ -20,11 +20,12 @@ import (
 // Server is a `chatd serve --role=all` that bench started itself, on a
 // fresh data directory, optionally pinned to CPUs with taskset.
 type Server struct {
-	URL  string
-	PID  int
-	cmd  *exec.Cmd
-	dir  string
-	done chan error
+	URL        string
+	MetricsURL string // /metrics on its ops listener (http.ops_addr)
+	PID        int
+	cmd        *exec.Cmd
+	dir        string
+	done       chan error
 }
 
 // benchServerEnv lifts the per-user and per-address limits that would
@@ -55,13 +56,17 @@ func StartServer(ctx context.Context, cpus, logPath string, extra ...string) (*S
 	if err != nil {
 		return nil, err
 	}
+	opsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "chatd-bench-*")
 	if err != nil {
 		return nil, err
 	}
 	args := append([]string{exe, "serve", "--role=all"}, extra...)
 	env := append(os.Environ(), benchServerEnv...)
-	env = append(env, "CHATD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port), "CHATD_DATA_DIR="+dir)
+	env = append(env, "CHATD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port), "CHATD_HTTP_OPS_ADDR=127.0.0.1:"+strconv.Itoa(opsPort), "CHATD_DATA_DIR="+dir)
 	if cpus != "" {
 		n, err := cpuCount(cpus)
 		if err != nil {
@@ -92,7 +97,7 @@ func StartServer(ctx context.Context, cpus, logPath string, extra ...string) (*S
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: start server: %w", err)
 	}
-	s := &Server{URL: "http://127.0.0.1:" + strconv.Itoa(port), PID: cmd.Process.Pid, cmd: cmd, dir: dir, done: make(chan error, 1)}
+	s := &Server{URL: "http://127.0.0.1:" + strconv.Itoa(port), MetricsURL: "http://127.0.0.1:" + strconv.Itoa(opsPort) + "/metrics", PID: cmd.Process.Pid, cmd: cmd, dir: dir, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	if err := s.waitReady(ctx, 30*time.Second); err != nil {
 		s.Stop()

@@ -70,7 +70,9 @@ func startNode(t testing.TB, name string, env []string, args ...string) *node {
 func (n *node) start() {
 	n.t.Helper()
 	n.cmd = exec.Command(binary, append([]string{"serve"}, n.args...)...)
-	n.cmd.Env = append(os.Environ(), n.env...)
+	// Nodes run side by side: each gets its own ops listener port (the
+	// default, 127.0.0.1:9090, would collide); n.env may override it.
+	n.cmd.Env = append(append(os.Environ(), "CHATD_HTTP_OPS_ADDR=127.0.0.1:0"), n.env...)
 	stderr, err := n.cmd.StderrPipe()
 	if err != nil {
 		n.t.Fatal(err)

@@ -31,12 +31,13 @@ const (
 	dashboardFile = "../grafana/chatd.json"
 )
 
-// bootAll starts chatd --role=all in this process on a free port and
-// returns its base URL.
-func bootAll(t *testing.T) string {
+// bootAll starts chatd --role=all in this process on free ports and
+// returns its base URL and its ops listener's.
+func bootAll(t *testing.T) (base, ops string) {
 	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.OpsAddr = "127.0.0.1:0" // tests run side by side; the default port would collide
 	cfg.DataDir = t.TempDir()
 	cfg.Log.Level = "error"
 	a, err := app.New(cfg, nil)
@@ -53,7 +54,7 @@ func bootAll(t *testing.T) string {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return "http://" + a.Addr()
+	return "http://" + a.Addr(), "http://" + a.OpsAddr()
 }
 
 func get(t *testing.T, url string) (int, []byte) {
@@ -72,7 +73,7 @@ func get(t *testing.T, url string) (int, []byte) {
 
 // The probes' paths are chatd's: each answers 200 on a running chatd.
 func TestChartProbesAreChatdEndpoints(t *testing.T) {
-	base := bootAll(t)
+	base, ops := bootAll(t)
 	paths := map[string]bool{}
 	for _, c := range valuesCases {
 		r := render(t, c.files...)
@@ -94,6 +95,22 @@ func TestChartProbesAreChatdEndpoints(t *testing.T) {
 	for _, p := range slices.Sorted(maps.Keys(paths)) {
 		if code, body := get(t, base+p); code != http.StatusOK || isUI(p) {
 			t.Errorf("probe path %s: %d %.60q, not one of chatd's endpoints", p, code, body)
+		}
+	}
+	// The scrape annotation's path answers on the ops listener, and not
+	// on the public one.
+	for _, c := range valuesCases {
+		for _, d := range render(t, c.files...).deployments {
+			p := d.Spec.Template.Annotations["prometheus.io/path"]
+			if p == "" {
+				continue
+			}
+			if code, _ := get(t, ops+p); code != http.StatusOK {
+				t.Errorf("%s: scrape path %s on the ops listener: %d", d.Name, p, code)
+			}
+			if code, _ := get(t, base+p); code == http.StatusOK {
+				t.Errorf("%s: scrape path %s answers on the public listener", d.Name, p)
+			}
 		}
 	}
 }
@@ -192,11 +209,11 @@ func sourceMetrics(t *testing.T) map[string]metricKind {
 	return out
 }
 
-// scrapedMetrics reads /metrics of a running chatd: the Go and process
-// collectors' families, and a check on the source scan.
-func scrapedMetrics(t *testing.T, base string) map[string]*dto.MetricFamily {
+// scrapedMetrics reads /metrics of a running chatd (its ops listener): the
+// Go and process collectors' families, and a check on the source scan.
+func scrapedMetrics(t *testing.T, ops string) map[string]*dto.MetricFamily {
 	t.Helper()
-	code, body := get(t, base+"/metrics")
+	code, body := get(t, ops+"/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
@@ -271,7 +288,8 @@ func TestGrafanaDashboardReadsChatdMetrics(t *testing.T) {
 	known := sourceMetrics(t)
 	// The source scan must see what a running chatd exports; the Go and
 	// process collectors' families come from the scrape.
-	fams := scrapedMetrics(t, bootAll(t))
+	_, ops := bootAll(t)
+	fams := scrapedMetrics(t, ops)
 	for name, mf := range fams {
 		kind := metricKind(strings.ToLower(mf.GetType().String()))
 		if strings.HasPrefix(name, "chatd_") {

@@ -361,6 +361,15 @@ func TestChartPodsAreHardened(t *testing.T) {
 				if httpAddr := envValue(ctr, "CHATD_HTTP_ADDR"); httpAddr != ":"+fmt.Sprint(ctr.Ports[0].ContainerPort) {
 					t.Errorf("%s: chatd listens on %q, the container port is %d", name, httpAddr, ctr.Ports[0].ContainerPort)
 				}
+				// The scraper's port is the ops listener's (http.ops_addr).
+				if port := d.Spec.Template.Annotations["prometheus.io/port"]; port != "" {
+					if !hasContainerPort(&d.Spec.Template, port) {
+						t.Errorf("%s: scrape port %s is not a container port", name, port)
+					}
+					if ops := envValue(ctr, "CHATD_HTTP_OPS_ADDR"); ops != ":"+port {
+						t.Errorf("%s: the ops listener is %q, the scrape port %s", name, ops, port)
+					}
+				}
 				if ctr.Lifecycle == nil || ctr.Lifecycle.PreStop == nil || ctr.Lifecycle.PreStop.Sleep == nil || ctr.Lifecycle.PreStop.Sleep.Seconds < 1 {
 					t.Fatalf("%s: no preStop sleep", name)
 				}

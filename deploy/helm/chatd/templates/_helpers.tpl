@@ -52,7 +52,7 @@ metadata:
     checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
     {{- if $root.Values.metrics.podAnnotations }}
     prometheus.io/scrape: "true"
-    prometheus.io/port: "8080"
+    prometheus.io/port: "9090"
     prometheus.io/path: /metrics
     {{- end }}
     {{- with $v.podAnnotations }}
@@ -79,6 +79,11 @@ spec:
         - name: http
           containerPort: 8080
           protocol: TCP
+        # /metrics (and /healthz, /readyz again) for the scraper; no
+        # Service routes to it, so it is not reachable from outside.
+        - name: ops
+          containerPort: 9090
+          protocol: TCP
       env:
         - name: CHATD_NODE_ID
           valueFrom:
@@ -86,6 +91,8 @@ spec:
               fieldPath: metadata.name
         - name: CHATD_HTTP_ADDR
           value: ":8080"
+        - name: CHATD_HTTP_OPS_ADDR
+          value: ":9090"
         - name: CHATD_DATA_DIR
           value: /data
         - name: CHATD_HTTP_SHUTDOWN_TIMEOUT
