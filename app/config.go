@@ -141,6 +141,7 @@ func (c *Config) normalize() {
 	}
 	c.Auth.TrustedProxies = c.HTTP.TrustedProxies
 	c.Chat.TrustedProxies = c.HTTP.TrustedProxies
+	c.Gateway.TrustedProxies = c.HTTP.TrustedProxies
 	// One origins setting for every role that checks Origin.
 	c.Auth.PublicOrigins = c.HTTP.PublicOrigins
 	c.Chat.PublicOrigins = c.HTTP.PublicOrigins

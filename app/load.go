@@ -48,6 +48,8 @@ func EnvVar(key string) string {
 var movedKeys = map[string]string{
 	"auth.public_origins": "http.public_origins",
 	"chat.public_origins": "http.public_origins",
+	// The gateway's proxies are the listener's: one list for every role.
+	"gateway.trusted_proxies": "http.trusted_proxies",
 }
 
 // LoadConfig builds the configuration from defaults, the config file

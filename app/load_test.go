@@ -38,6 +38,27 @@ func TestOnePublicOriginsKey(t *testing.T) {
 	}
 }
 
+// TestOneTrustedProxiesKey: http.trusted_proxies reaches the gateway too,
+// and gateway.trusted_proxies, which it replaced, is refused naming it.
+func TestOneTrustedProxiesKey(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("CHATD_HTTP_TRUSTED_PROXIES", "10.0.0.0/8")
+	cfg, err := LoadConfig(flags(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8"}
+	if !slices.Equal(cfg.Gateway.TrustedProxies, want) || !slices.Equal(cfg.Auth.TrustedProxies, want) || !slices.Equal(cfg.Chat.TrustedProxies, want) {
+		t.Fatalf("gateway %v, auth %v, chat %v, want %v", cfg.Gateway.TrustedProxies, cfg.Auth.TrustedProxies, cfg.Chat.TrustedProxies, want)
+	}
+	os.Unsetenv("CHATD_HTTP_TRUSTED_PROXIES")
+	t.Setenv("CHATD_GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8")
+	_, err = LoadConfig(flags(t), "")
+	if err == nil || !strings.Contains(err.Error(), "CHATD_HTTP_TRUSTED_PROXIES") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("CHATD_GATEWAY_TRUSTED_PROXIES: want one line naming CHATD_HTTP_TRUSTED_PROXIES, got %v", err)
+	}
+}
+
 // TestFlagsFromTheTable: every serve flag is defined with the default of
 // its key and sets that key.
 func TestFlagsFromTheTable(t *testing.T) {

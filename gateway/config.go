@@ -3,9 +3,10 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"time"
+
+	"github.com/chatd/chatd/httpapi"
 )
 
 // Config is the gateway's part of the configuration (key prefix "gateway.").
@@ -52,8 +53,10 @@ type Config struct {
 	LoginBurst int `mapstructure:"login_burst"`
 	// TrustedProxies are CIDRs (or single addresses) of proxies in front of
 	// the gateway whose X-Forwarded-For, -Proto and -Host are believed.
-	// Empty: the client address is the connection's remote address.
-	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// Empty: the client address is the connection's remote address. Not a
+	// config key: app sets it from http.trusted_proxies, the one setting of
+	// every role (gateway.trusted_proxies is refused, naming it).
+	TrustedProxies []string `mapstructure:"-"`
 }
 
 // DefaultConfig returns the defaults: no upstreams (they must be
@@ -123,8 +126,8 @@ func (c Config) Validate() error {
 	if c.LoginRateLimit > 0 && c.LoginBurst < 1 {
 		return errors.New("gateway.login_burst: must be >= 1 while gateway.login_rate_limit is on")
 	}
-	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
-		return fmt.Errorf("gateway.trusted_proxies: %w", err)
+	if _, err := httpapi.ParseProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
 	}
 	return nil
 }
@@ -137,25 +140,4 @@ func parseUpstream(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q is not a base URL like http://chat-1:8080", s)
 	}
 	return u, nil
-}
-
-// parsePrefixes parses CIDRs; a bare address stands for itself alone.
-func parsePrefixes(ss []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(ss))
-	for _, s := range ss {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q is not a CIDR like 10.0.0.0/8 or an address", s)
-			}
-			a = a.Unmap()
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		if p.Addr().Is4In6() {
-			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }

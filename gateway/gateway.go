@@ -6,8 +6,9 @@
 // checks upstream health actively (GET /readyz) and passively (consecutive
 // proxy failures), retries idempotent requests once on another replica,
 // verifies access tokens at the edge before anything reaches a chat replica,
-// scrubs identity and forwarding headers a client might forge, and rate
-// limits logins per client address.
+// forwards only an allow-list of request headers (so no identity or address
+// header a client forges reaches a replica), and rate limits logins per
+// client address.
 package gateway
 
 import (
@@ -58,7 +59,7 @@ type Gateway struct {
 	pools        []*pool
 	disc         *discovery // nil without gateway.chat_dns
 	trusted      []netip.Prefix
-	limiter      *limiter // nil when the login limit is off
+	limiter      *httpapi.Limiter // nil when the login limit is off
 	tokens       *tokenCache
 	retryAfter   time.Duration
 	proxy        *httputil.ReverseProxy
@@ -101,9 +102,9 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	trusted, err := parsePrefixes(cfg.TrustedProxies)
+	trusted, err := httpapi.ParseProxies(cfg.TrustedProxies)
 	if err != nil {
-		return nil, fmt.Errorf("gateway.trusted_proxies: %w", err)
+		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
 	}
 	g := &Gateway{
 		cfg:        cfg,
@@ -138,7 +139,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		return nil, err
 	}
 	if cfg.LoginRateLimit > 0 {
-		g.limiter = newLimiter(cfg.LoginRateLimit, cfg.LoginBurst, maxLimiterEntries)
+		g.limiter = httpapi.NewLimiter(cfg.LoginRateLimit, cfg.LoginBurst, maxLimiterEntries)
 	}
 	if g.metrics, err = newMetrics(d.Metrics, g.pools); err != nil {
 		return nil, err
@@ -299,9 +300,8 @@ func (g *Gateway) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 	case routeAuth:
 		if g.limiter != nil && r.Method == http.MethodPost &&
 			(r.URL.Path == "/auth/login" || r.URL.Path == "/auth/token") {
-			if ok, wait := g.limiter.allow(limitKey(g.clientIP(r), r.RemoteAddr), time.Now()); !ok {
-				httpapi.WriteError(w, &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
-					Message: "too many login attempts from this address, try again later", RetryAfter: wait})
+			if ok, wait := g.limiter.Allow(httpapi.AddrKey(httpapi.ClientAddr(r, g.trusted)), time.Now()); !ok {
+				httpapi.WriteError(w, httpapi.RateLimited(wait, "too many login attempts from this address, try again later"))
 				return
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"strings"
 	"sync/atomic"
 
@@ -205,30 +204,36 @@ func recordError(_ http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// identityHeaders are request headers some deployments use to carry an
-// authenticated identity or client address from a trusted front proxy. chatd
-// uses none of them, so a client's copy is dropped rather than passed on to
-// a replica that might some day believe it.
-var identityHeaders = []string{
-	"X-User-Id", "X-Chatd-User", "X-Forwarded-User", "X-Forwarded-Email",
-	"X-Forwarded-Preferred-Username", "X-Remote-User", "Remote-User",
-	"X-Real-Ip", "X-Client-Ip",
+// forwardedHeaders is the allow-list of request headers a replica gets:
+// what chatd's API and WebSockets read, content negotiation and caching,
+// the browser's fetch metadata, and W3C trace context. Everything else a
+// client sends is dropped (X-User-Id, X-Chatd-*, X-Auth-*, X-Real-Ip,
+// Forwarded, X-Forwarded-* and whatever name a future replica or library
+// might believe), so a forged identity or address never reaches a replica;
+// setForwarded then writes the gateway's own X-Forwarded-For, -Proto and
+// -Host. Connection and Upgrade are the reverse proxy's own (it put them
+// back for a WebSocket after removing the hop-by-hop headers), Te its
+// "trailers".
+var forwardedHeaders = map[string]bool{
+	"Accept": true, "Accept-Encoding": true, "Accept-Language": true,
+	"Authorization": true, "Cookie": true,
+	"Cache-Control": true, "Pragma": true,
+	"If-Match": true, "If-None-Match": true, "If-Modified-Since": true, "If-Unmodified-Since": true,
+	"If-Range": true, "Range": true,
+	"Content-Type": true, "Content-Length": true, "Expect": true,
+	"Origin": true, "Referer": true, "User-Agent": true,
+	"Sec-Fetch-Site": true, "Sec-Fetch-Mode": true, "Sec-Fetch-Dest": true, "Sec-Fetch-User": true,
+	"Connection": true, "Upgrade": true, "Te": true,
+	"Sec-Websocket-Key": true, "Sec-Websocket-Version": true,
+	"Sec-Websocket-Protocol": true, "Sec-Websocket-Extensions": true,
+	"Traceparent": true, "Tracestate": true,
 }
 
-// identityPrefixes: every header starting with one of these is dropped
-// too. X-Forwarded-* goes as a whole (-Port, -Server, -Prefix, ...);
-// setForwarded then sets For, Proto and Host.
-var identityPrefixes = []string{"X-Auth-", "X-Chatd-", "X-Forwarded-"}
-
-func stripIdentity(h http.Header) {
-	for _, k := range identityHeaders {
-		delete(h, k)
-	}
+// keepAllowed drops every header of h that is not in forwardedHeaders.
+func keepAllowed(h http.Header) {
 	for k := range h {
-		for _, p := range identityPrefixes {
-			if len(k) >= len(p) && strings.EqualFold(k[:len(p)], p) {
-				delete(h, k)
-			}
+		if !forwardedHeaders[http.CanonicalHeaderKey(k)] {
+			delete(h, k)
 		}
 	}
 }
@@ -243,7 +248,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// (and a cookie-authenticated request's) against the request's Host by
 	// default, so they must see the public host, not their own address.
 	pr.Out.Host = pr.In.Host
-	stripIdentity(pr.Out.Header)
+	keepAllowed(pr.Out.Header)
 	g.setForwarded(pr)
 }
 
@@ -257,12 +262,12 @@ func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
 		proto = "https"
 	}
 	host := pr.In.Host
-	peer := peerIP(pr.In)
+	peer := httpapi.PeerAddr(pr.In.RemoteAddr)
 	var xff string
 	if peer.IsValid() {
 		xff = peer.String()
 	}
-	if peer.IsValid() && g.isTrusted(peer) {
+	if peer.IsValid() && httpapi.Trusted(g.trusted, peer) {
 		if prior := strings.Join(pr.In.Header.Values("X-Forwarded-For"), ", "); prior != "" {
 			xff = prior + ", " + xff
 		}
@@ -278,73 +283,4 @@ func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
 	}
 	h.Set("X-Forwarded-Proto", proto)
 	h.Set("X-Forwarded-Host", host)
-}
-
-func (g *Gateway) isTrusted(ip netip.Addr) bool {
-	for _, p := range g.trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// peerIP is the address of the connection's other end.
-func peerIP(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		a, _ := netip.ParseAddr(r.RemoteAddr)
-		return a.Unmap()
-	}
-	return ap.Addr().Unmap()
-}
-
-// clientIP is the client's address: the connection's, or, when that is a
-// trusted proxy, the right-most X-Forwarded-For hop that is not a trusted
-// proxy (entries left of it could be forged by the client).
-func (g *Gateway) clientIP(r *http.Request) netip.Addr {
-	ip := peerIP(r)
-	if !ip.IsValid() || !g.isTrusted(ip) {
-		return ip
-	}
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop := parseHop(strings.TrimSpace(hops[i]))
-		if !hop.IsValid() {
-			return ip // garbage: stop at the last hop we could vouch for
-		}
-		if !g.isTrusted(hop) {
-			return hop
-		}
-		ip = hop
-	}
-	return ip
-}
-
-// parseHop parses an X-Forwarded-For entry: an address, possibly with a
-// port ("1.2.3.4:5678", "[::1]:80").
-func parseHop(s string) netip.Addr {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap()
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
-}
-
-// limitKey is the login limiter's key for a client: its IPv4 address, or
-// its IPv6 /64 (one subscriber's usual allocation).
-func limitKey(ip netip.Addr, remoteAddr string) string {
-	if !ip.IsValid() {
-		return remoteAddr
-	}
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
 }

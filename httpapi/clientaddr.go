@@ -38,8 +38,8 @@ func ParseProxies(list []string) ([]netip.Prefix, error) {
 // It returns the zero Addr only when r.RemoteAddr is not an address (a test
 // request built by hand); AddrKey still gives such a request a key.
 func ClientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	ip := peerAddr(r.RemoteAddr)
-	if !ip.IsValid() || !contains(trusted, ip) {
+	ip := PeerAddr(r.RemoteAddr)
+	if !ip.IsValid() || !Trusted(trusted, ip) {
 		return ip
 	}
 	var hops []string
@@ -51,7 +51,7 @@ func ClientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 		if !hop.IsValid() {
 			return ip
 		}
-		if !contains(trusted, hop) {
+		if !Trusted(trusted, hop) {
 			return hop
 		}
 		ip = hop
@@ -73,7 +73,8 @@ func AddrKey(a netip.Addr) string {
 	return a.String()
 }
 
-func contains(prefixes []netip.Prefix, a netip.Addr) bool {
+// Trusted reports whether a is in one of prefixes (a trusted proxy).
+func Trusted(prefixes []netip.Prefix, a netip.Addr) bool {
 	for _, p := range prefixes {
 		if p.Contains(a) {
 			return true
@@ -82,8 +83,9 @@ func contains(prefixes []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-// peerAddr parses http.Request.RemoteAddr ("1.2.3.4:5678", "[::1]:80").
-func peerAddr(remote string) netip.Addr {
+// PeerAddr parses http.Request.RemoteAddr ("1.2.3.4:5678", "[::1]:80"),
+// IPv4-mapped addresses unmapped; the zero Addr if it is not an address.
+func PeerAddr(remote string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(remote); err == nil {
 		return ap.Addr().Unmap()
 	}

@@ -88,9 +88,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := peerAddr(c.RemoteAddr().String())
+		ip := PeerAddr(c.RemoteAddr().String())
 		key := AddrKey(ip)
-		perAddr := l.maxPerAddr > 0 && (!ip.IsValid() || !contains(l.exempt, ip))
+		perAddr := l.maxPerAddr > 0 && (!ip.IsValid() || !Trusted(l.exempt, ip))
 		if l.acquire(key, perAddr) {
 			return &limitedConn{Conn: c, release: func() { l.release(key, perAddr) }}, nil
 		}
