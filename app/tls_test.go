@@ -183,6 +183,7 @@ func TestTLSFromCertificateFiles(t *testing.T) {
 
 	cfg := DefaultConfig()
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.OpsAddr = "127.0.0.1:0" // tests run side by side; the default port would collide
 	cfg.DataDir = dir
 	cfg.Auth.Argon2.MemoryKiB = 1024
 	cfg.Auth.CookieSecure = false // TLS on makes them Secure all the same
@@ -284,6 +285,7 @@ func TestTLSBadFilesStopTheStart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.OpsAddr = "127.0.0.1:0" // tests run side by side; the default port would collide
 	cfg.DataDir = dir
 	cfg.Log.Level = "error"
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = filepath.Join(dir, "missing.crt"), filepath.Join(dir, "missing.key")
