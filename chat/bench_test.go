@@ -201,49 +201,36 @@ func benchSendDeliver(b *testing.B, pairs, window int, rate float64, sendWindow 
 }
 
 // procCounts are this process's load-independent costs (client and server
-// together): CPU time, goroutine schedulings (runtime/metrics'
-// /sched/latencies count: goroutines starting to run after being
-// runnable, so wakeups and preemptions; the runtime samples one in
-// schedSample), GC cycles, and the store's commits.
+// together): CPU time, GC cycles, the store's commits and the server's
+// socket writes (an ack and a delivery per message: 2 without coalescing).
 type procCounts struct {
 	cpu                 time.Duration
-	scheds, gcs         uint64
+	gcs                 uint64
 	commits, storeWrits int64
+	socketWrites        int64
 }
-
-// schedSample is how many goroutine schedulings the runtime counts one in
-// (gTrackingPeriod in runtime/proc.go).
-const schedSample = 8
 
 func takeProcCounts(e *testEnv) procCounts {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	ms := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	ms := []rtmetrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	rtmetrics.Read(ms)
-	var scheds uint64
-	if ms[0].Value.Kind() == rtmetrics.KindFloat64Histogram {
-		for _, n := range ms[0].Value.Float64Histogram().Counts {
-			scheds += n
-		}
-	}
-	c := procCounts{
-		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		scheds: scheds, gcs: ms[1].Value.Uint64(),
-	}
+	c := procCounts{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), gcs: ms[0].Value.Uint64()}
 	c.commits, c.storeWrits = e.st.WriteStats()
+	c.socketWrites = socketWrites.Load()
 	return c
 }
 
 func (c procCounts) minus(o procCounts) procCounts {
-	return procCounts{cpu: c.cpu - o.cpu, scheds: c.scheds - o.scheds, gcs: c.gcs - o.gcs,
-		commits: c.commits - o.commits, storeWrits: c.storeWrits - o.storeWrits}
+	return procCounts{cpu: c.cpu - o.cpu, gcs: c.gcs - o.gcs,
+		commits: c.commits - o.commits, storeWrits: c.storeWrits - o.storeWrits, socketWrites: c.socketWrites - o.socketWrites}
 }
 
 func (c procCounts) report(b *testing.B, msgs int) {
 	n := float64(msgs)
 	b.ReportMetric(float64(c.cpu.Microseconds())/n, "cpu_us/msg")
-	b.ReportMetric(schedSample*float64(c.scheds)/n, "scheds/msg")
 	b.ReportMetric(1000*float64(c.gcs)/n, "gcs/1kmsg")
+	b.ReportMetric(float64(c.socketWrites)/n, "ws_writes/msg")
 	if c.commits > 0 {
 		b.ReportMetric(float64(c.storeWrits)/float64(c.commits), "msgs/commit")
 	}
@@ -265,7 +252,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		defer e.svc.hub.conns.mu.Unlock()
 		return len(e.svc.hub.conns.all)
 	}
-	before := memInUse()
+	heap0, stack0 := memSplit()
 	conns := make([]net.Conn, 0, b.N)
 	defer func() {
 		for _, c := range conns {
@@ -288,14 +275,20 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	}
 	waitUntil(b, "every connection registered", func() bool { return count() == b.N })
 	b.StopTimer()
-	after := memInUse()
-	b.ReportMetric(float64(after-before)/float64(b.N), "bytes/conn")
+	heap1, stack1 := memSplit()
+	n := float64(b.N)
+	b.ReportMetric(float64(heap1+stack1-heap0-stack0)/n, "bytes/conn")
+	b.ReportMetric(float64(heap1-heap0)/n, "heap-B/conn")
+	b.ReportMetric(float64(stack1-stack0)/n, "stack-B/conn")
+	b.ReportMetric(float64(runtime.NumGoroutine())/n, "goroutines/conn")
 }
 
-func memInUse() int64 {
+// memSplit returns the heap and the goroutine stacks in use, after two GCs
+// (which also shrink stacks that use little of theirs).
+func memSplit() (heap, stack int64) {
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapInuse + ms.StackInuse)
+	return int64(ms.HeapInuse), int64(ms.StackInuse)
 }

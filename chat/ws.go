@@ -22,9 +22,10 @@ type outItem struct {
 	start int64
 }
 
-// conn is one WebSocket connection. The HTTP handler goroutine reads; one
-// writer goroutine drains the bounded queue. Producers never block: enqueue
-// only appends under a short lock, and a full queue closes the connection.
+// conn is one WebSocket connection. One goroutine reads; a writer
+// goroutine, started when frames are queued and gone when the queue is
+// empty, drains the bounded queue. Producers never block: enqueue only
+// appends under a short lock, and a full queue closes the connection.
 type conn struct {
 	s         *Service
 	id        uint64
@@ -45,11 +46,12 @@ type conn struct {
 	mu      sync.Mutex
 	queue   []outItem
 	closing bool
+	writing bool // a writer goroutine runs, or wrote the close
 	code    websocket.StatusCode
 	reason  string
 
-	notify     chan struct{} // capacity 1: "the queue or the state changed"
-	writerDone chan struct{}
+	sc         *stallConn    // the socket under ws (its Hijack)
+	writerDone chan struct{} // closed by the last writer
 
 	pipeline *sendPipe // pipelined sends; made by the reader on its first send
 }
@@ -65,20 +67,22 @@ func (c *conn) enqueue(frame []byte, start int64) bool {
 	if len(c.queue) >= c.s.cfg.SendQueue {
 		c.closing, c.code, c.reason = true, websocket.StatusTryAgainLater, "too slow"
 		c.dropping.Store(true)
-		c.mu.Unlock()
-		c.wake()
+		c.startWriterUnlock()
 		return false
 	}
 	c.queue = append(c.queue, outItem{frame: frame, start: start})
-	c.mu.Unlock()
-	c.wake()
+	c.startWriterUnlock()
 	return true
 }
 
-func (c *conn) wake() {
-	select {
-	case c.notify <- struct{}{}:
-	default:
+// startWriterUnlock starts the writer unless it runs (or has written the
+// close), then unlocks c.mu, which the caller holds.
+func (c *conn) startWriterUnlock() {
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writer()
 	}
 }
 
@@ -93,8 +97,7 @@ func (c *conn) requestClose(code websocket.StatusCode, reason string) {
 	}
 	c.closing, c.code, c.reason = true, code, reason
 	c.dropping.Store(code != websocket.StatusGoingAway)
-	c.mu.Unlock()
-	c.wake()
+	c.startWriterUnlock()
 }
 
 func (c *conn) isClosing() bool {
@@ -118,16 +121,26 @@ func (c *conn) ping(timeout time.Duration) {
 	}
 }
 
-// writer drains the queue until the connection closes. A write stuck for
-// chat.write_timeout ends with 1013 (stallConn); so does a full queue, and
-// the writer then stops at the next frame boundary and writes the close.
+// writer drains the queue, then exits; enqueue and requestClose start it
+// again (startWriter), so an idle connection has no writer goroutine and
+// holds no batch buffer. The frames of one batch leave in one write
+// (stallConn's cork). A write stuck for chat.write_timeout ends with 1013
+// (stallConn); so does a full queue, and the writer then stops at the next
+// frame boundary and writes the close. The writer that writes the close (or
+// meets a failed write) is the last: it closes writerDone, and writing stays
+// set so that none starts after it.
 func (c *conn) writer() {
-	defer close(c.writerDone)
 	ws := c.ws
 	var spare []outItem
-	for range c.notify {
+	for {
 		c.mu.Lock()
 		batch := c.queue
+		if len(batch) == 0 && !c.closing {
+			c.queue = nil // idle: let the buffers go
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
 		c.queue = spare[:0]
 		closing, code, reason := c.closing, c.code, c.reason
 		c.mu.Unlock()
@@ -135,18 +148,11 @@ func (c *conn) writer() {
 		if closing && code != websocket.StatusGoingAway {
 			batch = batch[:0] // dropping: a slow or revoked connection gets nothing more
 		}
-		for i := range batch {
-			if c.dropping.Load() {
-				break // closing meanwhile (too slow, revoked): the close goes next
-			}
-			if err := ws.Write(context.Background(), websocket.MessageText, batch[i].frame); err != nil {
-				c.requestClose(websocket.StatusInternalError, "write failed")
-				_ = ws.CloseNow()
-				return
-			}
-			if batch[i].start != 0 {
-				c.s.m.sendLatency.Observe(float64(c.s.mono(time.Now())-batch[i].start) / 1e9)
-			}
+		if !c.writeBatch(batch) {
+			c.requestClose(websocket.StatusInternalError, "write failed")
+			_ = ws.CloseNow()
+			close(c.writerDone)
+			return
 		}
 		clear(batch)
 		if cap(batch) <= 64 {
@@ -154,16 +160,42 @@ func (c *conn) writer() {
 		} else {
 			spare = nil // let a burst's buffer go
 		}
-		if !closing && c.dropping.Load() {
-			c.mu.Lock()
-			closing, code, reason = c.closing, c.code, c.reason
-			c.mu.Unlock()
-		}
 		if closing {
 			_ = ws.Close(code, reason)
+			close(c.writerDone)
 			return
 		}
 	}
+}
+
+// writeBatch writes batch's frames, in one write to the socket when they
+// fit stallConn's cork, and reports whether every write succeeded. It stops
+// early (reporting true) when the connection starts dropping meanwhile.
+func (c *conn) writeBatch(batch []outItem) bool {
+	if len(batch) == 0 {
+		return true
+	}
+	c.sc.cork()
+	n := 0
+	for ; n < len(batch); n++ {
+		if c.dropping.Load() {
+			break // closing meanwhile (too slow, revoked): the close goes next
+		}
+		if err := c.ws.Write(context.Background(), websocket.MessageText, batch[n].frame); err != nil {
+			_ = c.sc.uncork()
+			return false
+		}
+	}
+	if err := c.sc.uncork(); err != nil {
+		return false
+	}
+	now := c.s.mono(time.Now())
+	for _, it := range batch[:n] {
+		if it.start != 0 {
+			c.s.m.sendLatency.Observe(float64(now-it.start) / 1e9)
+		}
+	}
+	return true
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -278,7 +310,7 @@ func (s *Service) upgrade(w http.ResponseWriter, r *http.Request) bool {
 
 	c := &conn{
 		s: s, id: rand.Uint64() | 1, userID: me.UserID, sessionID: me.SessionID, expires: me.ExpiresAt,
-		notify: make(chan struct{}, 1), writerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
 	ws, err := websocket.Accept(hijackWriter{ResponseWriter: w, c: c, timeout: s.cfg.WriteTimeout}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // Origin checked above
@@ -307,7 +339,6 @@ func (s *Service) upgrade(w http.ResponseWriter, r *http.Request) bool {
 	if st, ok := s.sessions.get(c.sessionID, time.Now()); ok && st.revoked {
 		c.requestClose(4001, "session revoked")
 	}
-	go c.writer()
 	ok = true // the socket's count is released when its handler ends
 	go func() {
 		defer s.conns.Done()
