@@ -197,7 +197,7 @@ type deleteAccountRequest struct {
 }
 
 // deleteAccount: DELETE /auth/account. The order keeps a retry able to
-// finish after a failure: the other sessions, the messages, the caller's
+// finish after a failure: the other sessions, the messages, the uploads, the caller's
 // own session, and the user last, so that until the account is gone its
 // owner can always retry (with this session or, once it is revoked, after
 // logging in again).
@@ -225,6 +225,9 @@ func (s *Service) deleteAccount(w http.ResponseWriter, r *http.Request) *httpapi
 	}
 	if _, err := s.store.EraseMessagesFrom(ctx, u.ID); err != nil {
 		return httpapi.Fail(s.log, "erase messages", err)
+	}
+	if _, err := s.store.DeleteAttachmentsOf(ctx, u.ID); err != nil {
+		return httpapi.Fail(s.log, "delete uploads", err)
 	}
 	if err := s.revoke(ctx, c.SessionID, "account_deleted"); err != nil {
 		return httpapi.Fail(s.log, "revoke session", err)

@@ -74,6 +74,19 @@ type Config struct {
 	// StoreStallTimeout: appends in flight that made no progress for this
 	// long open the breaker too (a frozen store that neither answers nor fails).
 	StoreStallTimeout time.Duration `mapstructure:"store_stall_timeout"`
+
+	// Attachments (attachments.go). MaxAttachmentBytes is the largest
+	// upload (413 beyond). UploadRate and UploadBurst limit each user's
+	// uploads on this node (a token bucket, 429 beyond); UploadQuotaBytes
+	// bounds the bytes a user uploads in 24 h (429 beyond).
+	// AttachmentRetention is how long an upload no message references is
+	// kept; every AttachmentPruneInterval a node removes the older ones.
+	MaxAttachmentBytes      int64         `mapstructure:"max_attachment_bytes"`
+	UploadRate              float64       `mapstructure:"upload_rate"`
+	UploadBurst             int           `mapstructure:"upload_burst"`
+	UploadQuotaBytes        int64         `mapstructure:"upload_quota_bytes"`
+	AttachmentRetention     time.Duration `mapstructure:"attachment_retention"`
+	AttachmentPruneInterval time.Duration `mapstructure:"attachment_prune_interval"`
 }
 
 // DefaultConfig returns the defaults of api.md.
@@ -100,6 +113,13 @@ func DefaultConfig() Config {
 		MaxSocketsPerAddr:    200,
 		StoreBreakerFailures: 5,
 		StoreStallTimeout:    2 * time.Second,
+
+		MaxAttachmentBytes:      25 << 20,
+		UploadRate:              0.5,
+		UploadBurst:             20,
+		UploadQuotaBytes:        1 << 30,
+		AttachmentRetention:     24 * time.Hour,
+		AttachmentPruneInterval: 10 * time.Minute,
 	}
 }
 
@@ -157,6 +177,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("chat: store_breaker_failures must be at least 1 (got %d)", c.StoreBreakerFailures)
 	case c.StoreStallTimeout < 100*time.Millisecond:
 		return fmt.Errorf("chat: store_stall_timeout must be at least 100ms (got %s)", c.StoreStallTimeout)
+	case c.MaxAttachmentBytes < 1:
+		return fmt.Errorf("chat: max_attachment_bytes must be positive (got %d)", c.MaxAttachmentBytes)
+	case c.UploadRate <= 0 || c.UploadBurst < 1:
+		return fmt.Errorf("chat: upload_rate must be positive and upload_burst at least 1 (got %g, %d)", c.UploadRate, c.UploadBurst)
+	case c.UploadQuotaBytes < c.MaxAttachmentBytes:
+		return fmt.Errorf("chat: upload_quota_bytes must be at least max_attachment_bytes (got %d)", c.UploadQuotaBytes)
+	case c.AttachmentRetention < time.Minute:
+		return fmt.Errorf("chat: attachment_retention must be at least 1m (got %s)", c.AttachmentRetention)
+	case c.AttachmentPruneInterval < time.Second:
+		return fmt.Errorf("chat: attachment_prune_interval must be at least 1s (got %s)", c.AttachmentPruneInterval)
 	}
 	if _, err := httpapi.ParseProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("chat: http.trusted_proxies: %w", err)

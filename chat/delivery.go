@@ -21,6 +21,8 @@ type sendRequest struct {
 	hasClientMsgID              bool
 	except                      uint64 // the sending connection, 0 for REST
 	wantAck                     bool
+	attachmentIDs               []string           // as sent (attachments.go)
+	attachments                 []store.Attachment // referenced by prepareSend
 }
 
 // sendResult is a stored message and its encodings.
@@ -47,7 +49,7 @@ func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Er
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "text must be valid UTF-8")
 	case len(req.text) > s.cfg.MaxTextBytes:
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeTextTooLong, "text is longer than %d bytes", s.cfg.MaxTextBytes)
-	case textpolicy.IsBlank(req.text): // white space, format and other invisible characters only
+	case textpolicy.IsBlank(req.text) && len(req.attachmentIDs) == 0: // white space, format and other invisible characters only
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeTextEmpty, "text is empty")
 	case req.to == req.from:
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeCannotMessageSelf, "you cannot message yourself")
@@ -63,7 +65,7 @@ func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Er
 // client_msg_id) returns the stored message with created false; fanOut
 // publishes it again.
 func (s *Service) send(ctx context.Context, req sendRequest) (sendResult, *httpapi.Error) {
-	if herr := s.validateSend(ctx, req); herr != nil {
+	if herr := s.prepareSend(ctx, &req); herr != nil {
 		return sendResult{}, herr
 	}
 	msg, created, err := s.store.AppendMessage(ctx, newMessage(req, time.Now()))
@@ -74,7 +76,7 @@ func (s *Service) send(ctx context.Context, req sendRequest) (sendResult, *httpa
 func newMessage(req sendRequest, now time.Time) store.Message {
 	return store.Message{
 		ID: store.NewID(), From: req.from, To: req.to, Text: req.text,
-		ClientMsgID: req.clientMsgID, CreatedAt: now.UTC().Truncate(time.Millisecond),
+		ClientMsgID: req.clientMsgID, CreatedAt: now.UTC().Truncate(time.Millisecond), Attachments: req.attachments,
 	}
 }
 

@@ -171,7 +171,7 @@ func (s *Service) pushCompletion(op *sendOp) {
 // only; the append lives as long as the service (with opTimeout for a
 // synchronous store).
 func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *string, start int64) {
-	req := sendRequest{from: c.userID, to: f.To, text: f.Text, except: c.id, wantAck: true}
+	req := sendRequest{from: c.userID, to: f.To, text: f.Text, except: c.id, wantAck: true, attachmentIDs: f.Attachments}
 	if f.ClientMsgID != nil {
 		req.clientMsgID, req.hasClientMsgID = *f.ClientMsgID, true
 	}
@@ -183,7 +183,7 @@ func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *strin
 		return
 	}
 	op.work = true
-	if herr := s.validateSend(ctx, req); herr != nil {
+	if herr := s.prepareSend(ctx, &req); herr != nil {
 		op.frame = errorFrameBytes(ref, herr)
 		s.pushCompletion(op)
 		return

@@ -241,9 +241,10 @@ func (s *Service) handleHistory(w http.ResponseWriter, r *http.Request, me princ
 func (s *Service) handleSend(w http.ResponseWriter, r *http.Request, me principal) *httpapi.Error {
 	start := time.Now()
 	var body struct {
-		To          string  `json:"to"`
-		Text        string  `json:"text"`
-		ClientMsgID *string `json:"client_msg_id"`
+		To          string   `json:"to"`
+		Text        string   `json:"text"`
+		ClientMsgID *string  `json:"client_msg_id"`
+		Attachments []string `json:"attachments"`
 	}
 	if herr := httpapi.DecodeJSON(w, r, s.cfg.BodyLimit, &body); herr != nil {
 		return herr
@@ -252,7 +253,7 @@ func (s *Service) handleSend(w http.ResponseWriter, r *http.Request, me principa
 		return httpapi.ErrUnavailable
 	}
 	defer s.endWork()
-	req := sendRequest{from: me.UserID, to: body.To, text: body.Text}
+	req := sendRequest{from: me.UserID, to: body.To, text: body.Text, attachmentIDs: body.Attachments}
 	if body.ClientMsgID != nil {
 		req.clientMsgID, req.hasClientMsgID = *body.ClientMsgID, true
 	}

@@ -65,6 +65,7 @@ type Service struct {
 	trusted   []netip.Prefix   // http.trusted_proxies
 	logLimit  *httpapi.Limiter // security log lines per limit
 	users     *userCache
+	att       attachmentState
 
 	// WebSocket sends are answered by a few completion goroutines
 	// (pipeline.go), running from Start to the end of Shutdown.
@@ -130,6 +131,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	s.sendLimit = httpapi.NewLimiter(cfg.SendRate, cfg.SendBurst, maxLimiterKeys)
 	s.sockets = newSocketCounts(cfg.MaxSocketsPerUser, cfg.MaxSocketsPerAddr)
 	s.logLimit = httpapi.NewLimiter(2, 10, 64)
+	s.att = newAttachmentState(cfg)
 	s.trusted, _ = httpapi.ParseProxies(cfg.TrustedProxies) // Validate checked it
 	return s, nil
 }
@@ -147,6 +149,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/blocks", s.api(s.handleBlocks))
 	mux.HandleFunc("PATCH /api/me", s.api(s.handlePatchMe))
 	mux.HandleFunc("GET /api/me/export", s.api(s.handleExport))
+	mux.HandleFunc("POST /api/attachments", s.api(s.handleUpload))
+	mux.HandleFunc("GET /api/attachments/{id}", s.api(s.handleDownload))
 	mux.HandleFunc("GET /ws", s.handleWS)
 }
 
@@ -292,6 +296,7 @@ func (s *Service) loop() {
 	wg.Go(s.sweepLoop)
 	wg.Go(func() { s.every(s.cfg.PresenceTTL/3, s.refreshPresence) })
 	wg.Go(func() { s.every(s.cfg.RevocationRecheck, s.recheckSessions) })
+	wg.Go(func() { s.every(s.cfg.AttachmentPruneInterval, s.pruneAttachments) })
 	wg.Wait()
 }
 

@@ -30,21 +30,23 @@ func toPresenceJSON(st pubsub.Status) presenceJSON {
 
 // messageJSON is api.md's Message.
 type messageJSON struct {
-	ID             string `json:"id"`
-	ConversationID string `json:"conversation_id"`
-	Seq            int64  `json:"seq"`
-	From           string `json:"from"`
-	To             string `json:"to"`
-	Text           string `json:"text"`
-	ClientMsgID    string `json:"client_msg_id"`
-	CreatedAt      string `json:"created_at"`
-	Deleted        bool   `json:"deleted,omitempty"` // its sender's account was deleted; text is ""
+	ID             string           `json:"id"`
+	ConversationID string           `json:"conversation_id"`
+	Seq            int64            `json:"seq"`
+	From           string           `json:"from"`
+	To             string           `json:"to"`
+	Text           string           `json:"text"`
+	ClientMsgID    string           `json:"client_msg_id"`
+	CreatedAt      string           `json:"created_at"`
+	Deleted        bool             `json:"deleted,omitempty"` // its sender's account was deleted; text is ""
+	Attachments    []attachmentJSON `json:"attachments"`       // [] for none
 }
 
 func toMessageJSON(m store.Message) messageJSON {
 	return messageJSON{
 		ID: m.ID, ConversationID: m.ConversationID, Seq: m.Seq, From: m.From, To: m.To,
 		Text: m.Text, ClientMsgID: m.ClientMsgID, CreatedAt: httpapi.FormatTime(m.CreatedAt), Deleted: m.Deleted,
+		Attachments: toAttachmentsJSON(m.Attachments),
 	}
 }
 
@@ -75,6 +77,8 @@ type clientFrame struct {
 	ClientMsgID *string `json:"client_msg_id"`
 	Peer        string  `json:"peer"`
 	Seq         *int64  `json:"seq"`
+	// Attachments are a send's upload ids.
+	Attachments []string `json:"attachments"`
 }
 
 // Server frames other than message/ack (which are assembled by hand so that

@@ -320,8 +320,27 @@ func (g *Gateway) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, httpapi.ErrUnauthenticated)
 			return
 		}
+		if r.Method == http.MethodPost && r.URL.Path == "/api/attachments" {
+			// An upload's body may take longer than http.body_timeout.
+			httpapi.ExtendBodyDeadline(w, uploadDeadlineSize(r.ContentLength))
+		}
 		g.forward(w, r, g.chat)
 	}
+}
+
+// uploadDeadlineSize is the size an upload's body deadline is computed
+// for: what the client declared (the replica refuses more than
+// chat.max_attachment_bytes at once), at most maxUploadDeadlineSize, or
+// defaultUploadSize when the body is chunked.
+func uploadDeadlineSize(declared int64) int64 {
+	const defaultUploadSize, maxUploadDeadlineSize = 25 << 20, 1 << 30
+	switch {
+	case declared < 0:
+		return defaultUploadSize
+	case declared > maxUploadDeadlineSize:
+		return maxUploadDeadlineSize
+	}
+	return declared
 }
 
 // statusWriter records the status for metrics and whether the response has

@@ -99,6 +99,15 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	case "/api/bad-gateway":
 		w.WriteHeader(http.StatusBadGateway)
 		return
+	case "/api/attachments": // an upload: count it, do not echo it
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]int64{"received": n})
+		return
 	}
 	body, _ := io.ReadAll(r.Body)
 	w.Header().Set("Content-Type", "application/json")

@@ -52,6 +52,9 @@ func privateDir(dir string) error {
 	return nil
 }
 
+// AttachmentDir is the directory of the blobs (Options.AttachmentDir).
+func (s *Store) AttachmentDir() string { return s.attachDir }
+
 // blobPath is the blob's file; ids are base32 (store.NewID) but are checked
 // anyway, so that no id names a file elsewhere.
 func (s *Store) blobPath(id string) (string, bool) {
