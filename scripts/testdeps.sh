@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go, on a Debian/Ubuntu machine:
 # redis-server (tests start their own on free ports), Chromium (browser
-# tests) and the FerretDB-based MongoDB-wire test server (built from
-# internal/testserver/ferretdbserver, its own Go module), and checks that the
+# tests), the FerretDB-based MongoDB-wire test server (built from
+# internal/testserver/ferretdbserver, its own Go module) and the Pebble ACME
+# test server (internal/testserver/pebbleserver), and checks that the
 # PostgreSQL it keeps its data on answers (starting the local cluster if not).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
@@ -46,5 +47,8 @@ fi
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/chatd-test"  # the same place internal/testserver looks
 mkdir -p "$cache"
 (cd internal/testserver/ferretdbserver && go build -buildvcs=false -o "$cache/ferretdbserver" .)
+# Pebble, the ACME test server of the TLS tests (internal/testserver/pebbleserver,
+# its own module too); the tests build it on demand as well.
+(cd internal/testserver/pebbleserver && GOWORK=off go build -buildvcs=false -o "$cache/pebbleserver" .)
 pg_state="PostgreSQL $pg_url"; pg_ok || pg_state="no PostgreSQL: SQLite backend"
-echo "testdeps: ok (redis-server: $(command -v redis-server), chromium: $(command -v chromium), ferretdbserver: $cache/ferretdbserver on $pg_state)"
+echo "testdeps: ok (redis-server: $(command -v redis-server), chromium: $(command -v chromium), ferretdbserver: $cache/ferretdbserver on $pg_state, pebbleserver: $cache/pebbleserver)"

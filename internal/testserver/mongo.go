@@ -247,14 +247,19 @@ func ferretDBBinaryPathHint() string {
 	return "ferretdbserver"
 }
 
-func buildFerretDB() (string, error) {
+func buildFerretDB() (string, error) { return buildHelper("ferretdbserver") }
+
+// buildHelper builds the helper command module in internal/testserver/name
+// into the user cache directory, one binary per version of its sources,
+// and returns the binary's path.
+func buildHelper(name string) (string, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		return "", errors.New("cannot locate the testserver sources")
 	}
-	modDir := filepath.Join(filepath.Dir(file), "ferretdbserver")
+	modDir := filepath.Join(filepath.Dir(file), name)
 	if _, err := os.Stat(filepath.Join(modDir, "go.mod")); err != nil {
-		return "", fmt.Errorf("ferretdbserver module: %w", err)
+		return "", fmt.Errorf("%s module: %w", name, err)
 	}
 	cacheDir, err := os.UserCacheDir()
 	if err != nil {
@@ -264,7 +269,7 @@ func buildFerretDB() (string, error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return "", fmt.Errorf("cache directory: %w", err)
 	}
-	bin := filepath.Join(outDir, "ferretdbserver")
+	bin := filepath.Join(outDir, name)
 	if runtime.GOOS == "windows" {
 		bin += ".exe"
 	}
@@ -280,16 +285,16 @@ func buildFerretDB() (string, error) {
 	// the binary another just built from other sources.
 	sum, err := sourceSum(modDir)
 	if err != nil {
-		return "", fmt.Errorf("ferretdbserver module: %w", err)
+		return "", fmt.Errorf("%s module: %w", name, err)
 	}
-	bin = filepath.Join(outDir, "ferretdbserver-"+sum)
+	bin = filepath.Join(outDir, name+"-"+sum)
 	if runtime.GOOS == "windows" {
 		bin += ".exe"
 	}
 
 	// Test binaries of several packages may build at once: serialize them,
 	// so that none runs a half-written binary.
-	unlock, err := lockFile(filepath.Join(outDir, "ferretdbserver.lock"))
+	unlock, err := lockFile(filepath.Join(outDir, name+".lock"))
 	if err != nil {
 		return "", fmt.Errorf("lock build: %w", err)
 	}

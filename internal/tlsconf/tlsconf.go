@@ -1,6 +1,7 @@
 package tlsconf
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -77,9 +78,16 @@ func New(cfg Config, d Deps) (*TLS, error) {
 		}
 		cache = autocert.DirCache(cfg.ACMECacheDir) // created 0700 on first write
 	}
+	allowed := autocert.HostWhitelist(cfg.ACMEDomains...)
 	t.acme = &autocert.Manager{
-		Prompt:      autocert.AcceptTOS,
-		HostPolicy:  autocert.HostWhitelist(cfg.ACMEDomains...),
+		Prompt: autocert.AcceptTOS,
+		// HTTP-01 requests name the host with the port when it is not 80.
+		HostPolicy: func(ctx context.Context, host string) error {
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			return allowed(ctx, host)
+		},
 		Cache:       cache,
 		Email:       cfg.ACMEEmail,
 		RenewBefore: cfg.ACMERenewBefore,

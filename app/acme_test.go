@@ -1,0 +1,145 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/internal/apitest"
+	"github.com/chatd/chatd/internal/testserver"
+)
+
+const acmeDomain = "chat.test"
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	_, p, _ := net.SplitHostPort(freeAddr(t))
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// startACME boots --role=all with ACME from pebble for acmeDomain, HTTPS on
+// 127.0.0.1:tlsPort and plain HTTP on 127.0.0.1:httpPort.
+func startACME(t *testing.T, pebble *testserver.Pebble, tlsPort, httpPort int, edit func(*Config)) *App {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.HTTP.Addr = "127.0.0.1:" + strconv.Itoa(tlsPort)
+	cfg.DataDir = t.TempDir()
+	cfg.Auth.Argon2.MemoryKiB = 1024
+	cfg.Log.Level = "warn"
+	cfg.TLS.ACMEDomains = []string{acmeDomain}
+	cfg.TLS.ACMECAURL = pebble.DirectoryURL
+	cfg.TLS.ACMECARootFile = pebble.APICAFile
+	cfg.TLS.ACMEEmail = "ops@chat.test"
+	cfg.TLS.HTTPAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	return a
+}
+
+// acmeClient reaches acmeDomain at addr, trusting only roots.
+func acmeClient(addr string, roots *x509.CertPool) *http.Transport {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+}
+
+// The end-to-end ACME test: against Pebble on loopback, whose DNS
+// sends chat.test to 127.0.0.1 and whose validation connects to chatd's
+// ports for real, chatd obtains a certificate (TLS-ALPN-01 on its HTTPS
+// port, tried first), serves HTTPS and wss:// trusted through Pebble's
+// root, and renews before expiry (certificates of 30 s, renewed 24 s before)
+// while the sockets opened under the first certificate stay open.
+func TestACMEObtainsServesAndRenews(t *testing.T) {
+	tlsPort, httpPort := freePort(t), freePort(t)
+	pebble := testserver.StartPebble(t, testserver.PebbleOptions{HTTPPort: httpPort, TLSPort: tlsPort, Validity: 30 * time.Second})
+	a := startACME(t, pebble, tlsPort, httpPort, func(c *Config) { c.TLS.ACMERenewBefore = 24 * time.Second })
+	roots := pebble.IssuerRoots(t)
+	base := "https://" + acmeDomain + ":" + strconv.Itoa(tlsPort)
+
+	alice, bob, aliceWS, bobWS := checkHTTPS(t, base, a.PlainAddr(), acmeClient(a.Addr(), roots))
+	first := servedSerial(t, a.Addr(), acmeDomain, roots)
+	// Pebble logs HTTP-01 attempts only; autocert has no DNS-01: so the
+	// certificate came through TLS-ALPN-01 on the HTTPS port.
+	if log := pebble.Log(); !strings.Contains(log, "Issued certificate") || strings.Contains(log, "validate w/ HTTP") {
+		t.Errorf("want a certificate issued without an HTTP-01 attempt")
+	}
+	// The account key and the certificate are in <data_dir>/acme, 0700.
+	cacheDir := filepath.Join(a.Config().DataDir, "acme")
+	if fi, err := os.Stat(cacheDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("ACME cache dir: %v %v", fi, err)
+	}
+	if _, err := os.Stat(filepath.Join(cacheDir, acmeDomain)); err != nil {
+		t.Fatalf("no cached certificate: %v", err)
+	}
+
+	deadline := time.Now().Add(45 * time.Second)
+	for servedSerial(t, a.Addr(), acmeDomain, roots) == first {
+		if time.Now().After(deadline) {
+			t.Fatal("no renewed certificate served within 45 s")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	// The sockets of before the renewal carry messages both ways.
+	aliceWS.Send(map[string]string{"type": "send", "to": bob.ID, "text": "after renewal", "client_msg_id": "r1"})
+	bobWS.Wait(apitest.IsMessage("message", "r1"), 10*time.Second)
+	bobWS.Send(map[string]string{"type": "send", "to": alice.ID, "text": "still here", "client_msg_id": "r2"})
+	aliceWS.Wait(apitest.IsMessage("message", "r2"), 10*time.Second)
+}
+
+// HTTP-01 on the plain-HTTP listener, when TLS-ALPN-01 cannot succeed
+// (Pebble validates it at a port nothing listens on), with the Redis cache:
+// a second node on other ports, which Pebble could not validate, serves the
+// same certificate from the shared cache without ordering one.
+func TestACMEHTTP01AndSharedRedisCache(t *testing.T) {
+	redis := testserver.StartRedis(t)
+	tlsPort, httpPort, closedPort := freePort(t), freePort(t), freePort(t)
+	pebble := testserver.StartPebble(t, testserver.PebbleOptions{HTTPPort: httpPort, TLSPort: closedPort})
+	shared := func(c *Config) {
+		c.TLS.ACMECache = "redis"
+		c.PubSub.RedisURL = redis.URL() // the memory broker stays: only the cache uses it
+	}
+	a := startACME(t, pebble, tlsPort, httpPort, shared)
+	roots := pebble.IssuerRoots(t)
+	rt := acmeClient(a.Addr(), roots)
+	client := &http.Client{Transport: rt, Timeout: 30 * time.Second}
+	resp, err := client.Get("https://" + acmeDomain + ":" + strconv.Itoa(tlsPort) + "/healthz")
+	if err != nil {
+		t.Fatalf("HTTPS after HTTP-01: %v\npebble: %s", err, pebble.Log())
+	}
+	resp.Body.Close()
+	if !strings.Contains(pebble.Log(), "validate w/ HTTP") {
+		t.Errorf("pebble's log shows no HTTP-01 validation")
+	}
+	first := servedSerial(t, a.Addr(), acmeDomain, roots)
+
+	b := startACME(t, pebble, freePort(t), freePort(t), shared)
+	if got := servedSerial(t, b.Addr(), acmeDomain, roots); got != first {
+		t.Fatalf("the second node serves serial %d, the first %d: not the shared certificate", got, first)
+	}
+}
