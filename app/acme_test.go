@@ -32,6 +32,7 @@ func startACME(t *testing.T, pebble *testserver.Pebble, tlsPort, httpPort int, e
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.HTTP.Addr = "127.0.0.1:" + strconv.Itoa(tlsPort)
+	cfg.HTTP.OpsAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Auth.Argon2.MemoryKiB = 1024
 	cfg.Log.Level = "warn"
