@@ -40,7 +40,11 @@ type Options struct {
 	// MetricsURL is the server's /metrics, on its ops listener
 	// (http.ops_addr), read by Idle.
 	MetricsURL string
-	Password   string
+	// PprofURL (optional) is the server's net/http/pprof base URL: --idle
+	// runs the server's GC through it before each measurement, so that the
+	// garbage of the sign-ups (argon2's memory) is not counted.
+	PprofURL string
+	Password string
 
 	JSON       string        // write a JSON report here
 	ServerPID  int           // read this server's CPU and RSS from /proc
@@ -82,6 +86,7 @@ it or --server-pid names it).`,
 	f.IntVar(&o.Window, "window", 4, "unacknowledged sends per sender when --rate is 0")
 	f.IntVar(&o.TextSize, "text-size", 64, "bytes of text per message")
 	f.IntVar(&o.Idle, "idle", 0, "hold this many idle connections and report server memory per connection")
+	f.StringVar(&o.PprofURL, "pprof-url", "", "with --idle: the server's net/http/pprof (chatd serve --pprof-addr), used to run its GC before each measurement; set by --serve")
 	f.StringVar(&o.MetricsURL, "metrics-url", "http://127.0.0.1:9090/metrics", "with --idle: the server's /metrics, on its ops listener (http.ops_addr); set by --serve")
 	f.StringVar(&o.Password, "password", "bench-password-1", "password of the bench users")
 	f.StringVar(&o.JSON, "json", "", "write a JSON report to this file")
@@ -428,7 +433,7 @@ func Idle(ctx context.Context, o Options) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("bench: sign up: %w", err)
 	}
-	before, err := serverMemory(ctx, o.MetricsURL)
+	before, err := settledMemory(ctx, o)
 	if err != nil {
 		return "", err
 	}
@@ -454,16 +459,43 @@ func Idle(ctx context.Context, o Options) (string, error) {
 		conns = append(conns, c)
 	}
 	time.Sleep(3 * time.Second)
-	after, err := serverMemory(ctx, o.MetricsURL)
+	after, err := settledMemory(ctx, o)
 	if err != nil {
 		return "", err
 	}
 	n := float64(o.Idle)
-	return fmt.Sprintf("idle connections=%d\nserver RSS growth: %.1f KB/conn (%.1f MB -> %.1f MB)\nserver heap in use growth: %.1f KB/conn\nserver goroutines: %.0f -> %.0f",
-		o.Idle, (after["process_resident_memory_bytes"]-before["process_resident_memory_bytes"])/n/1024,
+	growth := func(k string) float64 { return (after[k] - before[k]) / n / 1024 }
+	gc := "after a GC (--pprof-url)"
+	if o.PprofURL == "" {
+		gc = "without a GC first (no --pprof-url): garbage counts"
+	}
+	return fmt.Sprintf("idle connections=%d, measured %s\nserver RSS growth: %.1f KB/conn (%.1f MB -> %.1f MB)\n"+
+		"server heap + stacks in use growth: %.1f KB/conn (heap %.1f, stacks %.1f)\nserver goroutines: %.0f -> %.0f",
+		o.Idle, gc, growth("process_resident_memory_bytes"),
 		before["process_resident_memory_bytes"]/1e6, after["process_resident_memory_bytes"]/1e6,
-		(after["go_memstats_heap_inuse_bytes"]-before["go_memstats_heap_inuse_bytes"])/n/1024,
+		growth("go_memstats_heap_inuse_bytes")+growth("go_memstats_stack_inuse_bytes"),
+		growth("go_memstats_heap_inuse_bytes"), growth("go_memstats_stack_inuse_bytes"),
 		before["go_goroutines"], after["go_goroutines"]), nil
+}
+
+// settledMemory is serverMemory after the server's GC, when o.PprofURL
+// names its pprof handler (heap?gc=1 collects before it profiles).
+func settledMemory(ctx context.Context, o Options) (map[string]float64, error) {
+	if o.PprofURL != "" {
+		for range 2 { // the second also returns what the first's finalizers freed
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(o.PprofURL, "/")+"/debug/pprof/heap?gc=1", nil)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return nil, fmt.Errorf("bench: server GC through %s (--pprof-url): %w", o.PprofURL, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	return serverMemory(ctx, o.MetricsURL)
 }
 
 func serverMemory(ctx context.Context, metricsURL string) (map[string]float64, error) {
@@ -487,7 +519,7 @@ func serverMemory(ctx context.Context, metricsURL string) (map[string]float64, e
 			continue
 		}
 		switch name {
-		case "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes", "go_goroutines":
+		case "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines":
 			f, _ := strconv.ParseFloat(val, 64)
 			out[name] = f
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
 	"time"
 )
 
@@ -19,7 +20,18 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 	}
 	pid := o.ServerPID
 	if o.Serve || o.ServerCPUs != "" {
-		srv, err := StartServer(ctx, o.ServerCPUs, o.ServerLog, o.ServerArgs...)
+		args := o.ServerArgs
+		if o.Idle > 0 && o.PprofURL == "" {
+			// --idle runs the server's GC before it measures (pprof's heap?gc=1).
+			port, err := freePort()
+			if err != nil {
+				return err
+			}
+			addr := "127.0.0.1:" + strconv.Itoa(port)
+			args = append(args[:len(args):len(args)], "--pprof-addr="+addr)
+			o.PprofURL = "http://" + addr
+		}
+		srv, err := StartServer(ctx, o.ServerCPUs, o.ServerLog, args...)
 		if err != nil {
 			return err
 		}
