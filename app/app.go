@@ -37,6 +37,8 @@ type App struct {
 	reg *prometheus.Registry
 	mux *http.ServeMux
 	set []string // the modules this process runs, dependencies first
+	// secrets are the passwords of the backend URLs, kept out of logs.
+	secrets []string
 
 	// What the modules built, for the modules that depend on them.
 	store      store.Store
@@ -78,7 +80,8 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID = defaultNodeID()
 	}
-	a := &App{cfg: cfg, log: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), set: resolve(cfg.Roles)}
+	a := &App{cfg: cfg, log: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), set: resolve(cfg.Roles),
+		secrets: urlSecrets(cfg.PubSub.RedisURL, cfg.Store.MongoURI)}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 	return a, nil
 }
@@ -138,7 +141,7 @@ func (a *App) Start(ctx context.Context) error {
 	if ln, err = a.listenTLS(ln); err != nil {
 		_ = a.ln.Close()
 		a.closeOps()
-		return err
+		return redact(err, a.secrets) // the ACME cache may be on pubsub.redis_url
 	}
 	a.serveErr = make(chan error, 1)
 	go func() { a.serveErr <- a.srv.Serve(ln) }()
@@ -252,6 +255,9 @@ func (a *App) startModule(ctx context.Context, name string, m module) error {
 			}
 			return nil
 		}
+		// A driver's message may quote its URL: never log or return a
+		// password of pubsub.redis_url or store.mongo_uri.
+		err = redact(err, a.secrets)
 		if !m.retry || !a.remoteBackend(name) || ctx.Err() != nil {
 			return err
 		}
@@ -334,7 +340,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 			if d, ok := s.svc.(drainer); ok {
 				wg.Go(func() {
 					if e := d.Drain(ctx); e != nil {
-						a.log.Warn("drain", "module", s.name, "err", e)
+						a.log.Warn("drain", "module", s.name, "err", redact(e, a.secrets))
 					}
 				})
 			}
@@ -364,7 +370,7 @@ func (a *App) stopModules(ctx context.Context) {
 	for i := len(started) - 1; i >= 0; i-- {
 		s := started[i]
 		if err := s.svc.Stop(ctx); err != nil {
-			a.log.Warn("stop", "module", s.name, "err", err)
+			a.log.Warn("stop", "module", s.name, "err", redact(err, a.secrets))
 		}
 	}
 }
@@ -395,7 +401,7 @@ func (a *App) serveReady(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if err := c.Ready(ctx); err != nil {
-			a.log.Warn("not ready", "check", s.name, "err", err)
+			a.log.Warn("not ready", "check", s.name, "err", redact(err, a.secrets))
 			httpapi.WriteError(w, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeUnavailable,
 				Message: s.name + " is not ready", RetryAfter: 2 * time.Second})
 			return

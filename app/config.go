@@ -80,8 +80,14 @@ type StoreConfig struct {
 
 // PubSubConfig selects the broker and presence backend.
 type PubSubConfig struct {
-	Backend       string        `mapstructure:"backend"` // memory or redis
-	RedisURL      string        `mapstructure:"redis_url"`
+	Backend  string `mapstructure:"backend"` // memory or redis
+	RedisURL string `mapstructure:"redis_url"`
+	// RedisCAFile, RedisCertFile and RedisKeyFile are PEM files for a
+	// rediss:// URL: the CAs its certificate must chain to (default: the
+	// system's), and a client certificate for a server that asks for one.
+	RedisCAFile   string        `mapstructure:"redis_ca_file"`
+	RedisCertFile string        `mapstructure:"redis_cert_file"`
+	RedisKeyFile  string        `mapstructure:"redis_key_file"`
 	ChannelPrefix string        `mapstructure:"channel_prefix"`
 	PresenceTTL   time.Duration `mapstructure:"presence_ttl"`
 }
@@ -241,6 +247,12 @@ func (c *Config) Validate() error {
 	case "redis":
 		if runs(modPubSub) && c.PubSub.RedisURL == "" {
 			return errors.New("pubsub.redis_url: required with pubsub.backend=redis")
+		}
+		if tlsFiles := c.PubSub.RedisCAFile != "" || c.PubSub.RedisCertFile != "" || c.PubSub.RedisKeyFile != ""; tlsFiles && !strings.HasPrefix(c.PubSub.RedisURL, "rediss://") {
+			return errors.New("pubsub.redis_ca_file, pubsub.redis_cert_file, pubsub.redis_key_file: need a rediss:// pubsub.redis_url (TLS)")
+		}
+		if (c.PubSub.RedisCertFile == "") != (c.PubSub.RedisKeyFile == "") {
+			return errors.New("pubsub.redis_cert_file, pubsub.redis_key_file: set both or neither")
 		}
 	default:
 		return fmt.Errorf("pubsub.backend: %q is not memory or redis", c.PubSub.Backend)

@@ -192,6 +192,9 @@ func (a *App) initPubSub(ctx context.Context) (service, error) {
 	case "redis":
 		b, err := redispubsub.New(ctx, redispubsub.Options{
 			URL:           a.cfg.PubSub.RedisURL,
+			CAFile:        a.cfg.PubSub.RedisCAFile,
+			CertFile:      a.cfg.PubSub.RedisCertFile,
+			KeyFile:       a.cfg.PubSub.RedisKeyFile,
 			ChannelPrefix: a.cfg.PubSub.ChannelPrefix,
 			PresenceTTL:   a.cfg.PubSub.PresenceTTL,
 			NodeID:        a.cfg.NodeID,

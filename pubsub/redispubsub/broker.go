@@ -15,12 +15,17 @@ package redispubsub
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +45,15 @@ var (
 // Options configure a Broker.
 type Options struct {
 	// URL of the Redis server: redis://[user:password@]host:port/db
-	// (rediss:// for TLS).
+	// (rediss:// for TLS). A password alone (redis://:password@) is Redis
+	// AUTH; a user and password an ACL user. Errors never repeat the URL.
 	URL string
+	// CAFile is a PEM file of the certificate authorities that a rediss://
+	// server's certificate must chain to (default: the system's).
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and its key, for a
+	// server that asks for one (tls-auth-clients).
+	CertFile, KeyFile string
 	// ChannelPrefix prefixes every channel and key this package uses.
 	// Default "chatd:".
 	ChannelPrefix string
@@ -117,9 +129,9 @@ func New(ctx context.Context, opt Options) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ro, err := redis.ParseURL(opt.URL)
+	ro, err := ClientOptions(opt)
 	if err != nil {
-		return nil, fmt.Errorf("redispubsub: parse url: %w", err)
+		return nil, err
 	}
 	// go-redis prints reconnect attempts to stderr through a process-wide
 	// logger; send them to the structured log instead (the first broker's
@@ -128,7 +140,10 @@ func New(ctx context.Context, opt Options) (*Broker, error) {
 	client := redis.NewClient(ro)
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("redispubsub: ping: %w", err)
+		if isAuthError(err) {
+			return nil, fmt.Errorf("redispubsub: %s refused the credentials of the URL (its user and password): %w", ro.Addr, err)
+		}
+		return nil, fmt.Errorf("redispubsub: ping %s: %w", ro.Addr, err)
 	}
 	b := &Broker{
 		opt:      opt,
@@ -145,6 +160,60 @@ func New(ctx context.Context, opt Options) (*Broker, error) {
 	go b.healthLoop()
 	go b.sweepLoop()
 	return b, nil
+}
+
+// ClientOptions turns opt's URL and TLS files into go-redis options. Its
+// errors name the problem, never the URL (which may hold a password).
+func ClientOptions(opt Options) (*redis.Options, error) {
+	ro, err := redis.ParseURL(opt.URL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the whole URL, password included
+		}
+		return nil, fmt.Errorf("redispubsub: the Redis URL is not redis://[user:password@]host:port/db or rediss://...: %v", err)
+	}
+	if opt.CAFile == "" && opt.CertFile == "" && opt.KeyFile == "" {
+		return ro, nil
+	}
+	if ro.TLSConfig == nil {
+		return nil, errors.New("redispubsub: a CA file or client certificate needs a rediss:// URL (TLS)")
+	}
+	if opt.CAFile != "" {
+		pem, err := os.ReadFile(opt.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redispubsub: CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redispubsub: CA file %s holds no PEM certificate", opt.CAFile)
+		}
+		ro.TLSConfig.RootCAs = pool
+	}
+	if opt.CertFile != "" || opt.KeyFile != "" {
+		if opt.CertFile == "" || opt.KeyFile == "" {
+			return nil, errors.New("redispubsub: a client certificate needs both its certificate and its key file")
+		}
+		cert, err := tls.LoadX509KeyPair(opt.CertFile, opt.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("redispubsub: client certificate: %w", err)
+		}
+		ro.TLSConfig.Certificates = []tls.Certificate{cert}
+	}
+	return ro, nil
+}
+
+// isAuthError reports Redis refusing a connection's credentials, or asking
+// for some: WRONGPASS (bad user or password), NOAUTH (none given) and
+// NOPERM (the ACL user may not run a command chatd needs).
+func isAuthError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR AUTH", "ERR invalid password"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 type subscription struct {
