@@ -64,6 +64,9 @@ type LogConfig struct {
 type KeysConfig struct {
 	JWKSURL    string        `mapstructure:"jwks_url"`
 	MinRefetch time.Duration `mapstructure:"min_refetch"`
+	// CAFile is a PEM file of the CA certificates an https:// jwks_url
+	// chains to (an internal CA); empty means the system roots.
+	CAFile string `mapstructure:"ca_file"`
 }
 
 // StoreConfig selects the storage backend.

@@ -228,7 +228,11 @@ func (a *App) initVerifier(context.Context) (service, error) {
 	if a.running(modSigningKey) {
 		keys = a.signingKey.KeySet()
 	} else {
-		keys = token.NewRemoteKeySet(a.cfg.Keys.JWKSURL, nil, a.cfg.Keys.MinRefetch)
+		client, err := jwksClient(a.cfg.Keys.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		keys = token.NewRemoteKeySet(a.cfg.Keys.JWKSURL, client, a.cfg.Keys.MinRefetch)
 	}
 	a.verifier = token.NewVerifier(keys, a.cfg.Auth.Issuer, a.cfg.Auth.Audience)
 	return nil, nil

@@ -55,6 +55,23 @@ func (a *App) listenTLS(ln net.Listener) (net.Listener, error) {
 	return tls.NewListener(ln, a.srv.TLSConfig), nil
 }
 
+// jwksClient fetches keys.jwks_url trusting keys.ca_file's CA
+// certificates (an auth role serving TLS from an internal CA); without the
+// file, nil: the key set's default client and the system roots.
+func jwksClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pool, err := tlsconf.LoadCAFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("keys.ca_file: %w", err)
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		Proxy:           http.ProxyFromEnvironment,
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+	}}, nil
+}
+
 // PlainAddr is the plain-HTTP listener's address with TLS on, else "".
 func (a *App) PlainAddr() string {
 	if a.plainLn == nil {

@@ -12,12 +12,14 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/internal/apitest"
 )
 
@@ -296,5 +298,58 @@ func TestTLSBadFilesStopTheStart(t *testing.T) {
 	}
 	if err := a.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "tls.cert_file") {
 		t.Fatalf("start with missing files: %v", err)
+	}
+}
+
+// A chat or gateway process verifies tokens with the keys of an auth role
+// that serves its JWKS over TLS from an internal CA (keys.ca_file).
+func TestJWKSOverTLSWithCAFile(t *testing.T) {
+	dir := t.TempDir()
+	key, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	ca := newTestCA(t)
+	ca.issue(t, 7, certFile, keyFile)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(key.JWKS())
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	srv.StartTLS()
+	defer srv.Close()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := DefaultConfig()
+	signed, _, err := token.NewSigner(key, cfg.Auth.Issuer, cfg.Auth.Audience, time.Hour).Sign("u1", "s1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(caFile string) error {
+		a := &App{cfg: cfg, set: resolve([]string{RoleGateway})}
+		a.cfg.Keys.JWKSURL = srv.URL + "/auth/jwks"
+		a.cfg.Keys.CAFile = caFile
+		if _, err := a.initVerifier(context.Background()); err != nil {
+			return err
+		}
+		_, err := a.verifier.Verify(context.Background(), signed)
+		return err
+	}
+	if err := verify(caFile); err != nil {
+		t.Fatalf("with keys.ca_file: %v", err)
+	}
+	if err := verify(""); err == nil {
+		t.Fatal("without keys.ca_file a JWKS behind an unknown CA was trusted")
+	}
+	if err := verify(filepath.Join(dir, "missing.pem")); err == nil || !strings.Contains(err.Error(), "keys.ca_file") {
+		t.Fatalf("a missing CA file: %v", err)
 	}
 }

@@ -51,6 +51,10 @@ type Config struct {
 	LoginRateLimit float64 `mapstructure:"login_rate_limit"`
 	// LoginBurst is the token bucket's size.
 	LoginBurst int `mapstructure:"login_burst"`
+	// UpstreamCAFile is a PEM file of the CA certificates that https://
+	// upstreams (auth_upstreams, chat_upstreams, chat_dns) chain to, for
+	// replicas serving TLS from an internal CA; empty means the system roots.
+	UpstreamCAFile string `mapstructure:"upstream_ca_file"`
 	// TrustedProxies are CIDRs (or single addresses) of proxies in front of
 	// the gateway whose X-Forwarded-For, -Proto and -Host are believed.
 	// Empty: the client address is the connection's remote address. Not a

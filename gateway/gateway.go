@@ -14,6 +14,8 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +23,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,7 +148,12 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g.closing, g.closeAll = context.WithCancel(context.Background())
+	upstreamTLS, err := upstreamTLSConfig(cfg.UpstreamCAFile)
+	if err != nil {
+		return nil, err
+	}
 	g.transport = &http.Transport{
+		TLSClientConfig:       upstreamTLS,
 		Proxy:                 nil, // never an environment proxy between the gateway and its replicas
 		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          1024,
@@ -157,6 +165,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	g.healthClient = &http.Client{
 		Transport: &http.Transport{
 			Proxy:               nil,
+			TLSClientConfig:     upstreamTLS,
 			DialContext:         (&net.Dialer{Timeout: cfg.HealthTimeout}).DialContext,
 			MaxIdleConnsPerHost: 1,
 			IdleConnTimeout:     max(2*cfg.HealthInterval, 30*time.Second),
@@ -172,6 +181,24 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	}
 	g.handlerFn = http.HandlerFunc(g.serveHTTP)
 	return g, nil
+}
+
+// upstreamTLSConfig trusts the CA certificates of file (none: the system
+// roots) for https:// upstreams, over TLS 1.2 or later.
+func upstreamTLSConfig(file string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if file == "" {
+		return c, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("gateway.upstream_ca_file: %w", err)
+	}
+	c.RootCAs = x509.NewCertPool()
+	if !c.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("gateway.upstream_ca_file: %s holds no PEM certificate", file)
+	}
+	return c, nil
 }
 
 // Handler returns the handler of the whole public origin: /auth/*, /api/*,
