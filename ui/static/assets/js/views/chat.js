@@ -794,6 +794,9 @@ export class ChatView {
       this.fixSeparator(c, i + 1);
       if ((!me || m.from !== me.id) && !wasStuck) incoming++;
     }
+    // Quotes shown as "Earlier message" until their original arrived (an older page).
+    const seqs = new Set(added.map((m) => m.seq));
+    for (const r of this.msgs.querySelectorAll('[data-reply-to]')) if (seqs.has(Number(r.dataset.replyTo))) this.rerender(Number(r.dataset.seq));
     if (incoming) this.setUnseen(this.unseen + incoming);
     if (this.top.dataset.state === 'empty') this.updateTop();
     if (wasStuck && this.atEnd) {
