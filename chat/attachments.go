@@ -220,7 +220,7 @@ func (s *Service) handleDownload(w http.ResponseWriter, r *http.Request, me prin
 // stay when the append then fails; its retry (same client_msg_id, same
 // conversation) is allowed to reference them again.
 func (s *Service) prepareSend(ctx context.Context, req *sendRequest) *httpapi.Error {
-	if herr := s.validateSend(ctx, *req); herr != nil {
+	if herr := s.validateSend(ctx, req); herr != nil {
 		return herr
 	}
 	if len(req.attachmentIDs) == 0 {

@@ -15,14 +15,23 @@ import (
 
 const maxClientMsgID = 64
 
-// sendRequest is a validated-to-be send, from REST or WebSocket.
+// sendRequest is a validated-to-be send, from REST or WebSocket: a text
+// message or an event (events.go).
 type sendRequest struct {
 	from, to, text, clientMsgID string
 	hasClientMsgID              bool
 	except                      uint64 // the sending connection, 0 for REST
 	wantAck                     bool
-	attachmentIDs               []string           // as sent (attachments.go)
-	attachments                 []store.Attachment // referenced by prepareSend
+
+	kind          string // "" (text), store.KindEdit, KindDelete or KindReaction
+	target        int64  // an event's target seq
+	hasTarget     bool
+	replyTo       int64 // a text message's reply_to, 0 for none
+	hasReplyTo    bool
+	emoji         string
+	hasEmoji      bool
+	attachmentIDs []string           // as sent (attachments.go)
+	attachments   []store.Attachment // referenced by prepareSend
 }
 
 // sendResult is a stored message and its encodings.
@@ -33,8 +42,9 @@ type sendResult struct {
 	ack     []byte // the ack frame when asked for
 }
 
-// validateSend checks a send against api.md's rules.
-func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Error {
+// validateSend checks a send or an event against api.md's rules
+// (prepareSend then references a send's attachments).
+func (s *Service) validateSend(ctx context.Context, req *sendRequest) *httpapi.Error {
 	if herr := s.allowSend(req.from); herr != nil {
 		return herr
 	}
@@ -44,20 +54,32 @@ func (s *Service) validateSend(ctx context.Context, req sendRequest) *httpapi.Er
 	case !utf8.ValidString(req.clientMsgID) || utf8.RuneCountInString(req.clientMsgID) > maxClientMsgID:
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "client_msg_id must be 1 to %d characters", maxClientMsgID)
 	case req.to == "":
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "to is required")
-	case !utf8.ValidString(req.text):
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "text must be valid UTF-8")
-	case len(req.text) > s.cfg.MaxTextBytes:
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeTextTooLong, "text is longer than %d bytes", s.cfg.MaxTextBytes)
-	case textpolicy.IsBlank(req.text) && len(req.attachmentIDs) == 0: // white space, format and other invisible characters only
-		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeTextEmpty, "text is empty")
-	case req.to == req.from:
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "%s is required", req.peerField())
+	}
+	if herr := s.validateKind(req); herr != nil {
+		return herr
+	}
+	if req.to == req.from {
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeCannotMessageSelf, "you cannot message yourself")
 	}
 	if _, herr := s.lookupUser(ctx, req.to); herr != nil {
 		return herr
 	}
 	return s.checkBlocked(ctx, req.from, req.to)
+}
+
+// checkText applies the text rules (valid UTF-8, at most MaxTextBytes, and
+// unless blankOK not blank) to a send's or an edit's text.
+func (s *Service) checkText(text string, blankOK bool) *httpapi.Error {
+	switch {
+	case !utf8.ValidString(text):
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "text must be valid UTF-8")
+	case len(text) > s.cfg.MaxTextBytes:
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeTextTooLong, "text is longer than %d bytes", s.cfg.MaxTextBytes)
+	case !blankOK && textpolicy.IsBlank(text): // white space, format and other invisible characters only
+		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeTextEmpty, "text is empty")
+	}
+	return nil
 }
 
 // send validates and stores one message and encodes its frames once; the
@@ -76,13 +98,18 @@ func (s *Service) send(ctx context.Context, req sendRequest) (sendResult, *httpa
 func newMessage(req sendRequest, now time.Time) store.Message {
 	return store.Message{
 		ID: store.NewID(), From: req.from, To: req.to, Text: req.text,
-		ClientMsgID: req.clientMsgID, CreatedAt: now.UTC().Truncate(time.Millisecond), Attachments: req.attachments,
+		ClientMsgID: req.clientMsgID, CreatedAt: now.UTC().Truncate(time.Millisecond),
+		Kind: req.kind, Target: req.target, ReplyTo: req.replyTo, Emoji: req.emoji,
+		Attachments: req.attachments,
 	}
 }
 
 // sendResultOf turns the store's answer to an append into the send's
 // result: its frames encoded once, or the error to answer.
 func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool, err error) (sendResult, *httpapi.Error) {
+	if herr := eventError(req, err); herr != nil {
+		return sendResult{}, herr
+	}
 	if err != nil {
 		if ok, held := s.appendErrLog.allow(); ok {
 			return sendResult{}, httpapi.Fail(s.log.With("suppressed", held), "append message", err)

@@ -167,14 +167,11 @@ func (s *Service) pushCompletion(op *sendOp) {
 	s.completions[(op.c.id>>1)%completionShards].push(op) // ids are odd: skip bit 0
 }
 
-// wsSend is a `send` frame (reader goroutine). ctx bounds the validation
+// wsSend is a `send`, `edit`, `delete` or `react` frame (reader
+// goroutine), made into req by frameRequest. ctx bounds the validation
 // only; the append lives as long as the service (with opTimeout for a
 // synchronous store).
-func (s *Service) wsSend(ctx context.Context, c *conn, f clientFrame, ref *string, start int64) {
-	req := sendRequest{from: c.userID, to: f.To, text: f.Text, except: c.id, wantAck: true, attachmentIDs: f.Attachments}
-	if f.ClientMsgID != nil {
-		req.clientMsgID, req.hasClientMsgID = *f.ClientMsgID, true
-	}
+func (s *Service) wsSend(ctx context.Context, c *conn, req sendRequest, ref *string, start int64) {
 	op := c.ticket(start)
 	op.ref = ref
 	if !s.beginWork() {

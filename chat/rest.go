@@ -237,26 +237,36 @@ func (s *Service) handleHistory(w http.ResponseWriter, r *http.Request, me princ
 	return nil
 }
 
-// POST /api/messages {"to","text","client_msg_id"}
+// POST /api/messages {"to","text","client_msg_id","reply_to","attachments"}
 func (s *Service) handleSend(w http.ResponseWriter, r *http.Request, me principal) *httpapi.Error {
 	start := time.Now()
 	var body struct {
 		To          string   `json:"to"`
 		Text        string   `json:"text"`
 		ClientMsgID *string  `json:"client_msg_id"`
+		ReplyTo     *int64   `json:"reply_to"`
 		Attachments []string `json:"attachments"`
 	}
 	if herr := httpapi.DecodeJSON(w, r, s.cfg.BodyLimit, &body); herr != nil {
 		return herr
 	}
-	if !s.beginWork() {
-		return httpapi.ErrUnavailable
-	}
-	defer s.endWork()
 	req := sendRequest{from: me.UserID, to: body.To, text: body.Text, attachmentIDs: body.Attachments}
 	if body.ClientMsgID != nil {
 		req.clientMsgID, req.hasClientMsgID = *body.ClientMsgID, true
 	}
+	if body.ReplyTo != nil {
+		req.replyTo, req.hasReplyTo = *body.ReplyTo, true
+	}
+	return s.restSend(w, r, req, start, http.StatusCreated)
+}
+
+// restSend stores a REST send or event, publishes it and answers
+// {"message"} with status when it is new, 200 for a retry.
+func (s *Service) restSend(w http.ResponseWriter, r *http.Request, req sendRequest, start time.Time, status int) *httpapi.Error {
+	if !s.beginWork() {
+		return httpapi.ErrUnavailable
+	}
+	defer s.endWork()
 	res, herr := s.send(r.Context(), req)
 	if herr != nil {
 		return herr
@@ -265,7 +275,6 @@ func (s *Service) handleSend(w http.ResponseWriter, r *http.Request, me principa
 	pctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 	s.fanOut(pctx, res)
 	cancel()
-	status := http.StatusCreated
 	if !res.created {
 		status = http.StatusOK
 	}

@@ -28,26 +28,67 @@ func toPresenceJSON(st pubsub.Status) presenceJSON {
 	return p
 }
 
-// messageJSON is api.md's Message.
+// messageJSON is api.md's Message (1.1: with kind and, by kind, the fields
+// of a text message or of an event). Deleted is also set on an event whose
+// sender's account was deleted.
 type messageJSON struct {
-	ID             string           `json:"id"`
-	ConversationID string           `json:"conversation_id"`
-	Seq            int64            `json:"seq"`
-	From           string           `json:"from"`
-	To             string           `json:"to"`
-	Text           string           `json:"text"`
-	ClientMsgID    string           `json:"client_msg_id"`
-	CreatedAt      string           `json:"created_at"`
-	Deleted        bool             `json:"deleted,omitempty"` // its sender's account was deleted; text is ""
-	Attachments    []attachmentJSON `json:"attachments"`       // [] for none
+	ID             string `json:"id"`
+	ConversationID string `json:"conversation_id"`
+	Seq            int64  `json:"seq"`
+	From           string `json:"from"`
+	To             string `json:"to"`
+	Text           string `json:"text"`
+	ClientMsgID    string `json:"client_msg_id"`
+	CreatedAt      string `json:"created_at"`
+	Kind           string `json:"kind"` // text, edit, delete or reaction
+	Deleted        bool   `json:"deleted"`
+	// Exactly one of the two is set; encoding/json skips a nil embedded
+	// pointer's fields.
+	*textFieldsJSON
+	*eventFieldsJSON
+}
+
+// textFieldsJSON are a text message's own fields and its current state.
+type textFieldsJSON struct {
+	ReplyTo     *int64              `json:"reply_to"`    // null: not a reply
+	Attachments []attachmentJSON    `json:"attachments"` // [] for none
+	EditedAt    *string             `json:"edited_at"`   // null: never edited
+	Reactions   map[string][]string `json:"reactions"`   // emoji → user ids
+}
+
+// eventFieldsJSON are an event's (edit, delete, reaction).
+type eventFieldsJSON struct {
+	Target int64   `json:"target"`
+	Emoji  *string `json:"emoji,omitempty"` // reactions only; "" removes
 }
 
 func toMessageJSON(m store.Message) messageJSON {
-	return messageJSON{
+	j := messageJSON{
 		ID: m.ID, ConversationID: m.ConversationID, Seq: m.Seq, From: m.From, To: m.To,
-		Text: m.Text, ClientMsgID: m.ClientMsgID, CreatedAt: httpapi.FormatTime(m.CreatedAt), Deleted: m.Deleted,
-		Attachments: toAttachmentsJSON(m.Attachments),
+		Text: m.Text, ClientMsgID: m.ClientMsgID, CreatedAt: httpapi.FormatTime(m.CreatedAt),
+		Kind: m.Kind, Deleted: m.Deleted,
 	}
+	if !m.IsText() {
+		j.eventFieldsJSON = &eventFieldsJSON{Target: m.Target}
+		if m.Kind == store.KindReaction {
+			j.Emoji = &m.Emoji
+		}
+		return j
+	}
+	j.Kind = store.KindText
+	t := &textFieldsJSON{Attachments: toAttachmentsJSON(m.Attachments), Reactions: m.Reactions}
+	if m.ReplyTo > 0 {
+		t.ReplyTo = &m.ReplyTo
+	}
+	if !m.EditedAt.IsZero() {
+		e := httpapi.FormatTime(m.EditedAt)
+		t.EditedAt = &e
+	}
+	if t.Reactions == nil {
+		t.Reactions = map[string][]string{}
+	}
+	j.textFieldsJSON = t
+	return j
 }
 
 // conversationJSON is api.md's Conversation.
@@ -77,8 +118,11 @@ type clientFrame struct {
 	ClientMsgID *string `json:"client_msg_id"`
 	Peer        string  `json:"peer"`
 	Seq         *int64  `json:"seq"`
-	// Attachments are a send's upload ids.
+	// Message events (api.md 1.1): a send's reply_to and attachment ids,
+	// a react's emoji.
+	ReplyTo     *int64   `json:"reply_to"`
 	Attachments []string `json:"attachments"`
+	Emoji       *string  `json:"emoji"`
 }
 
 // Server frames other than message/ack (which are assembled by hand so that

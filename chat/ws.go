@@ -367,8 +367,8 @@ func (s *Service) handleFrame(c *conn, data []byte, start int64) {
 	ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 	defer cancel()
 	switch f.Type {
-	case "send":
-		s.wsSend(ctx, c, f, ref, start)
+	case "send", "edit", "delete", "react":
+		s.wsSend(ctx, c, frameRequest(c, f), ref, start)
 	case "received", "read":
 		if f.Seq == nil {
 			c.sendError(ref, errSeqRequired)
