@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/internal/tlsconf"
+	"github.com/chatd/chatd/pubsub/redispubsub"
 )
 
 // listenTLS, when tls.* turns TLS on, makes a.srv serve HTTPS on ln (HSTS
@@ -22,11 +23,16 @@ func (a *App) listenTLS(ln net.Listener) (net.Listener, error) {
 	if !c.Enabled() {
 		return ln, nil
 	}
-	t, err := tlsconf.New(c, tlsconf.Deps{
-		RedisURL:    a.cfg.PubSub.RedisURL,
-		RedisPrefix: a.cfg.PubSub.ChannelPrefix + "acme:",
-		Logger:      a.logger("tls"),
-	})
+	deps := tlsconf.Deps{RedisPrefix: a.cfg.PubSub.ChannelPrefix + "acme:", Logger: a.logger("tls")}
+	if c.ACME() && c.ACMECache == tlsconf.CacheRedis {
+		ro, err := redispubsub.ClientOptions(redispubsub.Options{URL: a.cfg.PubSub.RedisURL,
+			CAFile: a.cfg.PubSub.RedisCAFile, CertFile: a.cfg.PubSub.RedisCertFile, KeyFile: a.cfg.PubSub.RedisKeyFile})
+		if err != nil {
+			return nil, fmt.Errorf("tls.acme_cache: %w", err)
+		}
+		deps.Redis = ro
+	}
+	t, err := tlsconf.New(c, deps)
 	if err != nil {
 		return nil, err
 	}

@@ -21,14 +21,11 @@ type RedisCache struct {
 
 var _ autocert.Cache = (*RedisCache)(nil)
 
-// NewRedisCache connects to url (redis://...) and keeps entries under
-// prefix. It does not wait for the server; the first call does.
-func NewRedisCache(url, prefix string) (*RedisCache, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("tlsconf: redis cache: %w", err)
-	}
-	return &RedisCache{client: redis.NewClient(opt), prefix: prefix}, nil
+// NewRedisCache connects with opt (redispubsub.ClientOptions: the URL's
+// credentials and TLS files) and keeps entries under prefix. It does not
+// wait for the server; the first call does.
+func NewRedisCache(opt *redis.Options, prefix string) *RedisCache {
+	return &RedisCache{client: redis.NewClient(opt), prefix: prefix}
 }
 
 // Get returns the entry, or autocert.ErrCacheMiss.

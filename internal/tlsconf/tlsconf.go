@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 
@@ -23,9 +24,10 @@ import (
 
 // Deps are what New needs beyond the Config.
 type Deps struct {
-	// RedisURL and RedisPrefix locate the "redis" ACME cache.
-	RedisURL, RedisPrefix string
-	Logger                *slog.Logger // nil discards
+	// Redis and RedisPrefix locate the "redis" ACME cache.
+	Redis       *redis.Options
+	RedisPrefix string
+	Logger      *slog.Logger // nil discards
 }
 
 // TLS is a running TLS setup: certificate files or an ACME manager.
@@ -64,13 +66,10 @@ func New(cfg Config, d Deps) (*TLS, error) {
 	var cache autocert.Cache
 	switch cfg.ACMECache {
 	case CacheRedis:
-		if d.RedisURL == "" {
+		if d.Redis == nil {
 			return nil, errors.New("tls.acme_cache: redis needs pubsub.redis_url")
 		}
-		rc, err := NewRedisCache(d.RedisURL, d.RedisPrefix)
-		if err != nil {
-			return nil, err
-		}
+		rc := NewRedisCache(d.Redis, d.RedisPrefix)
 		cache, t.cache = rc, rc
 	default:
 		if cfg.ACMECacheDir == "" {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/chatd/chatd/internal/testserver"
@@ -18,15 +19,13 @@ import (
 func TestRedisCache(t *testing.T) {
 	r := testserver.StartRedis(t)
 	ctx := context.Background()
-	a, err := NewRedisCache(r.URL(), "chatd:acme:")
+	opt, err := redis.ParseURL(r.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := NewRedisCache(opt, "chatd:acme:")
 	defer a.Close()
-	b, err := NewRedisCache(r.URL(), "chatd:acme:")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := NewRedisCache(opt, "chatd:acme:")
 	defer b.Close()
 	if _, err := a.Get(ctx, "chat.example.org"); !errors.Is(err, autocert.ErrCacheMiss) {
 		t.Fatalf("get of a missing entry: %v, want ErrCacheMiss", err)
