@@ -27,6 +27,7 @@ import (
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/internal/tlsconf"
 	"github.com/chatd/chatd/pubsub"
+	"github.com/chatd/chatd/push"
 	"github.com/chatd/chatd/store"
 )
 
@@ -46,6 +47,7 @@ type App struct {
 	presence   pubsub.Presence
 	signingKey *token.SigningKey
 	verifier   *token.Verifier
+	pusher     *push.Sender // nil: Web Push is off
 	root       http.Handler // what serves "/": the UI, or the proxy in front of it
 
 	mu      sync.Mutex

@@ -14,6 +14,7 @@ import (
 	"github.com/chatd/chatd/chat"
 	"github.com/chatd/chatd/gateway"
 	"github.com/chatd/chatd/internal/tlsconf"
+	"github.com/chatd/chatd/push"
 )
 
 // Config is the whole configuration of one chatd process. Its mapstructure
@@ -32,6 +33,11 @@ type Config struct {
 	Auth    auth.Config    `mapstructure:"auth"`
 	Chat    chat.Config    `mapstructure:"chat"`
 	Gateway gateway.Config `mapstructure:"gateway"`
+	Push    push.Config    `mapstructure:"push"`
+
+	// vapidKeyDefault: push.vapid_key_file was not set, normalize chose
+	// <data_dir>/vapid.key.
+	vapidKeyDefault bool
 }
 
 // HTTPConfig is the listener shared by every role of the process.
@@ -128,6 +134,7 @@ func DefaultConfig() Config {
 		Auth:    auth.DefaultConfig(),
 		Chat:    chat.DefaultConfig(),
 		Gateway: gateway.DefaultConfig(),
+		Push:    push.DefaultConfig(),
 	}
 }
 
@@ -147,6 +154,10 @@ func (c *Config) normalize() {
 	}
 	if c.Auth.KeyFile == "" && c.DataDir != "" {
 		c.Auth.KeyFile = filepath.Join(c.DataDir, "signing.key")
+	}
+	if c.Push.VAPIDKeyFile == "" && c.DataDir != "" {
+		c.Push.VAPIDKeyFile = filepath.Join(c.DataDir, "vapid.key")
+		c.vapidKeyDefault = true
 	}
 	c.Auth.TrustedProxies = c.HTTP.TrustedProxies
 	c.Chat.TrustedProxies = c.HTTP.TrustedProxies
@@ -292,6 +303,12 @@ func (c *Config) Validate() error {
 	if runs(RoleChat) {
 		if err := c.Chat.Validate(); err != nil {
 			return err
+		}
+		if err := c.Push.Validate(); err != nil {
+			return err
+		}
+		if c.Push.Enabled && c.Push.VAPIDKeyFile == "" {
+			return errors.New("push.vapid_key_file: required when push.enabled and data_dir is empty")
 		}
 	}
 	return nil

@@ -56,6 +56,13 @@ func TestDependencyRules(t *testing.T) {
 				if strings.Contains(imp, "spf13/viper") {
 					bad("only main and app touch viper")
 				}
+			case p == "push":
+				if own(imp) && ri != "store" && ri != "pubsub" {
+					bad("push depends only on the store and pubsub interfaces")
+				}
+				if strings.Contains(imp, "spf13/viper") {
+					bad("only main and app touch viper")
+				}
 			case p == "auth" || p == "chat" || p == "gateway":
 				switch {
 				case strings.Contains(imp, "spf13/viper"):
@@ -83,6 +90,7 @@ func TestTransitiveDependencies(t *testing.T) {
 	rules := map[string][]string{ // package: deps it must not have (exact or as a prefix of a path)
 		"gateway":    append([]string{mod + "/store", mod + "/pubsub", mod + "/auth", mod + "/chat", argon2}, backends...),
 		"chat":       append([]string{mod + "/auth", mod + "/gateway", argon2}, backends...),
+		"push":       append([]string{mod + "/auth", mod + "/chat", mod + "/gateway", argon2}, backends...),
 		"auth/token": append([]string{mod + "/store", mod + "/pubsub", mod + "/chat", mod + "/gateway", argon2}, backends...),
 	}
 	// allowed are exceptions to a forbidden prefix.

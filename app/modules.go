@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"sort"
@@ -14,6 +16,7 @@ import (
 	"github.com/chatd/chatd/gateway"
 	"github.com/chatd/chatd/pubsub/mempubsub"
 	"github.com/chatd/chatd/pubsub/redispubsub"
+	"github.com/chatd/chatd/push"
 	"github.com/chatd/chatd/store/mongostore"
 	"github.com/chatd/chatd/store/sqlitestore"
 	"github.com/chatd/chatd/ui"
@@ -28,6 +31,7 @@ const (
 	modVerifier   = "verifier"
 	modUI         = "ui"
 	modProxy      = "proxy"
+	modPush       = "push"
 )
 
 // service is what a module's init returns: the running part of the module.
@@ -80,8 +84,9 @@ var modules = map[string]module{
 	modVerifier:   {after: []string{modSigningKey}, init: (*App).initVerifier},
 	modUI:         {init: (*App).initUI},
 	modProxy:      {deps: []string{modVerifier, modUI}, unless: []string{RoleAuth, RoleChat}, init: (*App).initProxy},
+	modPush:       {deps: []string{modStore, modPubSub}, init: (*App).initPush},
 	RoleAuth:      {deps: []string{modStore, modPubSub, modSigningKey}, init: (*App).initAuth, role: true},
-	RoleChat:      {deps: []string{modStore, modPubSub, modVerifier}, init: (*App).initChat, role: true},
+	RoleChat:      {deps: []string{modStore, modPubSub, modVerifier, modPush}, init: (*App).initChat, role: true},
 	RoleGateway:   {deps: []string{modUI, modProxy}, role: true},
 	RoleAll:       {deps: []string{RoleAuth, RoleChat, RoleGateway}, role: true},
 }
@@ -262,8 +267,62 @@ func (a *App) initAuth(context.Context) (service, error) {
 	return auth.NewSessionPruner(a.store, a.cfg.Auth, a.logger(RoleAuth)), nil
 }
 
+// initPush loads the VAPID key and builds the push sender. A process with
+// the in-process broker runs alone and creates the key when missing; chat
+// replicas must share one key, so they never create one: a missing
+// push.vapid_key_file is an error when it was set, and turns push off
+// (with a WARN) when it is the default <data_dir>/vapid.key.
+func (a *App) initPush(context.Context) (service, error) {
+	cfg := a.cfg.Push
+	if !cfg.Enabled {
+		return nil, nil
+	}
+	log := a.logger(modPush)
+	var (
+		key *push.Key
+		err error
+	)
+	if a.cfg.PubSub.Backend == "memory" {
+		key, err = push.LoadOrCreateKey(cfg.VAPIDKeyFile)
+	} else {
+		key, err = push.LoadKey(cfg.VAPIDKeyFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			const how = "every chat replica needs the same VAPID key: create one (openssl ecparam -name prime256v1 -genkey -noout -out vapid.key) and give each replica the file as push.vapid_key_file"
+			if !a.cfg.vapidKeyDefault {
+				return nil, fmt.Errorf("push.vapid_key_file: %s does not exist; %s, or set push.enabled=false", cfg.VAPIDKeyFile, how)
+			}
+			log.Warn("push is off: no VAPID key; "+how, "path", cfg.VAPIDKeyFile)
+			return nil, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("push.vapid_key_file: %w", err)
+	}
+	var subject string
+	for _, o := range a.cfg.HTTP.PublicOrigins {
+		if strings.HasPrefix(o, "https://") {
+			subject = strings.TrimSuffix(o, "/")
+			break
+		}
+	}
+	s, err := push.New(cfg, push.Deps{
+		Store: a.store, Presence: a.presence, Key: key, Subject: subject,
+		Logger: log, Metrics: a.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.pusher = s
+	return s, nil
+}
+
 func (a *App) initChat(context.Context) (service, error) {
+	var notifier chat.Notifier
+	if a.pusher != nil {
+		notifier = a.pusher
+	}
 	svc, err := chat.New(a.cfg.Chat, chat.Deps{
+		Notifier: notifier,
 		Store:    a.store,
 		Broker:   a.broker,
 		Presence: a.presence,

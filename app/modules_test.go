@@ -29,7 +29,7 @@ func TestRolesAreGroupings(t *testing.T) {
 	if gw := modulesOf(RoleGateway); !slices.Equal(gw, []string{modUI, modVerifier, modProxy}) {
 		t.Errorf("gateway runs %v", gw)
 	}
-	if c := modulesOf(RoleChat); !slices.Equal(c, []string{modStore, modPubSub, modVerifier, RoleChat}) {
+	if c := modulesOf(RoleChat); !slices.Equal(c, []string{modStore, modPubSub, modVerifier, modPush, RoleChat}) {
 		t.Errorf("chat runs %v", c)
 	}
 	// The verifier uses the local key when the auth role runs here, so it

@@ -140,6 +140,9 @@ func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool,
 func (s *Service) fanOut(ctx context.Context, res sendResult) {
 	s.publishTo(ctx, res.msg.To, res.env)
 	s.publishTo(ctx, res.msg.From, res.env)
+	if res.created && s.notifier != nil {
+		s.notifier.MessageStored(res.msg) // never blocks: push.go
+	}
 }
 
 // publishTo hands an envelope to the broker for userID's topic. The broker

@@ -50,6 +50,9 @@ type testEnv struct {
 	wrapPresence func(pubsub.Presence) pubsub.Presence
 	// wrapBroker, when set, wraps the broker startNode hands the service.
 	wrapBroker func(pubsub.Broker) pubsub.Broker
+	// notifier, when set, makes the Notifier of the nodes startNode starts
+	// (push_test.go), from the node's store and presence.
+	notifier func(st store.Store, pres pubsub.Presence) Notifier
 }
 
 // syncOnlyStore is a store.Store without store.AsyncAppender.
@@ -119,8 +122,12 @@ func (e *testEnv) startNode(nodeID string, mod func(*Config)) (*Service, *httpte
 	if e.keySet != nil {
 		keys = e.keySet
 	}
+	var notifier Notifier
+	if e.notifier != nil {
+		notifier = e.notifier(st, pres)
+	}
 	svc, err := New(cfg, Deps{
-		Store: st, Broker: br, Presence: pres,
+		Store: st, Broker: br, Presence: pres, Notifier: notifier,
 		Verifier: token.NewVerifier(keys, "chatd", "chatd"),
 		NodeID:   nodeID,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", nodeID),

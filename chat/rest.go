@@ -160,6 +160,11 @@ func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me
 		}
 	}
 	pres := s.presenceFor(ctx, me.UserID, ids)
+	mutes, err := s.store.Mutes(ctx, me.UserID)
+	if err != nil {
+		return httpapi.Fail(s.log, "mutes", err)
+	}
+	now := time.Now()
 	out := make([]conversationJSON, 0, len(convs))
 	for _, c := range convs {
 		peer, ok := peers[c.PeerID]
@@ -170,6 +175,7 @@ func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me
 			ID: c.ID, Peer: httpapi.NewUser(peer.ID, peer.Username, peer.DisplayName), Presence: pres[c.PeerID],
 			LastSeq: c.LastSeq, Unread: c.Unread, ReadSeq: c.ReadSeq,
 			PeerReadSeq: c.PeerReadSeq, PeerDeliveredSeq: c.PeerDeliveredSeq,
+			MutedUntil: mutedUntil(mutes[c.PeerID], now),
 		}
 		if lm := c.LastMessage; lm != nil && isMember(*lm, me.UserID) {
 			mj := toMessageJSON(*lm)

@@ -44,6 +44,8 @@ type Deps struct {
 	NodeID   string
 	Logger   *slog.Logger
 	Metrics  prometheus.Registerer // nil: metrics are kept but not exported
+	// Notifier sends Web Push notifications (push.go); nil: push is off.
+	Notifier Notifier
 }
 
 // Service is the chat role of one node.
@@ -56,6 +58,7 @@ type Service struct {
 	node     string
 	log      *slog.Logger
 	m        *metrics
+	notifier Notifier // nil: no Web Push
 
 	hub      *hub
 	sessions *sessionCache
@@ -122,7 +125,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, store: newTimedStore(withBreaker(d.Store, newBreaker(cfg, d.Store.Ping, log, ctx.Done())), m.storeLat), broker: d.Broker, presence: d.Presence, verifier: d.Verifier,
-		node: d.NodeID, log: log, m: m,
+		node: d.NodeID, log: log, m: m, notifier: d.Notifier,
 		sessions: newSessionCache(), users: newUserCache(), completions: newCompletionQueues(),
 		epoch: time.Now(), ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
 	}
@@ -154,6 +157,10 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/me/export", s.api(s.handleExport))
 	mux.HandleFunc("POST /api/attachments", s.api(s.handleUpload))
 	mux.HandleFunc("GET /api/attachments/{id}", s.api(s.handleDownload))
+	mux.HandleFunc("GET /api/push/key", s.api(s.handlePushKey))
+	mux.HandleFunc("POST /api/push/subscriptions", s.api(s.handleSubscribe))
+	mux.HandleFunc("DELETE /api/push/subscriptions", s.api(s.handleUnsubscribe))
+	mux.HandleFunc("PUT /api/conversations/{peer_id}/mute", s.api(s.handleMute))
 	mux.HandleFunc("GET /ws", s.handleWS)
 }
 

@@ -8,8 +8,8 @@ import (
 
 // Store is what the chat service reads and writes: users (lookups,
 // search), sessions (the recheck that closes revoked sockets),
-// conversations (views, read and delivered pointers), messages and
-// attachments (attachments.go), and
+// conversations (views, read and delivered pointers), messages,
+// attachments (attachments.go), push subscriptions and mutes, and
 // Ping for /readyz. A store.Store is one; see the store package for each
 // method's errors and guarantees. When it is also a store.AsyncAppender,
 // WebSocket sends are pipelined.
@@ -20,6 +20,7 @@ type Store interface {
 	store.Messages
 	store.Privacy
 	store.Attachments
+	store.Notifications
 	// Ping reports whether the store answers (store.Store.Ping).
 	Ping(ctx context.Context) error
 }

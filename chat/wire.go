@@ -102,6 +102,7 @@ type conversationJSON struct {
 	ReadSeq          int64         `json:"read_seq"`
 	PeerReadSeq      int64         `json:"peer_read_seq"`
 	PeerDeliveredSeq int64         `json:"peer_delivered_seq"`
+	MutedUntil       *string       `json:"muted_until"` // an extension: null unless muted (push.go)
 }
 
 // userWithPresence is an entry of GET /api/users: User + "presence".

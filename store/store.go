@@ -204,6 +204,7 @@ type Store interface {
 	Messages
 	Privacy
 	Attachments
+	Notifications
 
 	// Ping reports whether the backend answers (used by /readyz).
 	Ping(ctx context.Context) error
@@ -238,7 +239,8 @@ type Users interface {
 	// DeleteUser turns the account into a tombstone that keeps its id, so
 	// that its conversations keep their peer: Username becomes DeletedUsername(id)
 	// (freeing the old name), DisplayName DeletedDisplayName, PasswordHash ""
-	// (which no password matches), both name keys "" (it looks like no one). Its sessions and messages are the
+	// (which no password matches), both name keys "" (it looks like no one);
+	// its push subscriptions and mutes are deleted. Its sessions and messages are the
 	// callers' to revoke and erase. ErrNotFound if there is no such user;
 	// deleting a tombstone again changes nothing and returns nil.
 	DeleteUser(ctx context.Context, id string) error

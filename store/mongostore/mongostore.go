@@ -199,6 +199,10 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("mongostore: open: %w", err)
 	}
+	if err := s.ensurePushIndexes(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("mongostore: open: %w", err)
+	}
 	return s, nil
 }
 

@@ -85,6 +85,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	if res.MatchedCount == 0 {
 		return fmt.Errorf("mongostore: delete user: no user %q: %w", id, store.ErrNotFound)
 	}
+	if err := s.deletePushOf(ctx, id); err != nil {
+		return fmt.Errorf("mongostore: delete user: %w", err)
+	}
 	return nil
 }
 

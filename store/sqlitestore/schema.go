@@ -134,6 +134,23 @@ CREATE TABLE attachments (
 CREATE INDEX attachments_uploader ON attachments (uploader_id, created_at);
 CREATE INDEX attachments_conversation ON attachments (conversation_id, created_at);
 `,
+	// 7: Web Push subscriptions and muted conversations (store.Notifications).
+	`
+CREATE TABLE push_subscriptions (
+	endpoint   TEXT PRIMARY KEY,
+	user_id    TEXT NOT NULL,
+	p256dh     TEXT NOT NULL,
+	auth       TEXT NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX push_subscriptions_user ON push_subscriptions (user_id, created_at);
+CREATE TABLE mutes (
+	user_id TEXT NOT NULL,
+	peer_id TEXT NOT NULL,
+	until   INTEGER NOT NULL,
+	PRIMARY KEY (user_id, peer_id)
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the database to the latest schema version, one transaction

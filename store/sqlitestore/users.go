@@ -51,6 +51,12 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if err == nil && !changed {
 			err = fmt.Errorf("no user %q: %w", id, store.ErrNotFound)
 		}
+		if err == nil {
+			_, err = b.execSQL(`DELETE FROM push_subscriptions WHERE user_id = ?`, id)
+		}
+		if err == nil {
+			_, err = b.execSQL(`DELETE FROM mutes WHERE user_id = ?`, id)
+		}
 		return err
 	})
 	if err != nil {

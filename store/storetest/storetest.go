@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Privacy", privacyTests},
 		{"Events", eventsTests},
 		{"Attachments", attachmentsTests},
+		{"Push", pushTests},
 		{"Context", contextTests},
 	} {
 		t.Run(g.name, func(t *testing.T) {
