@@ -17,7 +17,7 @@ import (
 // 0600, and serves its public half.
 func TestRoleAllCreatesVAPIDKey(t *testing.T) {
 	dir := t.TempDir()
-	_, base := startAll(t, dir)
+	a, base := startAll(t, dir)
 	path := filepath.Join(dir, "vapid.key")
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -39,7 +39,7 @@ func TestRoleAllCreatesVAPIDKey(t *testing.T) {
 	if r.Status != 200 || out.PublicKey != key.PublicKey() {
 		t.Fatalf("GET /api/push/key = %d %q, want the key file's %q", r.Status, out.PublicKey, key.PublicKey())
 	}
-	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "chatd_push_sent_total") || !strings.Contains(body, "chatd_push_subscriptions_removed_total") {
+	if _, body := get(t, "http://"+a.OpsAddr()+"/metrics"); !strings.Contains(body, "chatd_push_sent_total") || !strings.Contains(body, "chatd_push_subscriptions_removed_total") {
 		t.Error("/metrics lacks the push counters")
 	}
 }
