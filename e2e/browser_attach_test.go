@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -107,7 +109,7 @@ func dropJS(files ...string) string {
 // picker, then files by drag and drop and an image by paste; Bob sees the
 // image inline in a box of fixed proportions, opens it full size and
 // closes it with Escape, and downloads the file from its chip. An upload
-// in flight can be cancelled; at most 10 per message.
+// in flight shows its progress and can be cancelled; at most 10 per message.
 func TestBrowserAttachments(t *testing.T) {
 	b := startBrowser(t)
 	n := startAllInOne(t, "127.0.0.1:0")
@@ -188,15 +190,29 @@ func TestBrowserAttachments(t *testing.T) {
 	bob.waitJS("files without text", `[...document.querySelectorAll('[data-testid="message"][data-seq]')].some(r =>
 		r.querySelector('[data-testid="attachment-file"] [data-testid="attachment-name"]')?.textContent === 'dropped.txt' && r.querySelector('[data-testid="attachment-image"] img[alt="image.png"]'))`)
 
-	// Cancel: an upload in flight shows its progress bar and goes at once.
-	cancelled := eval[bool](alice, `(() => { `+dropStmt(`new File([new Uint8Array(8 << 20)], 'big.bin', {type: 'application/octet-stream'})`)+`
-		const bar = document.querySelector('[data-testid="upload"][data-status="uploading"] [data-testid="upload-progress"]');
-		if (!bar) return false;
-		document.querySelector('[data-testid="upload"][data-status="uploading"] [data-testid="upload-cancel"]').click();
-		return !document.querySelector('[data-testid="upload"]') && document.querySelector('[data-testid="upload-tray"]').hidden; })()`)
-	if !cancelled {
-		t.Error("an upload in flight: want a progress bar, and the cancel button to remove it")
+	// Cancel: with the upload throttled (256 KiB/s), an upload in flight
+	// shows its progress moving, and the cancel button stops it.
+	alice.do("throttle uploads", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+			MatchedNetworkConditions: []*network.Conditions{{URLPattern: base + "/api/attachments*", UploadThroughput: 256 << 10, DownloadThroughput: -1}},
+		})
+		return err
+	}))
+	eval[bool](alice, dropJS(`new File([new Uint8Array(4 << 20)], 'big.bin', {type: 'application/octet-stream'})`))
+	progress := `document.querySelector('[data-testid="upload"][data-status="uploading"] [data-testid="upload-progress"]')`
+	alice.waitJS("progress under way", progress+` && `+progress+`.value > 0`)
+	half := eval[[]float64](alice, `[`+progress+`.value, `+progress+`.max]`)
+	alice.waitJS("progress moves", fmt.Sprintf(`%s && %s.value > %v`, progress, progress, half[0]))
+	if half[0] >= half[1] || half[1] != 4<<20 {
+		t.Errorf("progress %v of %v, want part of %d", half[0], half[1], 4<<20)
 	}
+	shot(t, alice, "upload-progress-desktop.png")
+	alice.do("cancel", chromedp.Click(chromedp.CSS(`[data-testid="upload"][data-status="uploading"] [data-testid="upload-cancel"]`)))
+	alice.waitJS("cancelled", `!document.querySelector('[data-testid="upload"]') && document.querySelector('[data-testid="upload-tray"]').hidden && document.querySelector('[data-testid="send-button"]').disabled`)
+	alice.do("unthrottle", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: []*network.Conditions{}})
+		return err
+	}))
 	alice.noErrorToasts()
 	bob.noErrorToasts()
 

@@ -636,7 +636,7 @@ export class ChatView {
     const body = editing ? [this.editor(this.editing.value)] : textNode(m);
     const bubble = el(
       'div',
-      { class: m.deleted ? 'bubble deleted' : 'bubble' },
+      { class: m.deleted ? 'bubble deleted' : (m.reply_to || m.attachments.length) && !editing ? 'bubble stack' : 'bubble' },
       m.reply_to && !m.deleted ? quoteNode(m.reply_to, this.heldMessage(m.reply_to), nameOf) : null,
       m.deleted ? null : attachmentNodes(m.attachments),
       ...body,
@@ -855,7 +855,7 @@ export class ChatView {
     );
     const bubble = el(
       'div',
-      { class: 'bubble' },
+      { class: p.replyTo || p.attachments.length ? 'bubble stack' : 'bubble' },
       p.replyTo ? quoteNode(p.replyTo, this.heldMessage(p.replyTo), (id) => this.nameOf(id)) : null,
       attachmentNodes(p.attachments),
       ...textNode({ text: p.text }),
