@@ -2,17 +2,8 @@ package redispubsub_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,91 +87,6 @@ func TestBadURLNotRepeated(t *testing.T) {
 	}
 }
 
-// testCA is a certificate authority made for one test, with certificates
-// for a server on 127.0.0.1 and for a client, as PEM files in dir.
-type testCA struct {
-	dir                   string
-	caFile                string
-	serverCert, serverKey string
-	clientCert, clientKey string
-	otherCAFile           string // a CA that signed nothing here
-}
-
-func newTestCA(t *testing.T) testCA {
-	t.Helper()
-	dir := t.TempDir()
-	c := testCA{dir: dir}
-	caKey, caCert, caDER := makeCA(t, "chatd test CA")
-	c.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
-	_, _, otherDER := makeCA(t, "another CA")
-	c.otherCAFile = writePEM(t, dir, "other-ca.pem", "CERTIFICATE", otherDER)
-	c.serverCert, c.serverKey = makeLeaf(t, dir, "server", caKey, caCert, x509.ExtKeyUsageServerAuth)
-	c.clientCert, c.clientKey = makeLeaf(t, dir, "client", caKey, caCert, x509.ExtKeyUsageClientAuth)
-	return c
-}
-
-func makeCA(t *testing.T, name string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, der
-}
-
-func makeLeaf(t *testing.T, dir, name string, caKey *ecdsa.PrivateKey, ca *x509.Certificate, usage x509.ExtKeyUsage) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writePEM(t, dir, name+".pem", "CERTIFICATE", der), writePEM(t, dir, name+"-key.pem", "PRIVATE KEY", kd)
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -193,13 +99,13 @@ func freeTCPPort(t *testing.T) int {
 
 // startTLSRedis runs a redis-server with a TLS port (and its plain port,
 // for the harness's readiness check) and returns the TLS address.
-func startTLSRedis(t *testing.T, ca testCA, authClients string, more ...string) string {
+func startTLSRedis(t *testing.T, ca testserver.CA, authClients string, more ...string) string {
 	t.Helper()
 	port := freeTCPPort(t)
 	testserver.StartRedisWith(t, append([]string{
 		"--tls-port", strconv.Itoa(port),
-		"--tls-cert-file", ca.serverCert, "--tls-key-file", ca.serverKey,
-		"--tls-ca-cert-file", ca.caFile,
+		"--tls-cert-file", ca.ServerCert, "--tls-key-file", ca.ServerKey,
+		"--tls-ca-cert-file", ca.CAFile,
 		"--tls-auth-clients", authClients,
 	}, more...)...)
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -208,15 +114,15 @@ func startTLSRedis(t *testing.T, ca testCA, authClients string, more ...string) 
 // rediss:// with the CA file: the broker works over TLS; without the CA
 // (the system's roots) or with another CA the server is not trusted.
 func TestTLS(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testserver.NewCA(t)
 	const pw = "tls-and-auth"
 	addr := startTLSRedis(t, ca, "no", "--requirepass", pw)
 	u := "rediss://:" + pw + "@" + addr + "/0"
-	roundTrip(t, newBroker(t, redispubsub.Options{URL: u, CAFile: ca.caFile, NodeID: "n1"}))
+	roundTrip(t, newBroker(t, redispubsub.Options{URL: u, CAFile: ca.CAFile, NodeID: "n1"}))
 
 	for what, opt := range map[string]redispubsub.Options{
 		"system roots": {URL: u},
-		"another CA":   {URL: u, CAFile: ca.otherCAFile},
+		"another CA":   {URL: u, CAFile: ca.OtherCAFile},
 	} {
 		if b, err := tryBroker(opt); err == nil {
 			_ = b.Close()
@@ -230,7 +136,7 @@ func TestTLS(t *testing.T) {
 		_ = b.Close()
 		t.Error("plain redis:// connected to the TLS port")
 	}
-	if _, err := tryBroker(redispubsub.Options{URL: "redis://" + addr + "/0", CAFile: ca.caFile}); err == nil || !strings.Contains(err.Error(), "rediss://") {
+	if _, err := tryBroker(redispubsub.Options{URL: "redis://" + addr + "/0", CAFile: ca.CAFile}); err == nil || !strings.Contains(err.Error(), "rediss://") {
 		t.Errorf("a CA file with redis://: %v", err)
 	}
 }
@@ -238,15 +144,15 @@ func TestTLS(t *testing.T) {
 // A server that requires client certificates takes the broker with its
 // certificate and refuses it without.
 func TestTLSClientCertificate(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testserver.NewCA(t)
 	addr := startTLSRedis(t, ca, "yes")
 	u := "rediss://" + addr + "/0"
-	roundTrip(t, newBroker(t, redispubsub.Options{URL: u, CAFile: ca.caFile, CertFile: ca.clientCert, KeyFile: ca.clientKey, NodeID: "n1"}))
-	if b, err := tryBroker(redispubsub.Options{URL: u, CAFile: ca.caFile}); err == nil {
+	roundTrip(t, newBroker(t, redispubsub.Options{URL: u, CAFile: ca.CAFile, CertFile: ca.ClientCert, KeyFile: ca.ClientKey, NodeID: "n1"}))
+	if b, err := tryBroker(redispubsub.Options{URL: u, CAFile: ca.CAFile}); err == nil {
 		_ = b.Close()
 		t.Error("connected without a client certificate")
 	}
-	if _, err := tryBroker(redispubsub.Options{URL: u, CAFile: ca.caFile, CertFile: ca.clientCert}); err == nil || !strings.Contains(err.Error(), "key") {
+	if _, err := tryBroker(redispubsub.Options{URL: u, CAFile: ca.CAFile, CertFile: ca.ClientCert}); err == nil || !strings.Contains(err.Error(), "key") {
 		t.Errorf("a certificate without its key: %v", err)
 	}
 }
