@@ -45,6 +45,30 @@ func TestComposeAndECSUseChatdConfig(t *testing.T) {
 		}
 	}
 
+	// The TLS variant, layered over compose.yaml, sets real keys too.
+	data, err = os.ReadFile(filepath.Join(moduleRoot, "compose.tls.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tlsCompose struct {
+		Services map[string]struct {
+			Environment map[string]string `json:"environment"`
+		} `json:"services"`
+	}
+	if err := yaml.Unmarshal(data, &tlsCompose); err != nil {
+		t.Fatalf("compose.tls.yaml: %v", err)
+	}
+	if _, ok := tlsCompose.Services["gateway"].Environment["CHATD_TLS_ACME_DOMAINS"]; !ok {
+		t.Fatalf("compose.tls.yaml: the gateway does not turn ACME on: %v", tlsCompose.Services["gateway"].Environment)
+	}
+	for name, s := range tlsCompose.Services {
+		for k := range s.Environment {
+			if _, ok := keys[k]; strings.HasPrefix(k, "CHATD_") && !ok {
+				t.Errorf("compose.tls.yaml service %s sets %s, which is no chatd config key", name, k)
+			}
+		}
+	}
+
 	files, err := filepath.Glob("../ecs/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no ECS task definitions: %v", err)
