@@ -1,0 +1,234 @@
+package e2e
+
+// Browser tests of issue 10's message events (api.md 1.1): reply, edit,
+// delete for everyone and reactions between two people in two browsers,
+// links, keyboard access to the message menu, a catch-up after a reconnect
+// that applies an edit made meanwhile, and a right-to-left conversation.
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/chatd/chatd/internal/apitest"
+)
+
+// action opens the menu of message seq with its button and picks item.
+func (p *page) action(seq int64, item string) {
+	p.t.Helper()
+	p.do(fmt.Sprintf("%s on %d", item, seq),
+		chromedp.Click(chromedp.CSS(rowSel(seq)+` [data-testid="message-actions"]`)),
+		chromedp.WaitVisible(tid("message-menu")),
+		chromedp.Click(chromedp.CSS(`[data-testid="message-menu"] [data-testid=`+fmt.Sprintf("%q", item)+`]`)),
+	)
+}
+
+// reactFrom picks emoji from the menu of message seq.
+func (p *page) reactFrom(seq int64, emoji string) {
+	p.t.Helper()
+	p.do(fmt.Sprintf("react %s on %d", emoji, seq),
+		chromedp.Click(chromedp.CSS(rowSel(seq)+` [data-testid="message-actions"]`)),
+		chromedp.WaitVisible(tid("message-menu")),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-testid="message-menu"] [data-testid="react-option"][data-emoji=%q]`, emoji))),
+	)
+}
+
+// waitReaction waits until message seq shows emoji with count.
+func (p *page) waitReaction(seq int64, emoji string, count int) {
+	p.t.Helper()
+	if count == 0 {
+		p.waitJS("no "+emoji, fmt.Sprintf(`!document.querySelector('%s [data-testid="reaction"][data-emoji="%s"]')`, rowSel(seq), emoji))
+		return
+	}
+	p.waitSel(fmt.Sprintf("%s × %d on %d", emoji, count, seq), fmt.Sprintf(`%s [data-testid="reaction"][data-emoji=%q][data-count="%d"]`, rowSel(seq), emoji, count))
+}
+
+// TestBrowserMessageEvents: Alice and Bob reply, edit, react and delete in
+// two browsers; each change shows on both pages live, and on Bob's after a
+// reconnect when it was made while his socket was down.
+func TestBrowserMessageEvents(t *testing.T) {
+	b := startBrowser(t)
+	n := startAllInOne(t, "127.0.0.1:0")
+	base := n.url()
+	aliceAPI := apitest.SignUpAs(t, base, "alice", testPassword, "Alice Liddell")
+	bobAPI := apitest.SignUpAs(t, base, "bob", testPassword, "Bob Builder")
+	first := restSend(t, bobAPI, aliceAPI.ID, "Hi Alice, the notes are at https://example.com/notes?v=2.")
+	thanks := restSend(t, aliceAPI, bobAPI.ID, "Thanks Bob!")
+
+	alice, bob := b.newPage("alice"), b.newPage("bob")
+	alice.logIn(base, "alice")
+	bob.logIn(base, "bob")
+	alice.openChat(base, bobAPI.ID)
+	bob.openChat(base, aliceAPI.ID)
+	alice.waitBubble(thanks.Text)
+	bob.waitBubble(thanks.Text)
+
+	// Links: an <a> opening a new tab without opener or referrer; the
+	// sentence's full stop is not part of it.
+	type linkT struct {
+		Href   string `json:"href"`
+		Rel    string `json:"rel"`
+		Target string `json:"target"`
+		Text   string `json:"text"`
+		Rest   string `json:"rest"`
+	}
+	link := eval[linkT](alice, fmt.Sprintf(`(() => { const r = document.querySelector('%s [data-testid="message-text"]'); const a = r.querySelector('a');
+		return a ? {href: a.getAttribute('href'), rel: a.rel, target: a.target, text: a.textContent, rest: r.lastChild.textContent} : {}; })()`, rowSel(first.Seq)))
+	if link.Href != "https://example.com/notes?v=2" || link.Rel != "noopener noreferrer" || link.Target != "_blank" || link.Text != "https://example.com/notes?v=2" || link.Rest != "." {
+		t.Errorf("link in %q: %+v", first.Text, link)
+	}
+
+	// Reply: Alice answers Bob's message; both show the quote.
+	alice.action(first.Seq, "action-reply")
+	alice.waitSel("reply bar", `[data-testid="reply-bar"]:not([hidden]) [data-testid="reply-quote"]`)
+	alice.send("Got them, reading now")
+	reply := bob.waitBubble("Got them, reading now")
+	alice.waitBubble("Got them, reading now")
+	alice.waitJS("reply bar gone", `document.querySelector('[data-testid="reply-bar"]').hidden`)
+	for _, p := range []*page{alice, bob} {
+		q := eval[string](p, fmt.Sprintf(`(() => { const q = document.querySelector('%s [data-testid="reply-quote"]'); return q ? q.dataset.target + ' ' + q.textContent : ''; })()`, rowSel(reply.Seq)))
+		if want := fmt.Sprintf("%d ", first.Seq); !strings.HasPrefix(q, want) || !strings.Contains(q, "Hi Alice, the notes") {
+			t.Errorf("[%s] quote of the reply %q, want target %d and the original's text", p.name, q, first.Seq)
+		}
+	}
+	if m := stored(t, aliceAPI, bobAPI.ID, reply.Seq); m.ReplyTo != first.Seq {
+		t.Errorf("stored reply_to %d, want %d", m.ReplyTo, first.Seq)
+	}
+	// The quote jumps to the original (and focuses its row's menu button).
+	bob.do("jump to the original", chromedp.Click(chromedp.CSS(rowSel(reply.Seq)+` [data-testid="reply-quote"]`)))
+	bob.waitJS("original focused", fmt.Sprintf(`document.activeElement && document.activeElement.closest('%s')`, rowSel(first.Seq)))
+
+	// Edit: only on Alice's own message; "edited" on both pages.
+	alice.action(thanks.Seq, "action-edit")
+	alice.waitSel("editor", `[data-testid="edit-input"]`)
+	eval[bool](alice, `(() => { const i = document.querySelector('[data-testid="edit-input"]'); i.value = 'Thanks a lot, Bob!'; i.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
+	alice.do("save the edit", chromedp.SendKeys(tid("edit-input"), kb.Enter))
+	for _, p := range []*page{alice, bob} {
+		p.waitBubble("Thanks a lot, Bob!")
+		p.waitSel("edited label", rowSel(thanks.Seq)+`[data-edited="true"] [data-testid="message-edited"]`)
+	}
+	if m := stored(t, aliceAPI, bobAPI.ID, thanks.Seq); m.Text != "Thanks a lot, Bob!" || m.EditedAt == "" {
+		t.Errorf("stored after the edit: %+v", m)
+	}
+	// Bob's menu on Alice's message has no Edit or Delete.
+	bob.do("bob's menu on alice's message", chromedp.Click(chromedp.CSS(rowSel(thanks.Seq)+` [data-testid="message-actions"]`)), chromedp.WaitVisible(tid("message-menu")))
+	if eval[bool](bob, `!!document.querySelector('[data-testid="message-menu"] [data-testid="action-edit"], [data-testid="message-menu"] [data-testid="action-delete"]')`) {
+		t.Error("Bob's menu on Alice's message offers Edit or Delete")
+	}
+	bob.do("close the menu", chromedp.KeyEvent(kb.Escape))
+	bob.waitJS("menu closed", `document.querySelector('[data-testid="message-menu"]').hidden`)
+
+	// Reactions: one per user, counts and who on both pages; toggling.
+	bob.reactFrom(reply.Seq, "👍")
+	alice.waitReaction(reply.Seq, "👍", 1)
+	if title := eval[string](alice, fmt.Sprintf(`document.querySelector('%s [data-testid="reaction"]').title`, rowSel(reply.Seq))); !strings.Contains(title, "Bob Builder") {
+		t.Errorf("reaction title %q, want who reacted", title)
+	}
+	alice.do("alice adds hers", chromedp.Click(chromedp.CSS(rowSel(reply.Seq)+` [data-testid="reaction"][data-emoji="👍"]`)))
+	for _, p := range []*page{alice, bob} {
+		p.waitReaction(reply.Seq, "👍", 2)
+	}
+	alice.waitSel("alice's own is pressed", rowSel(reply.Seq)+` [data-testid="reaction"][data-emoji="👍"][aria-pressed="true"]`)
+	// Bob's reaction replaces his earlier one.
+	bob.reactFrom(reply.Seq, "❤️")
+	for _, p := range []*page{alice, bob} {
+		p.waitReaction(reply.Seq, "👍", 1)
+		p.waitReaction(reply.Seq, "❤️", 1)
+	}
+	// Alice takes hers back.
+	alice.do("alice removes hers", chromedp.Click(chromedp.CSS(rowSel(reply.Seq)+` [data-testid="reaction"][data-emoji="👍"]`)))
+	for _, p := range []*page{alice, bob} {
+		p.waitReaction(reply.Seq, "👍", 0)
+		p.waitReaction(reply.Seq, "❤️", 1)
+	}
+	if m := stored(t, aliceAPI, bobAPI.ID, reply.Seq); len(m.Reactions) != 1 || len(m.Reactions["❤️"]) != 1 || m.Reactions["❤️"][0] != bobAPI.ID {
+		t.Errorf("stored reactions %v, want only Bob's ❤️", m.Reactions)
+	}
+
+	// The menu by keyboard: Enter on a message's button opens it with the
+	// focus inside, arrows move, Escape closes it and gives the focus back.
+	alice.do("focus a message's button", chromedp.Focus(chromedp.CSS(rowSel(first.Seq)+` [data-testid="message-actions"]`)), chromedp.KeyEvent(kb.Enter))
+	alice.waitJS("menu open, focus inside", `!document.querySelector('[data-testid="message-menu"]').hidden && document.querySelector('[data-testid="message-menu"]').contains(document.activeElement)`)
+	first1 := eval[string](alice, `document.activeElement.getAttribute('aria-label') || document.activeElement.textContent`)
+	alice.do("arrow", chromedp.KeyEvent(kb.ArrowRight))
+	if next := eval[string](alice, `document.activeElement.getAttribute('aria-label') || document.activeElement.textContent`); next == first1 {
+		t.Errorf("ArrowRight in the menu did not move the focus (still %q)", next)
+	}
+	alice.do("escape", chromedp.KeyEvent(kb.Escape))
+	alice.waitJS("menu closed, focus back", fmt.Sprintf(`document.querySelector('[data-testid="message-menu"]').hidden && document.activeElement === document.querySelector('%s [data-testid="message-actions"]')`, rowSel(first.Seq)))
+
+	// Delete for everyone, after a confirmation: a tombstone on both pages.
+	alice.action(reply.Seq, "action-delete")
+	alice.waitJS("confirmation", `document.querySelector('[data-testid="confirm-dialog"]').open`)
+	alice.do("confirm", chromedp.Click(tid("confirm-delete")))
+	for _, p := range []*page{alice, bob} {
+		p.waitSel("tombstone", rowSel(reply.Seq)+`[data-deleted="true"] [data-testid="message-deleted"]`)
+		if eval[bool](p, fmt.Sprintf(`!!document.querySelector('%[1]s [data-testid="reaction"], %[1]s [data-testid="message-actions"]')`, rowSel(reply.Seq))) {
+			t.Errorf("[%s] a deleted message still shows reactions or actions", p.name)
+		}
+		if txt := eval[string](p, fmt.Sprintf(`document.querySelector('%s [data-testid="message-deleted"]').textContent`, rowSel(reply.Seq))); txt != "This message was deleted" {
+			t.Errorf("[%s] tombstone %q", p.name, txt)
+		}
+	}
+
+	// A right-to-left conversation: Bob writes Arabic, Alice replies in
+	// Hebrew quoting it, Bob edits his; every part runs right to left.
+	arabic := restSend(t, bobAPI, aliceAPI.ID, "مرحبا أليس، كيف حالك اليوم؟")
+	alice.waitBubble(arabic.Text)
+	alice.action(arabic.Seq, "action-reply")
+	alice.send("שלום בוב, הכול טוב")
+	hebrew := bob.waitBubble("שלום בוב, הכול טוב")
+	bob.action(arabic.Seq, "action-edit")
+	eval[bool](bob, `(() => { const i = document.querySelector('[data-testid="edit-input"]'); i.value = 'مرحبا أليس، كيف حالك؟'; i.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
+	bob.do("save", chromedp.Click(tid("edit-save")))
+	alice.waitBubble("مرحبا أليس، كيف حالك؟")
+	alice.waitJS("quote follows the edit", fmt.Sprintf(`document.querySelector('%s [data-testid="reply-quote"]').textContent.includes('كيف حالك؟')`, rowSel(hebrew.Seq)))
+	type dirT struct {
+		Text  string `json:"text"`
+		Quote string `json:"quote"`
+		Reply string `json:"reply"`
+	}
+	d := eval[dirT](alice, fmt.Sprintf(`(() => { const dir = (s) => getComputedStyle(document.querySelector(s)).direction;
+		return {text: dir('%s [data-testid="message-text"]'), quote: dir('%s [data-testid="reply-quote"] .quote-text'), reply: dir('%s [data-testid="message-text"]')}; })()`,
+		rowSel(arabic.Seq), rowSel(hebrew.Seq), rowSel(hebrew.Seq)))
+	if d.Text != "rtl" || d.Quote != "rtl" || d.Reply != "rtl" {
+		t.Errorf("direction of the edited Arabic message %q, its quote %q, the Hebrew reply %q: want rtl", d.Text, d.Quote, d.Reply)
+	}
+
+	// A catch-up after a reconnect applies what changed while Bob's
+	// socket was down: an edit and a reaction made meanwhile.
+	eval[bool](bob, `window.chatd.socket.stop(), true`)
+	if r := aliceAPI.Do("PATCH", fmt.Sprintf("/api/conversations/%s/messages/%d", bobAPI.ID, thanks.Seq), map[string]string{"text": "Thanks a lot, Bob! (edited while you were away)", "client_msg_id": "edit-away-1"}); r.Status != http.StatusOK {
+		t.Fatalf("edit over REST: %d %s", r.Status, r.Body)
+	}
+	if r := aliceAPI.Do("PUT", fmt.Sprintf("/api/conversations/%s/messages/%d/reaction", bobAPI.ID, arabic.Seq), map[string]string{"emoji": "🎉", "client_msg_id": "react-away-1"}); r.Status != http.StatusOK {
+		t.Fatalf("reaction over REST: %d %s", r.Status, r.Body)
+	}
+	if eval[string](bob, fmt.Sprintf(`document.querySelector('%s [data-testid="message-text"]').textContent`, rowSel(thanks.Seq))) != "Thanks a lot, Bob!" {
+		t.Fatal("Bob's page changed while its socket was stopped: the catch-up is not what is tested")
+	}
+	eval[bool](bob, `window.chatd.socket.start(), true`)
+	bob.waitOnline()
+	bob.waitBubble("Thanks a lot, Bob! (edited while you were away)")
+	bob.waitReaction(arabic.Seq, "🎉", 1)
+	alice.waitBubble("Thanks a lot, Bob! (edited while you were away)")
+
+	// A reload shows the same state from the history pages.
+	bob.do("reload", chromedp.Reload(), chromedp.WaitVisible(tid("composer")))
+	bob.waitOnline()
+	bob.waitBubble("Thanks a lot, Bob! (edited while you were away)")
+	bob.waitSel("tombstone after reload", rowSel(reply.Seq)+`[data-deleted="true"]`)
+	bob.waitReaction(arabic.Seq, "🎉", 1)
+	bob.waitSel("quote after reload", rowSel(hebrew.Seq)+` [data-testid="reply-quote"]`)
+
+	alice.reactFrom(first.Seq, "😂")
+	bob.waitReaction(first.Seq, "😂", 1)
+	for _, p := range []*page{alice, bob} {
+		p.noErrorToasts()
+	}
+	shot(t, alice, "conversation-events-desktop.png")
+}
