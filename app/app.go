@@ -25,6 +25,7 @@ import (
 
 	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
+	"github.com/chatd/chatd/internal/gcfloor"
 	"github.com/chatd/chatd/internal/tlsconf"
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/push"
@@ -115,6 +116,7 @@ func (a *App) Config() Config { return a.cfg }
 // http.addr. If a module fails, the ones already started are stopped in
 // reverse order.
 func (a *App) Start(ctx context.Context) error {
+	gcfloor.Set(int64(a.cfg.Runtime.GCHeapFloorMB) << 20)
 	// Listen first, so that a node whose backends are not up yet answers
 	// /healthz (alive) and /readyz (503) while it waits for them; every
 	// other path is 503 until the modules have started.

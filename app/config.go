@@ -27,6 +27,7 @@ type Config struct {
 	HTTP    HTTPConfig     `mapstructure:"http"`
 	TLS     tlsconf.Config `mapstructure:"tls"`
 	Log     LogConfig      `mapstructure:"log"`
+	Runtime RuntimeConfig  `mapstructure:"runtime"`
 	Keys    KeysConfig     `mapstructure:"keys"`
 	Store   StoreConfig    `mapstructure:"store"`
 	PubSub  PubSubConfig   `mapstructure:"pubsub"`
@@ -57,6 +58,15 @@ type HTTPConfig struct {
 	// /readyz again (those stay on Addr too, for load balancers). Loopback
 	// by default, since metrics name internal upstreams; "" turns it off.
 	OpsAddr string `mapstructure:"ops_addr"`
+}
+
+// RuntimeConfig tunes the Go runtime of the process.
+type RuntimeConfig struct {
+	// GCHeapFloorMB keeps the GC's heap goal at least this many MiB above
+	// the live heap (internal/gcfloor), so that a node with a small heap
+	// does not collect several times a second; 0 leaves GOGC's goal. A
+	// GOGC environment variable wins; GOMEMLIMIT still caps the heap.
+	GCHeapFloorMB int `mapstructure:"gc_heap_floor_mb"`
 }
 
 // LogConfig selects the slog handler.
@@ -128,6 +138,7 @@ func DefaultConfig() Config {
 		},
 		TLS:     tlsconf.DefaultConfig(),
 		Log:     LogConfig{Level: "info", Format: "text"},
+		Runtime: RuntimeConfig{GCHeapFloorMB: 32},
 		Keys:    KeysConfig{MinRefetch: 30 * time.Second},
 		Store:   StoreConfig{Backend: "sqlite", MongoDatabase: "chatd", MongoMajority: true},
 		PubSub:  PubSubConfig{Backend: "memory", ChannelPrefix: "chatd:", PresenceTTL: 15 * time.Second},
@@ -195,6 +206,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.Addr == "" {
 		return errors.New("http.addr: required (for example :8080)")
+	}
+	if c.Runtime.GCHeapFloorMB < 0 || c.Runtime.GCHeapFloorMB > 1<<20 {
+		return fmt.Errorf("runtime.gc_heap_floor_mb: %d is not between 0 and %d", c.Runtime.GCHeapFloorMB, 1<<20)
 	}
 	if c.HTTP.OpsAddr != "" {
 		_, port, err := net.SplitHostPort(c.HTTP.OpsAddr)
