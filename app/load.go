@@ -18,6 +18,7 @@ import (
 var serveFlags = []struct{ name, key, usage string }{
 	{"role", "roles", "roles to run: all, or a comma list of gateway, auth, chat"},
 	{"http-addr", "http.addr", "listen address"},
+	{"ops-addr", "http.ops_addr", "ops listener for /metrics, /healthz, /readyz (empty: none)"},
 	{"data-dir", "data_dir", "directory for the SQLite file and the signing key"},
 	{"node-id", "node_id", "name of this node in hello frames and presence (default: hostname + random)"},
 	{"log-level", "log.level", "debug, info, warn or error"},
