@@ -8,6 +8,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -231,4 +232,59 @@ func TestBrowserMessageEvents(t *testing.T) {
 		p.noErrorToasts()
 	}
 	shot(t, alice, "conversation-events-desktop.png")
+}
+
+// TestBrowserEventsThroughGateway: the same people reply with an image,
+// react, edit and delete through the gateway in front of two chat replicas
+// (Redis, the MongoDB-wire store), and a reload shows the state the store
+// folded.
+func TestBrowserEventsThroughGateway(t *testing.T) {
+	chromiumPath(t)
+	c := startCluster(t)
+	b := startBrowser(t)
+	base := c.gateway.url()
+	aliceAPI := apitest.SignUpAs(t, base, "alice", testPassword, "Alice Liddell")
+	bobAPI := apitest.SignUpAs(t, base, "bob", testPassword, "Bob Builder")
+	question := restSend(t, bobAPI, aliceAPI.ID, "What does the new logo look like?")
+	restSend(t, aliceAPI, bobAPI.ID, "One moment")
+	photo := filepath.Join(t.TempDir(), "logo.png")
+	writePNG(t, photo, 320, 240)
+
+	alice, bob := b.newPage("alice"), b.newPage("bob")
+	alice.logIn(base, "alice")
+	bob.logIn(base, "bob")
+	alice.openChat(base, bobAPI.ID)
+	bob.openChat(base, aliceAPI.ID)
+	bob.waitBubble("One moment")
+
+	// A reply with an image.
+	alice.action(question.Seq, "action-reply")
+	alice.do("pick the image", chromedp.SetUploadFiles(tid("file-input"), []string{photo}))
+	alice.waitJS("uploaded", `document.querySelectorAll('[data-testid="upload"][data-status="done"]').length === 1`)
+	alice.send("Like this")
+	answer := bob.waitBubble("Like this")
+	bob.waitJS("image and quote", fmt.Sprintf(`(() => { const r = document.querySelector('%s'); const i = r.querySelector('[data-testid="attachment-image"] img');
+		return i && i.complete && i.naturalWidth === 320 && r.querySelector('[data-testid="reply-quote"]').dataset.target === '%d'; })()`, rowSel(answer.Seq), question.Seq))
+
+	bob.reactFrom(answer.Seq, "🎉")
+	alice.waitReaction(answer.Seq, "🎉", 1)
+	alice.action(answer.Seq, "action-edit")
+	eval[bool](alice, `(() => { const i = document.querySelector('[data-testid="edit-input"]'); i.value = 'Like this, in blue'; i.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
+	alice.do("save", chromedp.Click(tid("edit-save")))
+	bob.waitBubble("Like this, in blue")
+	bob.waitSel("edited", rowSel(answer.Seq)+`[data-edited="true"]`)
+	bob.action(question.Seq, "action-delete")
+	bob.do("confirm", chromedp.Click(tid("confirm-delete")))
+	alice.waitSel("tombstone", rowSel(question.Seq)+`[data-deleted="true"]`)
+	alice.waitJS("quote of a deleted message", fmt.Sprintf(`document.querySelector('%s [data-testid="reply-quote"]').textContent.includes('This message was deleted')`, rowSel(answer.Seq)))
+
+	for _, p := range []*page{alice, bob} {
+		p.do("reload", chromedp.Reload(), chromedp.WaitVisible(tid("composer")))
+		p.waitOnline()
+		p.waitBubble("Like this, in blue")
+		p.waitSel("state after reload", rowSel(question.Seq)+`[data-deleted="true"]`)
+		p.waitReaction(answer.Seq, "🎉", 1)
+		p.waitSel("image after reload", rowSel(answer.Seq)+` [data-testid="attachment-image"]`)
+		p.noErrorToasts()
+	}
 }
