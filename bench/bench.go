@@ -37,6 +37,8 @@ type Options struct {
 	Window   int     // sends in flight per sender when Rate is 0
 	TextSize int
 	Idle     int // hold this many idle connections instead of sending
+	Storm    int // reconnect storm: this many users reconnect at once (storm.go)
+	Missed   int // with Storm: messages each user missed
 	// MetricsURL is the server's /metrics, on its ops listener
 	// (http.ops_addr), read by Idle.
 	MetricsURL string
@@ -86,6 +88,8 @@ it or --server-pid names it).`,
 	f.IntVar(&o.Window, "window", 4, "unacknowledged sends per sender when --rate is 0")
 	f.IntVar(&o.TextSize, "text-size", 64, "bytes of text per message")
 	f.IntVar(&o.Idle, "idle", 0, "hold this many idle connections and report server memory per connection")
+	f.IntVar(&o.Storm, "storm", 0, "reconnect storm: this many users, each having missed --missed messages, reconnect at once and catch up (api.md's rule); reports when the last one holds all, and checks none came twice")
+	f.IntVar(&o.Missed, "missed", 10, "with --storm: messages each user missed")
 	f.StringVar(&o.PprofURL, "pprof-url", "", "with --idle: the server's net/http/pprof (chatd serve --pprof-addr), used to run its GC before each measurement; set by --serve")
 	f.StringVar(&o.MetricsURL, "metrics-url", "http://127.0.0.1:9090/metrics", "with --idle: the server's /metrics, on its ops listener (http.ops_addr); set by --serve")
 	f.StringVar(&o.Password, "password", "bench-password-1", "password of the bench users")

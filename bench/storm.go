@@ -1,0 +1,260 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// The reconnect storm (--storm N --missed M, issue 13 point 6): N users
+// each miss M messages while offline, then all reconnect at once and run
+// api.md's catch-up rule (after hello: GET /api/conversations, then pages of
+// GET /api/conversations/{peer}/messages?after= from their gap-free
+// pointer until has_more is false). It reports when the last one held all
+// of its messages, and checks that each got every seq from 1 to M exactly
+// once. Tokens are taken before the storm, so argon2 is not part of it.
+
+// stormFanout is how many recipients one sender writes to.
+const stormFanout = 100
+
+// StormResult is what a storm measured.
+type StormResult struct {
+	Clients, Missed int
+	CaughtUp        int           // clients that got exactly seqs 1..Missed
+	Duplicates      int           // messages a client got more than once
+	Missing         int           // messages a client never got
+	Failed          int           // clients whose dial or reads failed
+	FirstErr        string        // the first failure
+	All             time.Duration // storm start to the last client caught up (of those that did)
+	P50, P99        time.Duration // per-client time to caught up
+	Setup           time.Duration // sign-ups, tokens and the missed messages
+}
+
+func (r StormResult) String() string {
+	s := fmt.Sprintf("storm: clients=%d missed=%d caught_up=%d duplicates=%d missing=%d failed=%d (setup %s)\n"+
+		"all caught up after %s; per client p50=%s p99=%s",
+		r.Clients, r.Missed, r.CaughtUp, r.Duplicates, r.Missing, r.Failed, r.Setup.Round(time.Millisecond),
+		r.All.Round(time.Millisecond), r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond))
+	if r.FirstErr != "" {
+		s += "\nfirst error: " + r.FirstErr
+	}
+	return s
+}
+
+// Storm runs the reconnect storm against o.URL.
+func Storm(ctx context.Context, o Options) (StormResult, error) {
+	res := StormResult{Clients: o.Storm, Missed: o.Missed}
+	t0 := time.Now()
+	senders := (o.Storm + stormFanout - 1) / stormFanout
+	cs, err := users(ctx, o, o.Storm+senders)
+	if err != nil {
+		return res, fmt.Errorf("bench: sign up: %w", err)
+	}
+	recipients, from := cs[:o.Storm], cs[o.Storm:]
+	// Every recipient misses o.Missed messages from its sender.
+	var wg sync.WaitGroup
+	var sendErr atomic.Pointer[error]
+	for si, s := range from {
+		lo, hi := si*stormFanout, min((si+1)*stormFanout, o.Storm)
+		wg.Go(func() {
+			if err := sendMissed(ctx, s, recipients[lo:hi], o.Missed); err != nil {
+				sendErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	wg.Wait()
+	if p := sendErr.Load(); p != nil {
+		return res, fmt.Errorf("bench: send the missed messages: %w", *p)
+	}
+	res.Setup = time.Since(t0)
+
+	// The storm: every recipient at once.
+	start := make(chan struct{})
+	took := make([]time.Duration, o.Storm)
+	var (
+		mu   sync.Mutex
+		last time.Time
+		s0   time.Time
+	)
+	for i, c := range recipients {
+		wg.Go(func() {
+			<-start
+			t := time.Now()
+			dup, miss, err := c.catchUp(ctx, o.Missed)
+			d := time.Since(t)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				res.Failed++
+				if res.FirstErr == "" {
+					res.FirstErr = err.Error()
+				}
+			case dup == 0 && miss == 0:
+				res.CaughtUp++
+				took[i] = d
+				if now := time.Now(); now.After(last) {
+					last = now
+				}
+			}
+			res.Duplicates += dup
+			res.Missing += miss
+		})
+	}
+	s0 = time.Now()
+	close(start)
+	wg.Wait()
+	got := slices.DeleteFunc(took, func(d time.Duration) bool { return d == 0 })
+	slices.Sort(got)
+	if len(got) > 0 {
+		res.All = last.Sub(s0)
+		res.P50 = got[len(got)/2]
+		res.P99 = got[min(len(got)-1, len(got)*99/100)]
+	}
+	return res, nil
+}
+
+// sendMissed sends n messages from s to each of tos over one WebSocket,
+// a window of them in flight, and waits for every ack.
+func sendMissed(ctx context.Context, s *client, tos []*client, n int) error {
+	conn, _, err := s.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.CloseNow()
+	total := n * len(tos)
+	window := make(chan struct{}, 64)
+	errc := make(chan error, 1)
+	go func() {
+		for acked := 0; acked < total; {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				errc <- err
+				return
+			}
+			var f frame
+			if json.Unmarshal(data, &f) == nil {
+				switch f.Type {
+				case "ack":
+					acked++
+					<-window
+				case "error":
+					errc <- fmt.Errorf("send refused: %s", data)
+					return
+				}
+			}
+		}
+		errc <- nil
+	}()
+	for k := range n {
+		for _, to := range tos {
+			select {
+			case window <- struct{}{}:
+			case err := <-errc:
+				return fmt.Errorf("before every send was written: %v", err)
+			}
+			msg, _ := json.Marshal(map[string]string{"type": "send", "to": to.id, "text": "missed " + strconv.Itoa(k+1),
+				"client_msg_id": "storm-" + to.id + "-" + strconv.Itoa(k)})
+			if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
+				return err
+			}
+		}
+	}
+	return <-errc
+}
+
+// catchUp reconnects c and runs the catch-up rule from a gap-free pointer
+// of 0; it returns how many messages came twice and how many of seqs
+// 1..want never came.
+func (c *client) catchUp(ctx context.Context, want int) (dup, missing int, err error) {
+	conn, _, err := c.dial(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reconnect: %w", err)
+	}
+	defer conn.CloseNow()
+	go func() { // drain live frames (presence) so the socket is never too slow
+		for {
+			if _, _, err := conn.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	var list struct {
+		Conversations []struct {
+			Peer struct {
+				ID string `json:"id"`
+			} `json:"peer"`
+			LastSeq int64 `json:"last_seq"`
+		} `json:"conversations"`
+	}
+	if err := c.get(ctx, "/api/conversations", &list); err != nil {
+		return 0, 0, err
+	}
+	seen := map[int64]int{}
+	for _, conv := range list.Conversations {
+		for ptr := int64(0); conv.LastSeq > ptr; {
+			var page struct {
+				Messages []struct {
+					Seq int64 `json:"seq"`
+				} `json:"messages"`
+				HasMore bool `json:"has_more"`
+			}
+			if err := c.get(ctx, "/api/conversations/"+conv.Peer.ID+"/messages?limit=200&after="+strconv.FormatInt(ptr, 10), &page); err != nil {
+				return 0, 0, err
+			}
+			for _, m := range page.Messages {
+				seen[m.Seq]++
+				ptr = max(ptr, m.Seq)
+			}
+			if !page.HasMore {
+				break
+			}
+		}
+	}
+	for seq := int64(1); seq <= int64(want); seq++ {
+		switch n := seen[seq]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			dup += n - 1
+		}
+	}
+	for seq, n := range seen {
+		if seq > int64(want) {
+			dup += n // more messages than were sent
+		}
+	}
+	return dup, missing, nil
+}
+
+// get reads path (with its query) into out.
+func (c *client) get(ctx context.Context, path string, out any) error {
+	p, q, _ := strings.Cut(path, "?")
+	u := c.base.JoinPath(p)
+	u.RawQuery = q
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", p, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	return json.Unmarshal(data, out)
+}
