@@ -141,6 +141,6 @@ func TestACMEHTTP01AndSharedRedisCache(t *testing.T) {
 
 	b := startACME(t, pebble, freePort(t), freePort(t), shared)
 	if got := servedSerial(t, b.Addr(), acmeDomain, roots); got != first {
-		t.Fatalf("the second node serves serial %d, the first %d: not the shared certificate", got, first)
+		t.Fatalf("the second node serves serial %s, the first %s: not the shared certificate", got, first)
 	}
 }

@@ -2,14 +2,8 @@ package app
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,82 +15,31 @@ import (
 
 	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/internal/apitest"
+	"github.com/chatd/chatd/internal/testserver"
 )
 
-// testCA issues leaf certificates for 127.0.0.1 and localhost.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
+func caPool(t *testing.T, file string) *x509.CertPool {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "chatd test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue writes a new leaf (serial given) and its key to certFile and
-// keyFile, each replaced by a rename as a certificate tool would.
-func (ca *testCA) issue(t *testing.T, serial int64, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("no certificate in %s", file)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	replace(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}))
-	replace(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-}
-
-func replace(t *testing.T, path string, data []byte) {
-	t.Helper()
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	return pool
 }
 
 // servedSerial dials addr and returns the serial of the leaf it presents.
-func servedSerial(t *testing.T, addr, serverName string, roots *x509.CertPool) int64 {
+func servedSerial(t *testing.T, addr, serverName string, roots *x509.CertPool) string {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: serverName})
 	if err != nil {
 		t.Fatalf("tls dial %s: %v", addr, err)
 	}
 	defer c.Close()
-	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
 }
 
 // signUpOver creates an account through a client that uses rt.
@@ -179,9 +122,9 @@ func checkHTTPS(t *testing.T, base, plainAddr string, rt http.RoundTripper) (ali
 // from the next handshakes on without a restart, while an open socket goes on.
 func TestTLSFromCertificateFiles(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	ca := newTestCA(t)
-	ca.issue(t, 100, certFile, keyFile)
+	ca := testserver.NewCA(t)
+	first := ca.Reissue(t, false)
+	roots := caPool(t, ca.CAFile)
 
 	cfg := DefaultConfig()
 	cfg.HTTP.Addr = "127.0.0.1:0"
@@ -190,7 +133,7 @@ func TestTLSFromCertificateFiles(t *testing.T) {
 	cfg.Auth.Argon2.MemoryKiB = 1024
 	cfg.Auth.CookieSecure = false // TLS on makes them Secure all the same
 	cfg.Log.Level = "warn"
-	cfg.TLS.CertFile, cfg.TLS.KeyFile = certFile, keyFile
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = ca.ServerCert, ca.ServerKey
 	cfg.TLS.HTTPAddr = "127.0.0.1:0"
 	a, err := New(cfg, nil)
 	if err != nil {
@@ -204,28 +147,27 @@ func TestTLSFromCertificateFiles(t *testing.T) {
 		defer cancel()
 		_ = a.Shutdown(ctx)
 	})
-	rt := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}
+	rt := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	base := "https://" + a.Addr()
 	_, bob, aliceWS, _ := checkHTTPS(t, base, a.PlainAddr(), rt)
 
-	if got := servedSerial(t, a.Addr(), "localhost", ca.pool); got != 100 {
-		t.Fatalf("served serial %d, want 100", got)
+	if got := servedSerial(t, a.Addr(), "localhost", roots); got != first {
+		t.Fatalf("served serial %s, want %s", got, first)
 	}
 	// Renewed on disk: served once the next check sees the new stamps.
-	ca.issue(t, 101, certFile, keyFile)
+	second := ca.Reissue(t, false)
 	deadline := time.Now().Add(15 * time.Second)
-	for servedSerial(t, a.Addr(), "localhost", ca.pool) != 101 {
+	for servedSerial(t, a.Addr(), "localhost", roots) != second {
 		if time.Now().After(deadline) {
 			t.Fatal("the replaced certificate was not served within 15 s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	// A key that does not match the new certificate keeps the last good pair.
-	other := filepath.Join(dir, "other")
-	ca.issue(t, 102, filepath.Join(dir, "tls.crt"), other)
+	ca.Reissue(t, true)
 	time.Sleep(2 * reloadCheck)
-	if got := servedSerial(t, a.Addr(), "localhost", ca.pool); got != 101 {
-		t.Fatalf("after a mismatched pair the served serial is %d, want 101", got)
+	if got := servedSerial(t, a.Addr(), "localhost", roots); got != second {
+		t.Fatalf("after a mismatched pair the served serial is %s, want %s", got, second)
 	}
 	// The socket opened before the change still carries messages.
 	bobWS := bob.Dial()
@@ -309,10 +251,8 @@ func TestJWKSOverTLSWithCAFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	ca := newTestCA(t)
-	ca.issue(t, 7, certFile, keyFile)
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	ca := testserver.NewCA(t)
+	pair, err := tls.LoadX509KeyPair(ca.ServerCert, ca.ServerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,10 +263,7 @@ func TestJWKSOverTLSWithCAFile(t *testing.T) {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
 	srv.StartTLS()
 	defer srv.Close()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := ca.CAFile
 
 	cfg := DefaultConfig()
 	signed, _, err := token.NewSigner(key, cfg.Auth.Issuer, cfg.Auth.Audience, time.Hour).Sign("u1", "s1", time.Now())

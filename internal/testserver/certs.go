@@ -27,6 +27,8 @@ type CA struct {
 	ServerCert, ServerKey string
 	ClientCert, ClientKey string
 	OtherCAFile           string
+	key                   *ecdsa.PrivateKey
+	cert                  *x509.Certificate
 }
 
 // NewCA makes a CA and its certificates (ECDSA P-256, valid for an hour).
@@ -38,10 +40,39 @@ func NewCA(tb testing.TB) CA {
 	c := CA{
 		CAFile:      writePEM(tb, dir, "ca.pem", "CERTIFICATE", caDER),
 		OtherCAFile: writePEM(tb, dir, "other-ca.pem", "CERTIFICATE", otherDER),
+		key:         caKey,
+		cert:        caCert,
 	}
 	c.ServerCert, c.ServerKey = makeLeaf(tb, dir, "server", caKey, caCert, x509.ExtKeyUsageServerAuth)
 	c.ClientCert, c.ClientKey = makeLeaf(tb, dir, "client", caKey, caCert, x509.ExtKeyUsageClientAuth)
 	return c
+}
+
+// Reissue replaces ServerCert and ServerKey, each by a rename as a
+// certificate tool would, with a new server certificate of the CA, and
+// returns the new certificate's serial. With keepKey the key file is left
+// alone, so the pair no longer matches.
+func (c CA) Reissue(tb testing.TB, keepKey bool) string {
+	tb.Helper()
+	certFile, keyFile := makeLeaf(tb, tb.TempDir(), "server", c.key, c.cert, x509.ExtKeyUsageServerAuth)
+	if !keepKey {
+		if err := os.Rename(keyFile, c.ServerKey); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(certFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Rename(certFile, c.ServerCert); err != nil {
+		tb.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cert.SerialNumber.String()
 }
 
 func makeCA(tb testing.TB, name string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
