@@ -30,33 +30,14 @@ func freePort(t *testing.T) int {
 // 127.0.0.1:tlsPort and plain HTTP on 127.0.0.1:httpPort.
 func startACME(t *testing.T, pebble *testserver.Pebble, tlsPort, httpPort int, edit func(*Config)) *App {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := testConfig(t.TempDir())
 	cfg.HTTP.Addr = "127.0.0.1:" + strconv.Itoa(tlsPort)
-	cfg.HTTP.OpsAddr = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.Auth.Argon2.MemoryKiB = 1024
-	cfg.Log.Level = "warn"
 	cfg.TLS.ACMEDomains = []string{acmeDomain}
 	cfg.TLS.ACMECAURL = pebble.DirectoryURL
 	cfg.TLS.ACMECARootFile = pebble.APICAFile
 	cfg.TLS.ACMEEmail = "ops@chat.test"
 	cfg.TLS.HTTPAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
-	if edit != nil {
-		edit(&cfg)
-	}
-	a, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
-	return a
+	return startApp(t, cfg, edit)
 }
 
 // acmeClient reaches acmeDomain at addr, trusting only roots.

@@ -15,12 +15,28 @@ import (
 // data directory and returns its base URL.
 func startAll(t *testing.T, dataDir string) (*App, string) {
 	t.Helper()
+	a := startApp(t, testConfig(dataDir), nil)
+	return a, "http://" + a.Addr()
+}
+
+// testConfig is `--role=all` on free loopback ports with fast hashing.
+func testConfig(dataDir string) Config {
 	cfg := DefaultConfig()
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.HTTP.OpsAddr = "127.0.0.1:0" // tests run side by side; the default port would collide
 	cfg.DataDir = dataDir
 	cfg.Auth.Argon2.MemoryKiB = 1024 // fast hashing in tests; the defaults are OWASP's
 	cfg.Log.Level = "warn"
+	return cfg
+}
+
+// startApp starts an App for cfg (after edit, when not nil) and shuts it
+// down at the end of t.
+func startApp(t *testing.T, cfg Config, edit func(*Config)) *App {
+	t.Helper()
+	if edit != nil {
+		edit(&cfg)
+	}
 	a, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +49,7 @@ func startAll(t *testing.T, dataDir string) (*App, string) {
 		defer cancel()
 		_ = a.Shutdown(ctx)
 	})
-	return a, "http://" + a.Addr()
+	return a
 }
 
 func get(t *testing.T, url string) (int, string) {

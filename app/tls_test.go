@@ -42,26 +42,6 @@ func servedSerial(t *testing.T, addr, serverName string, roots *x509.CertPool) s
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
 }
 
-// signUpOver creates an account through a client that uses rt.
-func signUpOver(t *testing.T, base, name string, rt http.RoundTripper) *apitest.User {
-	t.Helper()
-	u := apitest.NewUser(t, base)
-	u.HTTP.Transport = rt
-	u.Username, u.Password = name, apitest.Password
-	r := u.Do(http.MethodPost, "/auth/signup", map[string]string{"username": name, "password": apitest.Password})
-	if r.Status != http.StatusCreated {
-		t.Fatalf("signup %s: %d %s", name, r.Status, r.Body)
-	}
-	var out struct {
-		User struct {
-			ID string `json:"id"`
-		} `json:"user"`
-	}
-	r.JSON(t, &out)
-	u.ID = out.User.ID
-	return u
-}
-
 // checkHTTPS checks what TLS on promises at base (https://...) and at the
 // plain-HTTP address: HSTS, __Host- Secure cookies, a wss:// socket, the
 // redirect of GET and the refusal of POST over plain HTTP. It returns two
@@ -78,8 +58,8 @@ func checkHTTPS(t *testing.T, base, plainAddr string, rt http.RoundTripper) (ali
 		t.Fatalf("GET /healthz over HTTPS: %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
 	}
 
-	alice = signUpOver(t, base, "alice", rt)
-	bob = signUpOver(t, base, "bob", rt)
+	alice = apitest.SignUpOver(t, base, "alice", rt)
+	bob = apitest.SignUpOver(t, base, "bob", rt)
 	r := alice.Do(http.MethodPost, "/auth/login", map[string]string{"username": "alice", "password": apitest.Password})
 	if setCookie := strings.Join(r.Header.Values("Set-Cookie"), "\n"); r.Status != 200 ||
 		!strings.Contains(setCookie, "__Host-chatd_session=") || !strings.Contains(setCookie, "; Secure") {
@@ -121,31 +101,13 @@ func checkHTTPS(t *testing.T, base, plainAddr string, rt http.RoundTripper) (ali
 // wss://, the plain-HTTP redirect, and a certificate replaced on disk served
 // from the next handshakes on without a restart, while an open socket goes on.
 func TestTLSFromCertificateFiles(t *testing.T) {
-	dir := t.TempDir()
 	ca := testserver.NewCA(t)
 	first := ca.Reissue(t, false)
 	roots := caPool(t, ca.CAFile)
-
-	cfg := DefaultConfig()
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.HTTP.OpsAddr = "127.0.0.1:0" // tests run side by side; the default port would collide
-	cfg.DataDir = dir
-	cfg.Auth.Argon2.MemoryKiB = 1024
-	cfg.Auth.CookieSecure = false // TLS on makes them Secure all the same
-	cfg.Log.Level = "warn"
-	cfg.TLS.CertFile, cfg.TLS.KeyFile = ca.ServerCert, ca.ServerKey
-	cfg.TLS.HTTPAddr = "127.0.0.1:0"
-	a, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
+	a := startApp(t, testConfig(t.TempDir()), func(cfg *Config) {
+		cfg.Auth.CookieSecure = false // TLS on makes them Secure all the same
+		cfg.TLS.CertFile, cfg.TLS.KeyFile = ca.ServerCert, ca.ServerKey
+		cfg.TLS.HTTPAddr = "127.0.0.1:0"
 	})
 	rt := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	base := "https://" + a.Addr()

@@ -113,9 +113,23 @@ func Login(t testing.TB, base, name, password string) *User {
 	return enter(t, base, "/auth/login", map[string]string{"username": name, "password": password}, http.StatusOK)
 }
 
-func enter(t testing.TB, base, path string, body map[string]string, want int) *User {
+// SignUpOver is SignUp through a client that uses rt (a TLS client that
+// trusts a test CA, or dials a fixed address for a name).
+func SignUpOver(t testing.TB, base, name string, rt http.RoundTripper) *User {
 	t.Helper()
 	u := NewUser(t, base)
+	u.HTTP.Transport = rt
+	return u.enter("/auth/signup", map[string]string{"username": name, "password": Password}, http.StatusCreated)
+}
+
+func enter(t testing.TB, base, path string, body map[string]string, want int) *User {
+	t.Helper()
+	return NewUser(t, base).enter(path, body, want)
+}
+
+func (u *User) enter(path string, body map[string]string, want int) *User {
+	t := u.T
+	t.Helper()
 	u.Username, u.Password = body["username"], body["password"]
 	r := u.Do("POST", path, body)
 	if r.Status != want {
