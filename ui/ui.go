@@ -6,6 +6,7 @@
 // Layout of the embedded tree:
 //
 //	static/index.html         the page; "%ASSETS%" is replaced by the asset base
+//	static/sw.js              the service worker (notifications), served at /sw.js
 //	static/assets/...         stylesheets, modules, icons
 //
 // Assets are served at /assets/<path> (revalidated with an ETag) and at
@@ -65,6 +66,7 @@ func newAsset(name string, b []byte) asset {
 
 type site struct {
 	index   asset
+	sw      asset            // the service worker, at /sw.js (its scope is the whole origin)
 	assets  map[string]asset // key: path below static/assets, e.g. "js/main.js"
 	version string
 }
@@ -122,6 +124,12 @@ var loadSite = sync.OnceValues(func() (*site, error) {
 		all.Write([]byte{0})
 		all.Write(b)
 	}
+	sw, err := files.ReadFile("static/sw.js")
+	if err != nil {
+		return nil, err
+	}
+	all.Write(sw)
+	s.sw = newAsset("sw.js", sw)
 	page, err := files.ReadFile("static/index.html")
 	if err != nil {
 		return nil, err
@@ -140,7 +148,8 @@ var loadSite = sync.OnceValues(func() (*site, error) {
 // api.md's error shape for paths under /api/ and /auth/ and for /ws that
 // reach it, and only GET and HEAD (405 otherwise).
 // Every response carries a strict Content-Security-Policy (same origin
-// only, plus WebSockets to the same host), X-Content-Type-Options nosniff,
+// only, data: images for the favicon's unread badge, plus WebSockets to the
+// same host), X-Content-Type-Options nosniff,
 // Referrer-Policy same-origin and X-Frame-Options DENY.
 func Handler() http.Handler {
 	return http.HandlerFunc(serve)
@@ -167,6 +176,12 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if p == "/sw.js" {
+		// Browsers revalidate a service worker at least daily whatever the
+		// header; no-cache makes every check see a new build at once.
+		write(w, r, s.sw, "no-cache")
 		return
 	}
 	if !strings.HasPrefix(p, assetPrefix) {
@@ -252,7 +267,7 @@ func setSecurityHeaders(h http.Header, host string) {
 		connect += " ws://" + host + " wss://" + host
 	}
 	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; "+
-		"img-src 'self'; font-src 'self'; connect-src "+connect+"; manifest-src 'self'; "+
+		"img-src 'self' data:; font-src 'self'; connect-src "+connect+"; manifest-src 'self'; "+
 		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")

@@ -231,3 +231,24 @@ func BenchmarkServeAsset(b *testing.B) {
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 }
+
+// The service worker is served at /sw.js, the root, so its scope is the
+// whole origin; as a script, revalidated on every check, with the headers
+// of every response.
+func TestServiceWorker(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+	res, body := get(t, srv, http.MethodGet, "/sw.js", nil)
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/javascript; charset=utf-8" {
+		t.Fatalf("GET /sw.js: %d %q", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	if cc := res.Header.Get("Cache-Control"); cc != "no-cache" {
+		t.Errorf("GET /sw.js: Cache-Control %q, want no-cache", cc)
+	}
+	for _, want := range []string{"addEventListener('push'", "addEventListener('notificationclick'", "showNotification("} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/sw.js lacks %s", want)
+		}
+	}
+	checkSecurityHeaders(t, res, strings.TrimPrefix(srv.URL, "http://"))
+}

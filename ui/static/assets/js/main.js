@@ -16,6 +16,7 @@ import { toastError, toastInfo } from './views/toast.js';
 import { byId, displayName, limits, setLimits, tooMany, uuid } from './util.js';
 import { isEvent } from './events.js';
 import { attachmentLimit } from './attachments.js';
+import { Notify } from './notify.js';
 
 const SEND_TIMEOUT = 10000; // ms without an ack before a send shows as failed
 const TYPING_SHOW = 3000; // ms a typing event is shown
@@ -115,6 +116,8 @@ class App {
         this.chat.renderHeader();
       },
     });
+
+    this.notify = new Notify(this.store, { open: (peer) => this.openConversation(peer) });
 
     this.socket = new Socket({
       refresh: refreshSession,
@@ -260,6 +263,7 @@ class App {
     this.socket.start();
     this.catchUp();
     this.loadBlocks();
+    this.notify.start();
     this.route();
   }
 
@@ -310,6 +314,7 @@ class App {
     }
     this.settings.close();
     this.socket.stop();
+    this.notify.stop();
     this.clearSession();
     if (resetPath) history.replaceState(null, '', '/');
     this.showAuth(message);
@@ -319,6 +324,7 @@ class App {
     const me = this.store.me;
     const btn = byId('logout');
     btn.disabled = true;
+    await this.notify.forget(); // no pushes for this account to this browser once logged out
     try {
       await api.logout();
     } catch (e) {
@@ -489,6 +495,7 @@ class App {
       if (!incoming.length) continue;
       if (live && c.typingUntil > Date.now()) this.store.setTyping(peer, 0);
       this.markReceived(c, incoming[incoming.length - 1].seq);
+      if (live) this.notify.incoming(peer, incoming);
       if (this.canRead(peer)) this.markRead(peer);
       else if (live) {
         // Only text messages count as unread (api.md 1.1).
@@ -702,6 +709,7 @@ class App {
     this.store.addPending(p);
     this.dispatchSend(p);
     this.typingSent.delete(peer);
+    this.notify.sent();
   }
 
   retry(cid) {
@@ -849,6 +857,7 @@ class App {
     this.sidebar.update(peer);
     this.sidebar.setActive(peer);
     this.chat.open(peer);
+    this.notify.setPeer(peer);
     this.markRead(peer);
     this.updateTitle();
   }
@@ -860,6 +869,7 @@ class App {
 
   closeConversation() {
     this.chat.close();
+    this.notify.setPeer(null);
     this.sidebar.setActive(null);
     this.main.dataset.screen = 'list';
     this.updateTitle();

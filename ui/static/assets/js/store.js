@@ -165,6 +165,7 @@ export class Store extends EventTarget {
       // the peer's pointers only ever move forward.
       c.read_seq = s.read_seq || 0;
       c.unread = s.unread || 0;
+      c.muted_until = s.muted_until || null; // an extension (notify.js)
       c.peer_read_seq = Math.max(c.peer_read_seq, s.peer_read_seq || 0);
       c.peer_delivered_seq = Math.max(c.peer_delivered_seq, s.peer_delivered_seq || 0, c.peer_read_seq);
       c.activity = Math.max(ms(c.last_message && c.last_message.created_at), c.last_message ? 0 : c.activity);

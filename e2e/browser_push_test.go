@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// recordNotifications replaces window.Notification, before the app's
+// scripts run, with a subclass that records what the page shows
+// (window.__notes) and still shows it, and lets the test hide the page:
+// headless Chromium keeps every tab visible, so document.visibilityState
+// reports "hidden" while window.__hidden is set (the test dispatches
+// visibilitychange). This emulates the Page Visibility API only; the rest
+// (permission, the service worker, Notification itself) is Chromium's own.
+const recordNotifications = `(() => {
+  const N = window.Notification;
+  window.__notes = [];
+  if (N) {
+    class Recorded extends N {
+      constructor(title, opts) {
+        super(title, opts);
+        window.__notes.push({ title, body: (opts && opts.body) || '', tag: (opts && opts.tag) || '' });
+      }
+    }
+    Object.defineProperty(Recorded, 'permission', { get: () => N.permission });
+    Recorded.requestPermission = (...a) => N.requestPermission(...a);
+    window.Notification = Recorded;
+  }
+  window.__hidden = false;
+  const vis = Object.getOwnPropertyDescriptor(Document.prototype, 'visibilityState');
+  Object.defineProperty(document, 'visibilityState', { get: () => window.__hidden ? 'hidden' : vis.get.call(document) });
+  Object.defineProperty(document, 'hidden', { get: () => document.visibilityState === 'hidden' });
+})();`
+
+// preparePush installs recordNotifications on p and, when grant is set,
+// grants the notification permission to base in p's browser context
+// through the DevTools protocol (what a user's "Allow" would do).
+func preparePush(p *page, base string, grant bool) {
+	p.t.Helper()
+	p.do("record notifications", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		if _, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: recordNotifications}); err != nil {
+			return err
+		}
+		if !grant {
+			return nil
+		}
+		_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+			Permission: &cdpbrowser.PermissionDescriptor{Name: "notifications"}, Setting: cdpbrowser.PermissionSettingGranted,
+			Origin: base, BrowserContextID: chromedp.FromContext(ctx).BrowserContextID,
+		})
+		return err
+	}))
+}
+
+func (p *page) setHidden(hidden bool) {
+	p.t.Helper()
+	eval[bool](p, fmt.Sprintf(`(window.__hidden = %v, document.dispatchEvent(new Event('visibilitychange')), true)`, hidden))
+}
+
+// TestBrowserNotifications: the service worker registers at the root
+// scope; a message arriving on the open socket of a hidden tab raises an
+// in-page notification with the sender's name and the text, and puts the
+// unread count on the favicon; a muted conversation raises none; the
+// "Turn on notifications" prompt appears after the first send (not on
+// load) and, dismissed, stays away.
+func TestBrowserNotifications(t *testing.T) {
+	b := startBrowser(t)
+	n := startAllInOne(t, "127.0.0.1:0")
+	base := n.url()
+
+	alice, bob := b.newPage("alice"), b.newPage("bob")
+	preparePush(alice, base, false)
+	preparePush(bob, base, true)
+	alice.signUp(base, "alice", "Alice")
+	bob.signUp(base, "bob", "Bob")
+	eval[bool](bob, `(navigator.serviceWorker.ready.then(r => { window.__sw = r.active.scriptURL + ' ' + r.scope; }), true)`)
+	bob.waitJS("service worker active", `window.__sw`)
+	if got, want := eval[string](bob, `window.__sw`), base+"/sw.js "+base+"/"; got != want {
+		t.Fatalf("service worker %q, want %q (the script at the root scope)", got, want)
+	}
+
+	if eval[bool](alice, `!!document.querySelector('[data-testid="notify-prompt"]')`) {
+		t.Fatal("the notifications prompt shows before any send")
+	}
+	alice.openWith("bob")
+	alice.send("hello bob")
+	alice.waitBubble("hello bob")
+	alice.waitSel("prompt after the first send", `[data-testid="notify-prompt"]`)
+	alice.do("dismiss the prompt", chromedp.Click(tid("notify-dismiss")))
+	alice.waitJS("prompt gone", `!document.querySelector('[data-testid="notify-prompt"]')`)
+	alice.send("second")
+	alice.waitBubble("second")
+	if eval[bool](alice, `!!document.querySelector('[data-testid="notify-prompt"]') || localStorage.getItem('chatd.notify.prompt') !== 'dismissed'`) {
+		t.Fatal("the dismissed prompt came back, or its dismissal is not remembered")
+	}
+
+	// Bob's tab is hidden: alice's message raises a notification and a badge.
+	bob.setHidden(true)
+	alice.send("are you there?")
+	bob.waitJS("in-page notification", `window.__notes.some(n => n.body === 'are you there?')`)
+	note := eval[map[string]string](bob, `window.__notes.find(n => n.body === 'are you there?')`)
+	if note["title"] != "Alice" {
+		t.Fatalf("notification %v, want the title Alice", note)
+	}
+	bob.waitJS("unread badge on the favicon", `+document.documentElement.dataset.unreadBadge >= 1 && document.querySelector('link[rel="icon"]').href.startsWith('data:image/png')`)
+	if got := eval[bool](bob, `document.title.startsWith('(')`); !got {
+		t.Fatal("the tab title shows no unread count")
+	}
+
+	// Bob mutes the conversation for an hour: the next message raises nothing.
+	bob.setHidden(false)
+	bob.openWith("alice")
+	bob.do("mute for 1 h",
+		chromedp.Click(tid("mute-button")),
+		chromedp.WaitVisible(tid("mute-menu")),
+		chromedp.Click(chromedp.CSS(`[data-testid="mute-option"]`)),
+	)
+	bob.waitSel("muted", `[data-testid="mute-button"][aria-pressed="true"]`)
+	notes := eval[int](bob, `window.__notes.length`)
+	bob.setHidden(true)
+	alice.send("muted now")
+	// ingest decides on the notification before it counts the message unread.
+	bob.waitJS("bob has the muted message, unread", `(() => { const c = window.chatd.store.conv(`+fmt.Sprintf("%q", alice.me())+`); return c && c.unread >= 1; })()`)
+	if got := eval[int](bob, `window.__notes.length`); got != notes {
+		t.Fatalf("%d notifications after a muted message, want %d", got, notes)
+	}
+	bob.setHidden(false)
+	bob.do("unmute", chromedp.Click(tid("mute-button")))
+	bob.waitSel("unmuted", `[data-testid="mute-button"][aria-pressed="false"]`)
+}
