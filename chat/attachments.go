@@ -223,6 +223,9 @@ func (s *Service) prepareSend(ctx context.Context, req *sendRequest) *httpapi.Er
 	if herr := s.validateSend(ctx, req); herr != nil {
 		return herr
 	}
+	if req.kind == store.KindDelete {
+		return s.targetAttachments(ctx, req)
+	}
 	if len(req.attachmentIDs) == 0 {
 		return nil
 	}
@@ -232,6 +235,40 @@ func (s *Service) prepareSend(ctx context.Context, req *sendRequest) *httpapi.Er
 	}
 	req.attachments = atts
 	return nil
+}
+
+// targetAttachments notes the uploads of a delete's target (when the
+// sender wrote it; the store refuses the delete otherwise): deleted for
+// everyone, a message's files go too, so that its peer can no longer
+// download them (api.md: `attachments` [] once deleted).
+func (s *Service) targetAttachments(ctx context.Context, req *sendRequest) *httpapi.Error {
+	msgs, _, err := s.store.MessagesAfter(ctx, store.ConversationID(req.from, req.to), req.target-1, 1)
+	if err != nil {
+		return httpapi.Fail(s.log, "read a delete's target", err)
+	}
+	if len(msgs) == 1 && msgs[0].Seq == req.target && msgs[0].From == req.from {
+		for _, a := range msgs[0].Attachments {
+			req.dropAttachments = append(req.dropAttachments, a.ID)
+		}
+	}
+	return nil
+}
+
+// dropAttachments removes the uploads ids of a deleted message, in the
+// background: it is called where no I/O may wait (the store's writer runs
+// the completion of a WebSocket send), and a failure leaves an upload
+// only its uploader and the peer, who had it, can still read.
+func (s *Service) dropAttachments(ids []string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+		defer cancel()
+		for _, id := range ids {
+			if err := s.store.DeleteAttachment(ctx, id); err != nil {
+				s.log.Warn("delete a deleted message's attachment", "err", err)
+				return
+			}
+		}
+	}()
 }
 
 // checkAttachmentIDs is the part of a send's validation that needs no store.

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -434,5 +435,35 @@ func TestAttachmentUploadOutlivesBodyTimeout(t *testing.T) {
 	}
 	if st := e.do(req, &out); st != 201 || out.Attachment.num("size") != 8*1024 {
 		t.Fatalf("a slow upload behind a 300 ms body timeout: %d %v", st, out.Attachment)
+	}
+}
+
+// TestAttachmentGoesWithDeletedMessage: a message deleted for everyone
+// takes its files along: neither member can download them afterwards. A
+// refused delete (not the author) keeps them.
+func TestAttachmentGoesWithDeletedMessage(t *testing.T) {
+	e := newTestEnv(t, nil)
+	alice, bob := e.user("alice"), e.user("bob")
+	id := e.uploadOK(alice, "photo.png", "image/png", "png bytes").str("id")
+	st, msg, _ := e.sendWith(alice, bob, "", cmid(), id)
+	if st != 201 {
+		t.Fatalf("send: %d", st)
+	}
+	path := fmt.Sprintf("/api/conversations/%s/messages/%d?client_msg_id=%s", alice.id, msg.num("seq"), cmid())
+	if st := e.call(bob.token, "DELETE", path, nil, nil); st != 403 {
+		t.Fatalf("bob deleting alice's message: %d, want 403", st)
+	}
+	if st, _, _ := e.download(bob.token, id, nil); st != 200 {
+		t.Fatalf("after a refused delete: %d, want 200", st)
+	}
+	path = fmt.Sprintf("/api/conversations/%s/messages/%d?client_msg_id=%s", bob.id, msg.num("seq"), cmid())
+	if st := e.call(alice.token, "DELETE", path, nil, nil); st != 200 {
+		t.Fatalf("alice deleting her message: %d, want 200", st)
+	}
+	for _, u := range []*testUser{alice, bob} {
+		waitUntil(t, u.name+"'s download to be gone", func() bool {
+			st, _, _ := e.download(u.token, id, nil)
+			return st == 404
+		})
 	}
 }

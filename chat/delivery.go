@@ -32,6 +32,9 @@ type sendRequest struct {
 	hasEmoji      bool
 	attachmentIDs []string           // as sent (attachments.go)
 	attachments   []store.Attachment // referenced by prepareSend
+	// dropAttachments are the uploads of a delete's target, removed once
+	// the delete is stored (prepareSend, dropAttachments).
+	dropAttachments []string
 }
 
 // sendResult is a stored message and its encodings.
@@ -127,6 +130,9 @@ func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool,
 	}
 	if created {
 		s.m.stored.Inc()
+	}
+	if len(req.dropAttachments) > 0 {
+		s.dropAttachments(req.dropAttachments)
 	}
 	return sendResult{msg: msg, created: created, env: env, ack: ack}, nil
 }
