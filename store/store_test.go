@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +116,27 @@ func TestRunRevocation(t *testing.T) {
 				t.Fatalf("steps run: %v, want %d", calls, tc.wantCalls)
 			}
 		})
+	}
+}
+
+func TestSearchKeys(t *testing.T) {
+	for _, c := range []struct {
+		username, display string
+		want              []string
+	}{
+		{"bob", "Bob Builder", []string{"bob", "bob builder", "builder"}},
+		{"bob_b", "Bob", []string{"bob_b", "b", "bob"}},
+		{"dave", "داود 🚀 Dave", []string{"dave", "داود 🚀 dave"}},
+		{"a.b", "User a.b", []string{"a.b", "b", "user a.b"}},
+		{"x", "", []string{"x"}},
+		{"émile", "Émile Zola", []string{"émile", "émile zola", "zola"}},
+	} {
+		if got := store.SearchKeys(c.username, c.display); !slices.Equal(got, c.want) {
+			t.Errorf("SearchKeys(%q, %q) = %q, want %q", c.username, c.display, got, c.want)
+		}
+	}
+	many := store.SearchKeys("u", strings.Repeat("w ", 100))
+	if len(many) != store.MaxSearchKeys {
+		t.Errorf("%d keys for a name of 100 words, want %d", len(many), store.MaxSearchKeys)
 	}
 }

@@ -195,6 +195,10 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("mongostore: open: %w", err)
 	}
+	if err := s.backfillSearchKeys(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("mongostore: open: %w", err)
+	}
 	if err := s.ensureAttachmentIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("mongostore: open: %w", err)
@@ -231,6 +235,8 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			{Keys: asc("display_fold"), Options: named("display_fold")},
 			{Keys: asc("username_key"), Options: named("username_key")},
 			{Keys: asc("display_key"), Options: named("display_key")},
+			// SearchUsers (a multikey index on an array).
+			{Keys: asc("search_keys"), Options: named("search_keys")},
 		}},
 		{s.sessions, []mongo.IndexModel{
 			{Keys: asc("user_id"), Options: named("user_id")},

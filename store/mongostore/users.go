@@ -21,6 +21,9 @@ type userDoc struct {
 	CreatedAt    bson.DateTime `bson:"created_at"`
 	UsernameKey  string        `bson:"username_key"` // look-alike keys; absent on older documents
 	DisplayKey   string        `bson:"display_key"`
+	// SearchKeys are store.SearchKeys of the names (filled in by Open on
+	// documents from before them).
+	SearchKeys []string `bson:"search_keys"`
 }
 
 func (d userDoc) user() store.User {
@@ -46,6 +49,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 		CreatedAt:    toDate(u.CreatedAt),
 		UsernameKey:  u.UsernameKey,
 		DisplayKey:   u.DisplayNameKey,
+		SearchKeys:   store.SearchKeys(u.Username, u.DisplayName),
 	})
 	if isDuplicate(err) {
 		return fmt.Errorf("mongostore: create user: username %q taken: %w", u.Username, store.ErrConflict)
@@ -78,6 +82,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		{Key: "password_hash", Value: ""},
 		{Key: "username_key", Value: ""},
 		{Key: "display_key", Value: ""},
+		{Key: "search_keys", Value: store.SearchKeys(store.DeletedUsername(id), store.DeletedDisplayName)},
 	}}})
 	if err != nil {
 		return fmt.Errorf("mongostore: delete user: %w", wrapCtx(ctx, err))
@@ -143,10 +148,11 @@ func (s *Store) UserByNameKey(ctx context.Context, keys []string, excludeID stri
 	return d.user(), nil
 }
 
-// SearchUsers returns at most limit users other than excludeID whose
-// username or display name starts with prefix, case-insensitively, ordered
-// by username. Both fields are matched in lower case with an anchored,
-// quoted regular expression, which an index can serve as a range.
+// SearchUsers returns at most limit users other than excludeID with a
+// search key (store.SearchKeys: the username or the display name from the
+// start of any word on) that starts with prefix, case-insensitively,
+// ordered by username. The keys are matched with an anchored, quoted
+// regular expression, which the search_keys index serves as a range.
 func (s *Store) SearchUsers(ctx context.Context, prefix, excludeID string, limit int) ([]store.User, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -157,10 +163,7 @@ func (s *Store) SearchUsers(ctx context.Context, prefix, excludeID string, limit
 	}
 	if prefix != "" {
 		re := bson.Regex{Pattern: "^" + regexp.QuoteMeta(lowerPrefix(prefix))}
-		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "username", Value: re}},
-			bson.D{{Key: "display_fold", Value: re}},
-		}})
+		filter = append(filter, bson.E{Key: "search_keys", Value: re})
 	}
 	fo := options.Find().SetSort(bson.D{{Key: "username", Value: 1}}).SetLimit(int64(limit))
 	users, err := s.findUsers(ctx, filter, fo)
@@ -184,4 +187,26 @@ func (s *Store) findUsers(ctx context.Context, filter bson.D, fo *options.FindOp
 		users[i] = d.user()
 	}
 	return users, nil
+}
+
+// backfillSearchKeys sets the search keys of the users stored before them
+// (Open; a no-op once every user has them).
+func (s *Store) backfillSearchKeys(ctx context.Context) error {
+	missing := bson.D{{Key: "search_keys", Value: bson.D{{Key: "$exists", Value: false}}}}
+	cur, err := s.users.Find(ctx, missing, options.Find().SetProjection(bson.D{{Key: "username", Value: 1}, {Key: "display_name", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("backfill search keys: %w", wrapCtx(ctx, err))
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("backfill search keys: %w", wrapCtx(ctx, err))
+	}
+	for _, d := range docs {
+		_, err := s.users.UpdateOne(ctx, append(bson.D{{Key: "_id", Value: d.ID}}, missing...),
+			bson.D{{Key: "$set", Value: bson.D{{Key: "search_keys", Value: store.SearchKeys(d.Username, d.DisplayName)}}}})
+		if err != nil {
+			return fmt.Errorf("backfill search keys: %w", wrapCtx(ctx, err))
+		}
+	}
+	return nil
 }

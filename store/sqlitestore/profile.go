@@ -8,7 +8,8 @@ import (
 	"github.com/chatd/chatd/store"
 )
 
-// SetDisplayName replaces the user's display name, its search fold and its key.
+// SetDisplayName replaces the user's display name, its search fold and
+// keys, and its look-alike key.
 func (s *Store) SetDisplayName(ctx context.Context, id, displayName, displayNameKey string) error {
 	err := s.write(ctx, func(b *batch) error {
 		res, err := b.execSQL(`UPDATE users SET display_name = ?, display_fold = ?, display_key = ? WHERE id = ?`,
@@ -21,7 +22,11 @@ func (s *Store) SetDisplayName(ctx context.Context, id, displayName, displayName
 		} else if n == 0 {
 			return fmt.Errorf("no user %q: %w", id, store.ErrNotFound)
 		}
-		return nil
+		var username string
+		if err := b.queryRowSQL(`SELECT username FROM users WHERE id = ?`, id).Scan(&username); err != nil {
+			return err
+		}
+		return setSearchKeys(b, id, username, displayName)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: set display name: %w", err)

@@ -21,6 +21,8 @@ const (
 	wMessageAt
 	wBumpEvent
 	wSetState
+	wInsertSearchKey
+	wDeleteSearchKeys
 	numWriteStmts
 )
 
@@ -68,6 +70,8 @@ var writeQueries = [numWriteStmts]string{
 	// The current state of an event's target.
 	wSetState: `UPDATE messages SET text = ?, edited_at = ?, deleted = ?, reactions = ?, attachments = ?
 		WHERE conv = ? AND seq = ?`,
+	wInsertSearchKey:  `INSERT OR IGNORE INTO user_search (key, user_id) VALUES (?, ?)`,
+	wDeleteSearchKeys: `DELETE FROM user_search WHERE user_id = ?`,
 }
 
 // Prepared statements of the read pool.
@@ -118,9 +122,10 @@ var readQueries = [numReadStmts]string{
 		WHERE id != ?1 AND (username_key IN (SELECT value FROM json_each(?2)) OR display_key IN (SELECT value FROM json_each(?2)))
 		LIMIT 1`,
 	// ?2..?3 is the range of strings that start with the prefix: every
-	// valid UTF-8 string below prefix+"\xff".
+	// valid UTF-8 string below prefix+"\xff"; user_search's primary key
+	// serves it.
 	rSearchUsers: `SELECT ` + userColumns + ` FROM users
-		WHERE id != ?1 AND ((username >= ?2 AND username < ?3) OR (display_fold >= ?2 AND display_fold < ?3))
+		WHERE id != ?1 AND id IN (SELECT user_id FROM user_search WHERE key >= ?2 AND key < ?3)
 		ORDER BY username LIMIT ?4`,
 	rSessionByID:    `SELECT ` + sessionColumns + ` FROM sessions WHERE id = ?`,
 	rSessionsByUser: `SELECT ` + sessionColumns + ` FROM sessions WHERE user_id = ?`,

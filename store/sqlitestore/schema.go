@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/chatd/chatd/store"
 )
 
 // migrations are applied in order by Open; PRAGMA user_version records how
@@ -151,6 +153,68 @@ CREATE TABLE mutes (
 	PRIMARY KEY (user_id, peer_id)
 ) WITHOUT ROWID;
 `,
+	// 8: people search by the start of any word (store.SearchKeys): one row
+	// per key of a user. Open fills it for the users that existed before
+	// (backfills names the work left, deleted once done).
+	`
+CREATE TABLE user_search (
+	key     TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	PRIMARY KEY (key, user_id)
+) WITHOUT ROWID;
+CREATE INDEX user_search_user ON user_search (user_id);
+CREATE TABLE backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT INTO backfills (name) VALUES ('user_search');
+`,
+}
+
+// backfillSearchKeys fills user_search for the users stored before it
+// existed, once (migration 8 leaves a row in backfills until it is done).
+func backfillSearchKeys(ctx context.Context, db *sql.DB) error {
+	var pending int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM backfills WHERE name = 'user_search'`).Scan(&pending); err != nil {
+		return fmt.Errorf("backfill search keys: %w", err)
+	}
+	if pending == 0 {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("backfill search keys: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	rows, err := tx.QueryContext(ctx, `SELECT id, username, display_name FROM users`)
+	if err != nil {
+		return fmt.Errorf("backfill search keys: %w", err)
+	}
+	type user struct{ id, username, display string }
+	var users []user
+	for rows.Next() {
+		var u user
+		if err := rows.Scan(&u.id, &u.username, &u.display); err != nil {
+			rows.Close()
+			return fmt.Errorf("backfill search keys: %w", err)
+		}
+		users = append(users, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("backfill search keys: %w", err)
+	}
+	for _, u := range users {
+		for _, k := range store.SearchKeys(u.username, u.display) {
+			if _, err := tx.ExecContext(ctx, writeQueries[wInsertSearchKey], k, u.id); err != nil {
+				return fmt.Errorf("backfill search keys: %w", err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM backfills WHERE name = 'user_search'`); err != nil {
+		return fmt.Errorf("backfill search keys: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("backfill search keys: %w", err)
+	}
+	return nil
 }
 
 // migrate brings the database to the latest schema version, one transaction

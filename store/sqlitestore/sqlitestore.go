@@ -185,6 +185,10 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
+	if err := backfillSearchKeys(ctx, wdb); err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
 
 	wconn, err := wdb.Conn(ctx)
 	if err != nil {

@@ -20,7 +20,10 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 		if isUniqueViolation(err) {
 			return fmt.Errorf("username %q (or id) taken: %w", u.Username, store.ErrConflict)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return setSearchKeys(b, u.ID, u.Username, u.DisplayName)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: create user: %w", err)
@@ -57,7 +60,10 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if err == nil {
 			_, err = b.execSQL(`DELETE FROM mutes WHERE user_id = ?`, id)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return setSearchKeys(b, id, store.DeletedUsername(id), store.DeletedDisplayName)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: delete user: %w", err)
@@ -121,9 +127,10 @@ func (s *Store) UserByNameKey(ctx context.Context, keys []string, excludeID stri
 	return u, nil
 }
 
-// SearchUsers returns at most limit users other than excludeID whose
-// username or display name starts with prefix, case-insensitively, ordered
-// by username.
+// SearchUsers returns at most limit users other than excludeID with a
+// search key (store.SearchKeys: the username or the display name from the
+// start of any word on) that starts with prefix, case-insensitively,
+// ordered by username.
 func (s *Store) SearchUsers(ctx context.Context, prefix, excludeID string, limit int) ([]store.User, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -166,4 +173,17 @@ func scanUsers(rows *sql.Rows) ([]store.User, error) {
 		users = append(users, u)
 	}
 	return users, rows.Err()
+}
+
+// setSearchKeys replaces the user_search rows of user id (in the batch).
+func setSearchKeys(b *batch, id, username, displayName string) error {
+	if _, err := b.exec(wDeleteSearchKeys, id); err != nil {
+		return err
+	}
+	for _, k := range store.SearchKeys(username, displayName) {
+		if _, err := b.exec(wInsertSearchKey, k, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -19,6 +19,7 @@ var usersTests = []contractTest{
 	{"Search", testSearchUsers},
 	{"SearchSpecialCharacters", testSearchSpecialCharacters},
 	{"SearchLimit", testSearchLimit},
+	{"SearchWords", testSearchWords},
 	{"UserByNameKey", testUserByNameKey},
 	{"Delete", testDeleteUser},
 	{"SetPasswordHash", testSetPasswordHash},
@@ -211,23 +212,25 @@ func testSearchUsers(t *testing.T, s store.Store) {
 	newUser(t, s, "alice", "Alice Liddell")
 	newUser(t, s, "albert", "Bert")
 	newUser(t, s, "zed", "ALfred Zed") // display name matches "al"
-	newUser(t, s, "bob", "Bob Alder")  // "al" only inside the display name: no match
+	newUser(t, s, "bob", "Bob Alder")  // "al" starts the display name's second word
 	newUser(t, s, "carol", "Carol")
-	newUser(t, s, "malory", "Mal") // "al" inside the username: no match
+	newUser(t, s, "malory", "Mal") // "al" inside the username and the display name: no match
 
 	cases := []struct {
 		prefix string
 		want   []string
 	}{
-		{"al", []string{"albert", "alice", "zed"}},
-		{"AL", []string{"albert", "alice", "zed"}},
+		{"al", []string{"albert", "alice", "bob", "zed"}},
+		{"AL", []string{"albert", "alice", "bob", "zed"}},
 		{"Ali", []string{"alice"}},
 		{"alice", []string{"alice"}},
 		{"alice liddell", []string{"alice"}},
 		{"alicex", nil},
 		{"bert", []string{"albert"}},
-		{"m", []string{"malory"}}, // "Me Myself" is the caller
-		{"lid", nil},              // not a prefix
+		{"m", []string{"malory"}},  // "Me Myself" is the caller
+		{"lid", []string{"alice"}}, // the start of a word
+		{"iddell", nil},            // inside a word
+		{"lory", nil},
 		{"x", nil},
 		{"", []string{"albert", "alice", "bob", "carol", "malory", "zed"}},
 	}
@@ -308,4 +311,46 @@ func testSearchLimit(t *testing.T, s store.Store) {
 	if names := usernames(got); !slices.Equal(names, []string{"user00", "user01", "user02", "user03"}) {
 		t.Errorf("SearchUsers(\"\", limit 4) = %v", names)
 	}
+}
+
+// Search matches the start of any word of the username or the display
+// name (api.md 1.1, issue 10: "Builder" finds "Bob Builder"), and follows
+// renames and deletions.
+func testSearchWords(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	bob := newUser(t, s, "bob", "Bob Builder")
+	newUser(t, s, "dan.the.man", "Daniel")
+	carol := newUser(t, s, "carol", "Carol Ann Smith")
+	newUser(t, s, "dave", "داود 🚀 Dave")
+	check := func(prefix string, want ...string) {
+		t.Helper()
+		got, err := s.SearchUsers(ctx, prefix, "", 50)
+		if err != nil {
+			t.Fatalf("SearchUsers(%q): %v", prefix, err)
+		}
+		if names := usernames(got); !slices.Equal(names, want) && (len(names) != 0 || len(want) != 0) {
+			t.Errorf("SearchUsers(%q) = %v, want %v", prefix, names, want)
+		}
+	}
+	check("Builder", "bob")
+	check("bui", "bob")
+	check("uilder")
+	check("the", "dan.the.man")
+	check("man", "dan.the.man")
+	check("ann s", "carol")
+	check("smith", "carol")
+	check("da", "dan.the.man", "dave")
+	check("داو", "dave")
+	check("🚀")
+	if err := s.SetDisplayName(ctx, bob.ID, "Robert Plant", ""); err != nil {
+		t.Fatal(err)
+	}
+	check("builder")
+	check("plant", "bob")
+	check("bob", "bob")
+	if err := s.DeleteUser(ctx, carol.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("smith")
+	check("carol")
 }
