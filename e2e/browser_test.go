@@ -82,14 +82,14 @@ type browser struct {
 
 // startBrowser starts Chromium with a fresh profile; the test's cleanup
 // closes it.
-func startBrowser(t *testing.T) *browser {
+func startBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	path := chromiumPath(t)
 	profile, err := os.MkdirTemp("", "chatd-chromium")
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Flag("headless", true),
 		chromedp.NoSandbox,
@@ -100,7 +100,7 @@ func startBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(profile),
-	)
+	}, extra...)...)
 	ctx, cancelBrowser := chromedp.NewContext(actx)
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -129,6 +129,7 @@ type page struct {
 	problems []string // uncaught JS errors, CSP violations: fail the test
 	logs     []string // console and browser log, shown when the test fails
 	nodes    []string // hello.node of every WebSocket connection, in order
+	wsURLs   []string // the URL of every WebSocket the page opened, in order
 }
 
 // newPage opens a tab for name in a new, isolated browser context, with
@@ -211,6 +212,7 @@ func (p *page) onEvent(ev any) {
 		p.logs = append(p.logs, "ws closed "+string(e.RequestID))
 	case *network.EventWebSocketCreated:
 		p.logs = append(p.logs, "ws created "+string(e.RequestID)+" "+e.URL)
+		p.wsURLs = append(p.wsURLs, e.URL)
 	case *network.EventWebSocketFrameReceived:
 		if e.Response == nil || e.Response.Opcode != 1 {
 			return
