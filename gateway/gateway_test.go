@@ -242,6 +242,42 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
+// A WebSocket upgrade through the gateway reaches the replica with the
+// allow-listed headers only: the handshake's, the token, the Origin.
+func TestWebSocketForgedHeaders(t *testing.T) {
+	a, c := newTestUpstream(t, "auth-1"), newTestUpstream(t, "chat-1")
+	tg := newTestGateway(t, testConfig([]string{a.URL()}, []string{c.URL()}), true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hdr := tg.bearer(t)
+	hdr.Set("Origin", tg.srv.URL)
+	for _, k := range append(forgedUnknown, "X-User-Id", "X-Chatd-User", "X-Real-Ip", "Forwarded") {
+		hdr.Set(k, "admin")
+	}
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(tg.srv.URL, "http")+"/ws", &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.CloseNow()
+	if _, _, err := conn.Read(ctx); err != nil {
+		t.Fatalf("hello: %v", err)
+	}
+	got := c.wsHeader.Load()
+	if got == nil {
+		t.Fatal("the upstream saw no upgrade")
+	}
+	for k, v := range *got {
+		if !forwardedHeaders[k] && k != "X-Forwarded-For" && k != "X-Forwarded-Proto" && k != "X-Forwarded-Host" {
+			t.Errorf("upstream upgrade got %s: %q, which is not on the allow-list", k, v)
+		}
+	}
+	for _, k := range []string{"Authorization", "Origin", "Sec-Websocket-Key", "Sec-Websocket-Version", "Upgrade"} {
+		if got.Get(k) == "" {
+			t.Errorf("upstream upgrade lacks %s", k)
+		}
+	}
+}
+
 func TestWebSocketEndToEnd(t *testing.T) {
 	a, c := newTestUpstream(t, "auth-1"), newTestUpstream(t, "chat-1")
 	tg := newTestGateway(t, testConfig([]string{a.URL()}, []string{c.URL()}), true)

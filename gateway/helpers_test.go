@@ -54,6 +54,8 @@ type testUpstream struct {
 	hits   atomic.Int64 // requests other than /readyz
 	wsOpen atomic.Int64
 	closes chan websocket.StatusCode // close codes the upstream's sockets ended with
+	// wsHeader is the request header of the last WebSocket upgrade.
+	wsHeader atomic.Pointer[http.Header]
 }
 
 func newTestUpstream(t testing.TB, name string) *testUpstream {
@@ -123,6 +125,8 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 // name the request's Host, like chat's default), says hello with its node
 // name, then echoes; "close:CODE" makes it close with CODE.
 func (u *testUpstream) serveWS(w http.ResponseWriter, r *http.Request) {
+	h := r.Header.Clone()
+	u.wsHeader.Store(&h)
 	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return
