@@ -50,6 +50,7 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 		fmt.Fprintf(out, "server: %s pid %d cpus %q\n", srv.URL, srv.PID, o.ServerCPUs)
 	}
 	if o.Storm > 0 {
+		o.ServerPID = pid
 		r, err := Storm(ctx, o)
 		if err != nil {
 			return err

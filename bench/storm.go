@@ -38,6 +38,7 @@ type StormResult struct {
 	All             time.Duration // storm start to the last client caught up (of those that did)
 	P50, P99        time.Duration // per-client time to caught up
 	Setup           time.Duration // sign-ups, tokens and the missed messages
+	ServerCPU       float64       // the server's CPU seconds during the storm (--server-pid or --serve)
 }
 
 func (r StormResult) String() string {
@@ -45,6 +46,9 @@ func (r StormResult) String() string {
 		"all caught up after %s; per client p50=%s p99=%s",
 		r.Clients, r.Missed, r.CaughtUp, r.Duplicates, r.Missing, r.Failed, r.Setup.Round(time.Millisecond),
 		r.All.Round(time.Millisecond), r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond))
+	if r.ServerCPU > 0 {
+		s += fmt.Sprintf("\nserver: %.2f CPU s during the storm, %.0f µs per client", r.ServerCPU, 1e6*r.ServerCPU/float64(r.Clients))
+	}
 	if r.FirstErr != "" {
 		s += "\nfirst error: " + r.FirstErr
 	}
@@ -111,9 +115,18 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 			res.Missing += miss
 		})
 	}
+	var before procStats
+	if o.ServerPID > 0 {
+		before, _ = readProc(o.ServerPID)
+	}
 	s0 = time.Now()
 	close(start)
 	wg.Wait()
+	if o.ServerPID > 0 {
+		if after, err := readProc(o.ServerPID); err == nil && before.CPUSeconds > 0 {
+			res.ServerCPU = after.CPUSeconds - before.CPUSeconds
+		}
+	}
 	got := slices.DeleteFunc(took, func(d time.Duration) bool { return d == 0 })
 	slices.Sort(got)
 	if len(got) > 0 {

@@ -64,7 +64,7 @@ func (s *Store) blockedBy(ctx context.Context, blocker string) ([]string, error)
 	if ok {
 		return ids, nil
 	}
-	ids, err := s.queryIDs(ctx, `SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id`, blocker)
+	ids, err := s.queryIDs(ctx, rBlockedSorted, blocker)
 	if err != nil {
 		return nil, err
 	}

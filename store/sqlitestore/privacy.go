@@ -14,8 +14,7 @@ import (
 // ContactIDs returns the peers of userID's conversations in which both
 // members sent a message.
 func (s *Store) ContactIDs(ctx context.Context, userID string) ([]string, error) {
-	ids, err := s.queryIDs(ctx, `SELECT m.peer_id FROM conversation_members m JOIN conversations c ON c.k = m.conv
-		WHERE m.user_id = ? AND c.sent_a > 0 AND c.sent_b > 0 ORDER BY m.peer_id`, userID)
+	ids, err := s.queryIDs(ctx, rContactIDs, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: contact ids: %w", err)
 	}
@@ -54,7 +53,7 @@ func (s *Store) Unblock(ctx context.Context, userID, otherID string) error {
 
 // BlockedIDs returns whom userID blocks, most recent first.
 func (s *Store) BlockedIDs(ctx context.Context, userID string) ([]string, error) {
-	ids, err := s.queryIDs(ctx, `SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY created_at DESC, blocked_id`, userID)
+	ids, err := s.queryIDs(ctx, rBlockedIDs, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: blocked ids: %w", err)
 	}
@@ -63,8 +62,7 @@ func (s *Store) BlockedIDs(ctx context.Context, userID string) ([]string, error)
 
 // BlockedEither returns the ids in a block with userID either way.
 func (s *Store) BlockedEither(ctx context.Context, userID string) ([]string, error) {
-	ids, err := s.queryIDs(ctx, `SELECT blocked_id FROM blocks WHERE user_id = ?1
-		UNION SELECT user_id FROM blocks WHERE blocked_id = ?1 ORDER BY 1`, userID)
+	ids, err := s.queryIDs(ctx, rBlockedEither, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: blocked either: %w", err)
 	}
@@ -81,9 +79,9 @@ func (s *Store) IsBlocked(ctx context.Context, userID, otherID string) (bool, er
 	return hasID(ids, otherID), nil
 }
 
-// queryIDs runs a read returning one text column.
-func (s *Store) queryIDs(ctx context.Context, query string, args ...any) ([]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, query, args...)
+// queryIDs runs prepared read i, which returns one text column.
+func (s *Store) queryIDs(ctx context.Context, i int, args ...any) ([]string, error) {
+	rows, err := s.rstmts[i].QueryContext(ctx, args...)
 	if err != nil {
 		return nil, wrapCtx(ctx, err)
 	}

@@ -89,6 +89,10 @@ const (
 	rConversations
 	rConversation
 	rPeerIDs
+	rContactIDs
+	rBlockedIDs
+	rBlockedEither
+	rBlockedSorted
 	numReadStmts
 )
 
@@ -137,4 +141,12 @@ var readQueries = [numReadStmts]string{
 	rConversation: conversationSelect + ` WHERE m.user_id = ?
 		AND m.conv = (SELECT k FROM conversations WHERE id = ?)`,
 	rPeerIDs: `SELECT peer_id FROM conversation_members WHERE user_id = ? ORDER BY peer_id`,
+	// Presence and typing read these on every connect and conversation
+	// list (privacy.go): prepared, not parsed per call.
+	rContactIDs: `SELECT m.peer_id FROM conversation_members m JOIN conversations c ON c.k = m.conv
+		WHERE m.user_id = ? AND c.sent_a > 0 AND c.sent_b > 0 ORDER BY m.peer_id`,
+	rBlockedIDs: `SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY created_at DESC, blocked_id`,
+	rBlockedEither: `SELECT blocked_id FROM blocks WHERE user_id = ?1
+		UNION SELECT user_id FROM blocks WHERE blocked_id = ?1 ORDER BY 1`,
+	rBlockedSorted: `SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id`,
 }
