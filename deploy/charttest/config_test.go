@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatd/chatd/app"
 	"github.com/chatd/chatd/auth/token"
+	"github.com/chatd/chatd/push"
 )
 
 // configEnv returns every environment variable chatd reads for a config
@@ -140,11 +141,19 @@ func TestChartConfigLoadsInChatd(t *testing.T) {
 						t.Errorf("gateway.chat_dns port %s is not the headless Service's", port)
 					}
 				case "auth":
-					checkSigningKey(t, r, d.Spec.Template.Spec, ctr, cfg.Auth.KeyFile)
+					checkKeyFile(t, r, d.Spec.Template.Spec, ctr, "auth.key_file", cfg.Auth.KeyFile, "signing.key", func(p string) error {
+						_, err := token.LoadOrCreateKey(p)
+						return err
+					})
 				case "chat":
 					if cfg.Store.Backend != "mongo" || cfg.PubSub.Backend != "redis" {
 						t.Errorf("chat: store %s, pubsub %s", cfg.Store.Backend, cfg.PubSub.Backend)
 					}
+					// Every replica the same VAPID key: the Secret's, mounted.
+					checkKeyFile(t, r, d.Spec.Template.Spec, ctr, "push.vapid_key_file", cfg.Push.VAPIDKeyFile, "vapid.key", func(p string) error {
+						_, err := push.LoadKey(p)
+						return err
+					})
 				}
 			}
 		})
@@ -220,14 +229,14 @@ func servicePort(s *corev1.Service, port string) bool {
 	return slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return port != "" && port == strconv.Itoa(int(p.Port)) })
 }
 
-// checkSigningKey checks that auth.key_file is the Secret's signing.key
-// mounted into the pod, and (when the chart made the Secret) that chatd
-// loads the key it holds.
-func checkSigningKey(t *testing.T, r *rendered, spec corev1.PodSpec, ctr corev1.Container, keyFile string) {
+// checkKeyFile checks that keyFile (the setting what) is the Secret's
+// secretKey mounted read-only into the pod, and (when the chart made the
+// Secret) that chatd loads the key it holds with load.
+func checkKeyFile(t *testing.T, r *rendered, spec corev1.PodSpec, ctr corev1.Container, what, keyFile, secretKey string, load func(path string) error) {
 	t.Helper()
 	m := mountFor(spec, ctr, keyFile)
 	if m == nil {
-		t.Fatalf("auth.key_file %s is on no volume", keyFile)
+		t.Fatalf("%s %s is on no volume", what, keyFile)
 	}
 	var vol *corev1.Volume
 	for i := range spec.Volumes {
@@ -236,22 +245,22 @@ func checkSigningKey(t *testing.T, r *rendered, spec corev1.PodSpec, ctr corev1.
 		}
 	}
 	if vol.Secret == nil || !m.ReadOnly {
-		t.Fatalf("auth.key_file %s is not on a read-only Secret volume", keyFile)
+		t.Fatalf("%s %s is not on a read-only Secret volume", what, keyFile)
 	}
 	rel, _ := filepath.Rel(m.MountPath, keyFile)
 	idx := slices.IndexFunc(vol.Secret.Items, func(it corev1.KeyToPath) bool { return it.Path == rel })
-	if idx < 0 || vol.Secret.Items[idx].Key != "signing.key" {
-		t.Fatalf("auth.key_file %s is not the Secret's signing.key: %+v", keyFile, vol.Secret.Items)
+	if idx < 0 || vol.Secret.Items[idx].Key != secretKey {
+		t.Fatalf("%s %s is not the Secret's %s: %+v", what, keyFile, secretKey, vol.Secret.Items)
 	}
 	s, ok := r.secrets[vol.Secret.SecretName]
 	if !ok {
 		return // the operator's own Secret
 	}
-	path := filepath.Join(t.TempDir(), "signing.key")
-	if err := os.WriteFile(path, s.Data["signing.key"], 0o600); err != nil {
+	path := filepath.Join(t.TempDir(), secretKey)
+	if err := os.WriteFile(path, s.Data[secretKey], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := token.LoadOrCreateKey(path); err != nil {
-		t.Errorf("the chart's generated signing key does not load in chatd: %v", err)
+	if err := load(path); err != nil {
+		t.Errorf("the chart's generated %s does not load in chatd: %v", secretKey, err)
 	}
 }
