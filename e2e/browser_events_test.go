@@ -28,6 +28,20 @@ func (p *page) action(seq int64, item string) {
 	)
 }
 
+// edit edits the own message seq to text with the inline editor; save
+// clicks Save (else Enter saves).
+func (p *page) edit(seq int64, text string, save bool) {
+	p.t.Helper()
+	p.action(seq, "action-edit")
+	p.waitSel("editor", `[data-testid="edit-input"]`)
+	eval[bool](p, fmt.Sprintf(`(() => { const i = document.querySelector('[data-testid="edit-input"]'); i.value = %q; i.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`, text))
+	if save {
+		p.do("save the edit", chromedp.Click(tid("edit-save")))
+	} else {
+		p.do("save the edit", chromedp.SendKeys(tid("edit-input"), kb.Enter))
+	}
+}
+
 // reactFrom picks emoji from the menu of message seq.
 func (p *page) reactFrom(seq int64, emoji string) {
 	p.t.Helper()
@@ -104,10 +118,7 @@ func TestBrowserMessageEvents(t *testing.T) {
 	bob.waitJS("original focused", fmt.Sprintf(`document.activeElement && document.activeElement.closest('%s')`, rowSel(first.Seq)))
 
 	// Edit: only on Alice's own message; "edited" on both pages.
-	alice.action(thanks.Seq, "action-edit")
-	alice.waitSel("editor", `[data-testid="edit-input"]`)
-	eval[bool](alice, `(() => { const i = document.querySelector('[data-testid="edit-input"]'); i.value = 'Thanks a lot, Bob!'; i.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
-	alice.do("save the edit", chromedp.SendKeys(tid("edit-input"), kb.Enter))
+	alice.edit(thanks.Seq, "Thanks a lot, Bob!", false)
 	for _, p := range []*page{alice, bob} {
 		p.waitBubble("Thanks a lot, Bob!")
 		p.waitSel("edited label", rowSel(thanks.Seq)+`[data-edited="true"] [data-testid="message-edited"]`)
@@ -150,9 +161,23 @@ func TestBrowserMessageEvents(t *testing.T) {
 		t.Errorf("stored reactions %v, want only Bob's ❤️", m.Reactions)
 	}
 
-	// The menu by keyboard: Enter on a message's button opens it with the
+	// The menu by keyboard: in the log, Enter picks the newest message
+	// shown and the arrows move between messages (Tab still goes on to the
+	// composer: the messages' controls are out of the Tab order but the
+	// picked one's); Enter on a message's button opens its menu with the
 	// focus inside, arrows move, Escape closes it and gives the focus back.
-	alice.do("focus a message's button", chromedp.Focus(chromedp.CSS(rowSel(first.Seq)+` [data-testid="message-actions"]`)), chromedp.KeyEvent(kb.Enter))
+	focusedSeq := `(() => { const r = document.activeElement && document.activeElement.closest('[data-testid="message"][data-seq]'); return r && document.activeElement.dataset.testid === 'message-actions' ? +r.dataset.seq : 0; })()`
+	alice.do("focus the log, Enter", chromedp.Focus(tid("message-list")), chromedp.KeyEvent(kb.Enter))
+	newest := eval[int64](alice, focusedSeq)
+	alice.do("ArrowUp", chromedp.KeyEvent(kb.ArrowUp))
+	if up := eval[int64](alice, focusedSeq); newest == 0 || up == 0 || up >= newest {
+		t.Errorf("Enter in the log focused the actions of seq %d, ArrowUp then of %d: want a message, then an earlier one", newest, up)
+	}
+	alice.do("Home, Enter", chromedp.KeyEvent(kb.Home))
+	if s := eval[int64](alice, focusedSeq); s != first.Seq {
+		t.Errorf("Home focused the actions of seq %d, want the first message %d", s, first.Seq)
+	}
+	alice.do("open the menu", chromedp.KeyEvent(kb.Enter))
 	alice.waitJS("menu open, focus inside", `!document.querySelector('[data-testid="message-menu"]').hidden && document.querySelector('[data-testid="message-menu"]').contains(document.activeElement)`)
 	first1 := eval[string](alice, `document.activeElement.getAttribute('aria-label') || document.activeElement.textContent`)
 	alice.do("arrow", chromedp.KeyEvent(kb.ArrowRight))
@@ -183,9 +208,7 @@ func TestBrowserMessageEvents(t *testing.T) {
 	alice.action(arabic.Seq, "action-reply")
 	alice.send("שלום בוב, הכול טוב")
 	hebrew := bob.waitBubble("שלום בוב, הכול טוב")
-	bob.action(arabic.Seq, "action-edit")
-	eval[bool](bob, `(() => { const i = document.querySelector('[data-testid="edit-input"]'); i.value = 'مرحبا أليس، كيف حالك؟'; i.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
-	bob.do("save", chromedp.Click(tid("edit-save")))
+	bob.edit(arabic.Seq, "مرحبا أليس، كيف حالك؟", true)
 	alice.waitBubble("مرحبا أليس، كيف حالك؟")
 	alice.waitJS("quote follows the edit", fmt.Sprintf(`document.querySelector('%s [data-testid="reply-quote"]').textContent.includes('كيف حالك؟')`, rowSel(hebrew.Seq)))
 	type dirT struct {
@@ -268,9 +291,7 @@ func TestBrowserEventsThroughGateway(t *testing.T) {
 
 	bob.reactFrom(answer.Seq, "🎉")
 	alice.waitReaction(answer.Seq, "🎉", 1)
-	alice.action(answer.Seq, "action-edit")
-	eval[bool](alice, `(() => { const i = document.querySelector('[data-testid="edit-input"]'); i.value = 'Like this, in blue'; i.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
-	alice.do("save", chromedp.Click(tid("edit-save")))
+	alice.edit(answer.Seq, "Like this, in blue", true)
 	bob.waitBubble("Like this, in blue")
 	bob.waitSel("edited", rowSel(answer.Seq)+`[data-edited="true"]`)
 	bob.action(question.Seq, "action-delete")

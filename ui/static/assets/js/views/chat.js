@@ -61,14 +61,9 @@ export function clearDrafts(me) {
   }
 }
 
-function svgIcon(d) {
-  const ns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', '0 0 24 24');
-  svg.setAttribute('width', '20');
-  svg.setAttribute('height', '20');
-  svg.setAttribute('aria-hidden', 'true');
-  const p = document.createElementNS(ns, 'path');
+/** strokePath adds a rounded line path d to svg. */
+function strokePath(svg, d) {
+  const p = document.createElementNS(svg.namespaceURI, 'path');
   p.setAttribute('d', d);
   p.setAttribute('fill', 'none');
   p.setAttribute('stroke', 'currentColor');
@@ -76,6 +71,15 @@ function svgIcon(d) {
   p.setAttribute('stroke-linecap', 'round');
   p.setAttribute('stroke-linejoin', 'round');
   svg.append(p);
+}
+
+function svgIcon(d) {
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '20');
+  svg.setAttribute('height', '20');
+  svg.setAttribute('aria-hidden', 'true');
+  strokePath(svg, d);
   return svg;
 }
 
@@ -86,16 +90,7 @@ function tickIcon(status) {
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', '0 0 20 12');
   svg.setAttribute('aria-hidden', 'true');
-  const path = (d) => {
-    const p = document.createElementNS(ns, 'path');
-    p.setAttribute('d', d);
-    p.setAttribute('fill', 'none');
-    p.setAttribute('stroke', 'currentColor');
-    p.setAttribute('stroke-width', '1.8');
-    p.setAttribute('stroke-linecap', 'round');
-    p.setAttribute('stroke-linejoin', 'round');
-    svg.append(p);
-  };
+  const path = (d) => strokePath(svg, d);
   if (status === 'pending') {
     svg.setAttribute('viewBox', '0 0 12 12');
     path('M6 1.5a4.5 4.5 0 1 0 0 9a4.5 4.5 0 1 0 0-9M6 3.5V6l1.8 1.2');
@@ -298,6 +293,75 @@ export class ChatView {
       e.preventDefault();
       this.saveEdit();
     });
+    this.setupRoving();
+  }
+
+  /**
+   * setupRoving keeps the controls inside messages (menu button, quote,
+   * reactions, links, attachments) out of the Tab order but those of one
+   * message, so that Tab goes from the log to the composer: in the log,
+   * Enter picks the newest message shown, the arrow keys (Home, End) move
+   * between messages, Escape goes back to the log.
+   */
+  setupRoving() {
+    this.activeSeq = 0;
+    const help = el('span', { id: 'log-help', class: 'sr-only', text: 'Press Enter to choose a message, then the up and down arrows to move between messages and Enter to open its actions. Escape returns here.' });
+    this.log.after(help);
+    this.log.setAttribute('aria-describedby', 'log-help');
+    this.msgs.addEventListener('focusin', (e) => {
+      const row = e.target.closest('[data-seq]');
+      if (row) this.activate(Number(row.dataset.seq));
+    });
+    this.log.addEventListener('keydown', (e) => {
+      if (e.target.closest('textarea, .edit-form') || e.altKey || e.ctrlKey || e.metaKey) return;
+      const row = e.target === this.log ? null : e.target.closest('#msgs [data-seq]');
+      const pick = (r) => {
+        if (!r) return;
+        e.preventDefault();
+        const b = r.querySelector('[data-testid="message-actions"]') || r.querySelector('a, button');
+        if (b) b.focus();
+        r.scrollIntoView({ block: 'nearest' });
+      };
+      const rows = () => [...this.msgs.children].filter((r) => r.querySelector('a, button'));
+      if (!row) {
+        if (e.key === 'Enter' && e.target === this.log) {
+          // The newest message whose top is on screen.
+          const bottom = this.log.getBoundingClientRect().bottom;
+          pick(rows().filter((r) => r.getBoundingClientRect().top < bottom).pop());
+          // This Enter only picks: its keypress, when delivered on its
+          // own (synthetic input does), must not press the button.
+          this.enterPicked = true;
+        }
+        return;
+      }
+      const list = rows();
+      const i = list.indexOf(row);
+      if (e.key === 'ArrowUp') pick(list[i - 1]);
+      else if (e.key === 'ArrowDown') pick(list[i + 1]);
+      else if (e.key === 'Home') pick(list[0]);
+      else if (e.key === 'End') pick(list[list.length - 1]);
+      else if (e.key === 'Escape' && !this.menu.open) {
+        e.preventDefault();
+        this.log.focus();
+      }
+    });
+    this.log.addEventListener('keypress', (e) => {
+      if (e.key === 'Enter' && this.enterPicked) e.preventDefault();
+      this.enterPicked = false;
+    });
+    this.log.addEventListener('keyup', () => {
+      this.enterPicked = false;
+    });
+  }
+
+  /** activate puts the controls of message seq in the Tab order, and takes the previous one's out. */
+  activate(seq) {
+    if (seq === this.activeSeq) return;
+    const old = this.rows.get(this.activeSeq);
+    if (old) for (const n of old.querySelectorAll('a, button')) n.tabIndex = -1;
+    this.activeSeq = seq;
+    const row = this.rows.get(seq);
+    if (row) for (const n of row.querySelectorAll('a, button')) n.tabIndex = 0;
   }
 
   /** nameOf is how a member is named in quotes and reactions. */
@@ -654,6 +718,9 @@ export class ChatView {
     row.append(line);
     const reactions = reactionsNode(m, me ? me.id : '', nameOf);
     if (reactions) row.append(reactions);
+    // Out of the Tab order unless it is the message picked (setupRoving).
+    const tab = m.seq === this.activeSeq ? 0 : -1;
+    for (const n of row.querySelectorAll('a, button')) n.tabIndex = tab;
     return row;
   }
 
