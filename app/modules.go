@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -183,7 +184,11 @@ func (a *App) initStore(ctx context.Context) (service, error) {
 		if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data_dir: %w", err)
 		}
-		s, err := sqlitestore.Open(a.cfg.Store.SQLitePath, sqlitestore.Options{BatchWait: a.cfg.Store.SQLiteBatchWait})
+		opts := sqlitestore.Options{BatchWait: a.cfg.Store.SQLiteBatchWait}
+		if a.cfg.DataDir != "" {
+			opts.AttachmentDir = filepath.Join(a.cfg.DataDir, "attachments")
+		}
+		s, err := sqlitestore.Open(a.cfg.Store.SQLitePath, opts)
 		if err != nil {
 			return nil, err
 		}
