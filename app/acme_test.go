@@ -124,4 +124,7 @@ func TestACMEHTTP01AndSharedRedisCache(t *testing.T) {
 	if got := servedSerial(t, b.Addr(), acmeDomain, roots); got != first {
 		t.Fatalf("the second node serves serial %s, the first %s: not the shared certificate", got, first)
 	}
+	if n := strings.Count(pebble.Log(), "Issued certificate"); n != 1 {
+		t.Fatalf("pebble issued %d certificates for two nodes with one cache, want 1", n)
+	}
 }

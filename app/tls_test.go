@@ -111,6 +111,16 @@ func TestTLSFromCertificateFiles(t *testing.T) {
 	})
 	rt := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	base := "https://" + a.Addr()
+	// Requests may take HTTP/2 (WebSockets keep HTTP/1.1).
+	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
+	resp, err := h2.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("an HTTP/2 client got %s", resp.Proto)
+	}
 	_, bob, aliceWS, _ := checkHTTPS(t, base, a.PlainAddr(), rt)
 
 	if got := servedSerial(t, a.Addr(), "localhost", roots); got != first {
