@@ -33,8 +33,7 @@ func (s *Store) AddPushSubscription(ctx context.Context, sub store.PushSubscript
 
 // PushSubscriptions returns userID's subscriptions, oldest first.
 func (s *Store) PushSubscriptions(ctx context.Context, userID string) ([]store.PushSubscription, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT endpoint, p256dh, auth, created_at FROM push_subscriptions
-		WHERE user_id = ? ORDER BY created_at, endpoint`, userID)
+	rows, err := s.rstmts[rPushSubscriptions].QueryContext(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: push subscriptions: %w", wrapCtx(ctx, err))
 	}
@@ -124,7 +123,7 @@ func (s *Store) Mutes(ctx context.Context, userID string) (map[string]time.Time,
 // MutedUntil returns the end of userID's mute of peerID, or zero.
 func (s *Store) MutedUntil(ctx context.Context, userID, peerID string) (time.Time, error) {
 	var until int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT until FROM mutes WHERE user_id = ? AND peer_id = ?`, userID, peerID).Scan(&until)
+	err := s.rstmts[rMutedUntil].QueryRowContext(ctx, userID, peerID).Scan(&until)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return time.Time{}, nil
