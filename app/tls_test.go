@@ -121,6 +121,11 @@ func TestTLSFromCertificateFiles(t *testing.T) {
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("an HTTP/2 client got %s", resp.Proto)
 	}
+	// TLS 1.2 at least.
+	if c, err := tls.Dial("tcp", a.Addr(), &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
+		_ = c.Close()
+		t.Fatal("a TLS 1.1 handshake succeeded")
+	}
 	_, bob, aliceWS, _ := checkHTTPS(t, base, a.PlainAddr(), rt)
 
 	if got := servedSerial(t, a.Addr(), "localhost", roots); got != first {
