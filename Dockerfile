@@ -14,9 +14,12 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/chatd /usr/local/bin/chatd
 COPY --from=build --chown=nonroot:nonroot /out/data /data
 USER nonroot:nonroot
-ENV CHATD_DATA_DIR=/data CHATD_HTTP_ADDR=:8080 CHATD_LOG_FORMAT=json
+# http.addr keeps its default, :8080, or :443 once TLS is on (--tls-domain).
+ENV CHATD_DATA_DIR=/data CHATD_LOG_FORMAT=json
 EXPOSE 8080
 VOLUME ["/data"]
-HEALTHCHECK --interval=10s --timeout=3s CMD ["/usr/local/bin/chatd", "probe", "http://127.0.0.1:8080/readyz"]
+# The ops listener (http.ops_addr, 127.0.0.1:9090) answers /readyz over plain
+# HTTP whether or not the public listener serves TLS.
+HEALTHCHECK --interval=10s --timeout=3s CMD ["/usr/local/bin/chatd", "probe", "http://127.0.0.1:9090/readyz"]
 ENTRYPOINT ["/usr/local/bin/chatd"]
 CMD ["serve", "--role=all"]
