@@ -139,10 +139,12 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request, me princi
 	limit := s.cfg.MaxAttachmentBytes
 	if r.ContentLength > limit {
 		w.Header().Set("Connection", "close") // do not read the rest
+		s.refusedBy("attachment_size", "user", me.UserID)
 		return s.errUploadTooLarge()
 	}
 	now := s.att.now()
 	if ok, retry := s.att.uploads.Allow(me.UserID, now); !ok {
+		s.refusedBy("upload_rate", "user", me.UserID, "retry_after", retry)
 		return httpapi.RateLimited(retry, "too many uploads, slow down")
 	}
 	ctx := r.Context()
@@ -151,8 +153,8 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request, me princi
 		return httpapi.Fail(s.log, "attachment usage", err)
 	}
 	if used+max(r.ContentLength, 0) > s.cfg.UploadQuotaBytes {
-		e := httpapi.RateLimited(time.Hour, fmt.Sprintf("you uploaded %d MiB in 24 hours, the most allowed; try again later", s.cfg.UploadQuotaBytes>>20))
-		return e
+		s.refusedBy("upload_quota", "user", me.UserID, "used_bytes", used)
+		return httpapi.RateLimited(time.Hour, fmt.Sprintf("you uploaded %d MiB in 24 hours, the most allowed; try again later", s.cfg.UploadQuotaBytes>>20))
 	}
 	size := r.ContentLength
 	if size < 0 {
@@ -164,6 +166,7 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request, me princi
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
 		w.Header().Set("Connection", "close")
+		s.refusedBy("attachment_size", "user", me.UserID)
 		return s.errUploadTooLarge()
 	case body.err != nil:
 		s.log.Debug("upload cut short", "err", body.err)
@@ -171,6 +174,8 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request, me princi
 	case err != nil:
 		return httpapi.Fail(s.log, "create attachment", err)
 	}
+	s.m.attachments.WithLabelValues("uploaded").Inc()
+	s.m.attachmentBytes.Add(float64(u.Size))
 	httpapi.WriteJSON(w, http.StatusCreated, map[string]any{"attachment": toAttachmentJSON(u.Attachment())})
 	return nil
 }
@@ -315,6 +320,7 @@ func (s *Service) pruneAttachments() {
 	defer cancel()
 	before := s.att.now().Add(-s.cfg.AttachmentRetention)
 	n, err := s.store.PruneAttachments(ctx, before)
+	s.m.attachments.WithLabelValues("pruned").Add(float64(n))
 	switch {
 	case err != nil && s.ctx.Err() == nil:
 		s.log.Warn("attachment prune failed; next round will go on", "removed", n, "err", err)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // uploadResp is an upload's answer.
@@ -302,6 +304,20 @@ func TestAttachmentUploadLimits(t *testing.T) {
 		t.Fatalf("past the burst: %d, want 429 with Retry-After", r.status)
 	}
 	e.uploadOK(bob, "e", "", "e")
+	for _, c := range []struct {
+		c    prometheus.Counter
+		want float64
+	}{
+		{e.svc.m.refused.WithLabelValues("upload_rate"), 1},
+		{e.svc.m.refused.WithLabelValues("upload_quota"), 1},
+		{e.svc.m.attachments.WithLabelValues("uploaded"), 3},
+		{e.svc.m.attachmentBytes, 901},
+	} {
+		var m dto.Metric
+		if err := c.c.Write(&m); err != nil || m.GetCounter().GetValue() != c.want {
+			t.Errorf("%s = %v, want %v", c.c.Desc(), m.GetCounter().GetValue(), c.want)
+		}
+	}
 }
 
 func TestAttachmentSendRules(t *testing.T) {

@@ -12,6 +12,10 @@ type metrics struct {
 	sendLatency prometheus.Histogram
 	storeLat    *prometheus.HistogramVec // observed by timedStore
 	refused     *prometheus.CounterVec   // requests refused by a limit, by limit
+	// attachments counts uploads stored and removed by the prune, by
+	// event; attachmentBytes the bytes uploaded (attachments.go).
+	attachments     *prometheus.CounterVec
+	attachmentBytes prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,9 +45,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatd_limit_refused_total", Help: "Requests refused by a limit against abuse, by limit.",
 		}, []string{"limit"}),
+		attachments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatd_attachments_total", Help: "Attachments uploaded, and removed unreferenced by the prune, on this node, by event.",
+		}, []string{"event"}),
+		attachmentBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatd_attachment_bytes_uploaded_total", Help: "Bytes of the attachments uploaded to this node.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.stored, m.delivered, m.resyncs, m.sendLatency, m.storeLat, m.refused} {
+		for _, c := range []prometheus.Collector{m.connections, m.stored, m.delivered, m.resyncs, m.sendLatency, m.storeLat, m.refused, m.attachments, m.attachmentBytes} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
