@@ -105,6 +105,19 @@ func dropJS(files ...string) string {
 	return "(() => { " + dropStmt(files...) + " return true; })()"
 }
 
+// dismissPrompt answers "Not now" to the notifications prompt that a
+// first send shows where the browser can notify (it floats over the
+// composer, where these tests click). The send shows it in the same task,
+// so after send it is there or it will not come.
+func (p *page) dismissPrompt() {
+	p.t.Helper()
+	if !eval[bool](p, `!!document.querySelector('[data-testid="notify-dismiss"]')`) {
+		return
+	}
+	p.do("not now", chromedp.Click(tid("notify-dismiss")))
+	p.waitJS("prompt gone", `!document.querySelector('[data-testid="notify-prompt"]')`)
+}
+
 // TestBrowserAttachments: Alice sends an image and a file from the file
 // picker, then files by drag and drop and an image by paste; Bob sees the
 // image inline in a box of fixed proportions, opens it full size and
@@ -138,6 +151,7 @@ func TestBrowserAttachments(t *testing.T) {
 	alice.do("pick files", chromedp.SetUploadFiles(tid("file-input"), []string{tall, notes}))
 	alice.waitJS("both uploaded", `document.querySelectorAll('[data-testid="upload"][data-status="done"]').length === 2`)
 	alice.send("The photo and the notes")
+	alice.dismissPrompt()
 	sent := bob.waitBubble("The photo and the notes")
 	alice.waitJS("tray empty", `document.querySelector('[data-testid="upload-tray"]').hidden`)
 	m := stored(t, bobAPI, aliceAPI.ID, sent.Seq)

@@ -101,6 +101,7 @@ func TestBrowserMessageEvents(t *testing.T) {
 	alice.action(first.Seq, "action-reply")
 	alice.waitSel("reply bar", `[data-testid="reply-bar"]:not([hidden]) [data-testid="reply-quote"]`)
 	alice.send("Got them, reading now")
+	alice.dismissPrompt()
 	reply := bob.waitBubble("Got them, reading now")
 	alice.waitBubble("Got them, reading now")
 	alice.waitJS("reply bar gone", `document.querySelector('[data-testid="reply-bar"]').hidden`)
@@ -285,6 +286,7 @@ func TestBrowserEventsThroughGateway(t *testing.T) {
 	alice.do("pick the image", chromedp.SetUploadFiles(tid("file-input"), []string{photo}))
 	alice.waitJS("uploaded", `document.querySelectorAll('[data-testid="upload"][data-status="done"]').length === 1`)
 	alice.send("Like this")
+	alice.dismissPrompt()
 	answer := bob.waitBubble("Like this")
 	bob.waitJS("image and quote", fmt.Sprintf(`(() => { const r = document.querySelector('%s'); const i = r.querySelector('[data-testid="attachment-image"] img');
 		return i && i.complete && i.naturalWidth === 320 && r.querySelector('[data-testid="reply-quote"]').dataset.target === '%d'; })()`, rowSel(answer.Seq), question.Seq))
