@@ -128,3 +128,48 @@ func TestACMEHTTP01AndSharedRedisCache(t *testing.T) {
 		t.Fatalf("pebble issued %d certificates for two nodes with one cache, want 1", n)
 	}
 }
+
+// Behind one name, the CA's validation may reach another gateway than the
+// one that ordered: with the Redis cache, that one answers from the cache.
+// Pebble validates only at node B's ports and B reaches no CA; node A
+// orders and gets its certificate through B's answers, by TLS-ALPN-01, and
+// by HTTP-01 when Pebble's TLS-ALPN-01 port is closed.
+func TestACMEChallengeAnsweredByAnotherNode(t *testing.T) {
+	redis := testserver.StartRedis(t)
+	for _, challenge := range []string{"tls-alpn-01", "http-01"} {
+		t.Run(challenge, func(t *testing.T) {
+			bTLS, bHTTP := freePort(t), freePort(t)
+			validateTLS := bTLS
+			if challenge == "http-01" {
+				validateTLS = freePort(t) // nothing listens there
+			}
+			pebble := testserver.StartPebble(t, testserver.PebbleOptions{HTTPPort: bHTTP, TLSPort: validateTLS})
+			shared := func(c *Config) {
+				c.TLS.ACMECache = "redis"
+				c.PubSub.RedisURL = redis.URL()
+				c.PubSub.ChannelPrefix = challenge + ":" // a cache of its own per case
+			}
+			startACME(t, pebble, bTLS, bHTTP, func(c *Config) {
+				shared(c)
+				c.TLS.ACMECAURL = "https://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/dir" // no CA there
+			})
+			a := startACME(t, pebble, freePort(t), freePort(t), shared)
+			roots := pebble.IssuerRoots(t)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				c, err := tls.Dial("tcp", a.Addr(), &tls.Config{RootCAs: roots, ServerName: acmeDomain})
+				if err == nil {
+					_ = c.Close()
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("node A got no certificate through node B's answers: %v\npebble: %s", err, pebble.Log())
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if tried := strings.Contains(pebble.Log(), "validate w/ HTTP"); tried != (challenge == "http-01") {
+				t.Fatalf("HTTP-01 attempted: %v, for %s", tried, challenge)
+			}
+		})
+	}
+}
