@@ -26,6 +26,7 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/serviceworker"
 	"github.com/chromedp/chromedp"
 
 	"github.com/chatd/chatd/internal/apitest"
@@ -130,6 +131,8 @@ type page struct {
 	logs     []string // console and browser log, shown when the test fails
 	nodes    []string // hello.node of every WebSocket connection, in order
 	wsURLs   []string // the URL of every WebSocket the page opened, in order
+
+	swRegs map[string]string // service worker scope URL → registration id (after ServiceWorker.enable); guarded by mu
 }
 
 // newPage opens a tab for name in a new, isolated browser context, with
@@ -208,6 +211,15 @@ func (p *page) onEvent(ev any) {
 			}
 		}
 		p.logs = append(p.logs, fmt.Sprintf("console.%s %s", e.Type, strings.Join(parts, " ")))
+	case *serviceworker.EventWorkerRegistrationUpdated:
+		if p.swRegs == nil {
+			p.swRegs = map[string]string{}
+		}
+		for _, r := range e.Registrations {
+			if !r.IsDeleted {
+				p.swRegs[r.ScopeURL] = string(r.RegistrationID)
+			}
+		}
 	case *network.EventWebSocketClosed:
 		p.logs = append(p.logs, "ws closed "+string(e.RequestID))
 	case *network.EventWebSocketCreated:
