@@ -493,7 +493,8 @@ class App {
       const added = this.store.addMessages(peer, msgs, false, page);
       const incoming = added.filter((m) => m.from === peer);
       if (!incoming.length) continue;
-      if (live && c.typingUntil > Date.now()) this.store.setTyping(peer, 0);
+      // A message (not an edit or a reaction) ends the peer's typing.
+      if (live && c.typingUntil > Date.now() && incoming.some((m) => !isEvent(m))) this.store.setTyping(peer, 0);
       this.markReceived(c, incoming[incoming.length - 1].seq);
       if (live) this.notify.incoming(peer, incoming);
       if (this.canRead(peer)) this.markRead(peer);
