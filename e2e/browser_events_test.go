@@ -256,6 +256,22 @@ func TestBrowserMessageEvents(t *testing.T) {
 		p.noErrorToasts()
 	}
 	shot(t, alice, "conversation-events-desktop.png")
+
+	// At phone width: quotes, reactions and the menu stay on screen.
+	alice.do("phone", phone())
+	alice.openChat(base, bobAPI.ID)
+	alice.waitSel("quote", rowSel(hebrew.Seq)+` [data-testid="reply-quote"]`)
+	alice.do("menu at phone width", chromedp.Click(chromedp.CSS(rowSel(hebrew.Seq)+` [data-testid="message-actions"]`)), chromedp.WaitVisible(tid("message-menu")))
+	type fitT struct {
+		ScrollWidth float64 `json:"scrollWidth"`
+		MenuLeft    float64 `json:"menuLeft"`
+		MenuRight   float64 `json:"menuRight"`
+	}
+	f := eval[fitT](alice, `(() => { const r = document.querySelector('[data-testid="message-menu"]').getBoundingClientRect();
+		return {scrollWidth: document.documentElement.scrollWidth, menuLeft: r.left, menuRight: r.right}; })()`)
+	if f.ScrollWidth > phoneWidth || f.MenuLeft < 0 || f.MenuRight > phoneWidth {
+		t.Errorf("at %d px: scrollWidth %v, menu from %v to %v", phoneWidth, f.ScrollWidth, f.MenuLeft, f.MenuRight)
+	}
 }
 
 // TestBrowserEventsThroughGateway: the same people reply with an image,
