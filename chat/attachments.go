@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -35,6 +36,10 @@ const (
 	maxMediaType = 127
 	// uploadQuotaWindow is the window of chat.upload_quota_bytes.
 	uploadQuotaWindow = 24 * time.Hour
+	// maxUploadsInFlight is how many uploads of one user a node takes at
+	// once: the quota counts finished uploads, so uploads in flight could
+	// otherwise pass it by up to upload_burst × max_attachment_bytes.
+	maxUploadsInFlight = 3
 )
 
 // Error codes of the attachment rules (besides too_large, rate_limited).
@@ -51,10 +56,34 @@ var inlineTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/
 type attachmentState struct {
 	uploads *httpapi.Limiter // per user
 	now     func() time.Time // the clock of uploads and of the prune (tests set it)
+
+	mu       sync.Mutex
+	inFlight map[string]int // uploads in progress per user
 }
 
-func newAttachmentState(cfg Config) attachmentState {
-	return attachmentState{uploads: httpapi.NewLimiter(cfg.UploadRate, cfg.UploadBurst, maxLimiterKeys), now: time.Now}
+func newAttachmentState(cfg Config) *attachmentState {
+	return &attachmentState{uploads: httpapi.NewLimiter(cfg.UploadRate, cfg.UploadBurst, maxLimiterKeys), now: time.Now,
+		inFlight: make(map[string]int)}
+}
+
+// begin admits one more upload of userID unless maxUploadsInFlight run;
+// end must follow an admitted one.
+func (a *attachmentState) begin(userID string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inFlight[userID] >= maxUploadsInFlight {
+		return false
+	}
+	a.inFlight[userID]++
+	return true
+}
+
+func (a *attachmentState) end(userID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inFlight[userID]--; a.inFlight[userID] <= 0 {
+		delete(a.inFlight, userID)
+	}
 }
 
 type attachmentJSON struct {
@@ -142,6 +171,11 @@ func (s *Service) handleUpload(w http.ResponseWriter, r *http.Request, me princi
 		s.refusedBy("attachment_size", "user", me.UserID)
 		return s.errUploadTooLarge()
 	}
+	if !s.att.begin(me.UserID) {
+		s.refusedBy("uploads_in_flight", "user", me.UserID)
+		return httpapi.RateLimited(time.Second, fmt.Sprintf("at most %d uploads at once", maxUploadsInFlight))
+	}
+	defer s.att.end(me.UserID)
 	now := s.att.now()
 	if ok, retry := s.att.uploads.Allow(me.UserID, now); !ok {
 		s.refusedBy("upload_rate", "user", me.UserID, "retry_after", retry)

@@ -483,3 +483,50 @@ func TestAttachmentGoesWithDeletedMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestAttachmentUploadsInFlight: a user has at most maxUploadsInFlight
+// uploads in progress on a node; the next is 429 until one ends.
+func TestAttachmentUploadsInFlight(t *testing.T) {
+	e := newTestEnv(t, nil)
+	alice, bob := e.user("alice"), e.user("bob")
+	inFlight := func(id string) int {
+		e.svc.att.mu.Lock()
+		defer e.svc.att.mu.Unlock()
+		return e.svc.att.inFlight[id]
+	}
+	var writers []*io.PipeWriter
+	done := make(chan int, maxUploadsInFlight)
+	for range maxUploadsInFlight {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		req, _ := http.NewRequest("POST", e.srv.URL+"/api/attachments?name=slow", pr)
+		req.Header.Set("Authorization", "Bearer "+alice.token)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	waitUntil(t, "the uploads to be in progress", func() bool { return inFlight(alice.id) == maxUploadsInFlight })
+	if r := e.upload(alice.token, "one more", "", "x", false); r.status != 429 || r.err.Error.Code != "rate_limited" {
+		t.Fatalf("an upload beyond %d in flight: %d %+v, want 429", maxUploadsInFlight, r.status, r.err)
+	}
+	e.uploadOK(bob, "bob's", "", "b") // another user is not held up
+	for _, pw := range writers {
+		_, _ = pw.Write([]byte("data"))
+		_ = pw.Close()
+	}
+	for range maxUploadsInFlight {
+		if st := <-done; st != 201 {
+			t.Fatalf("a slow upload ended with %d, want 201", st)
+		}
+	}
+	e.uploadOK(alice, "after", "", "x")
+	if n := inFlight(alice.id); n != 0 {
+		t.Fatalf("%d uploads counted in flight after all ended", n)
+	}
+}

@@ -68,7 +68,7 @@ type Service struct {
 	trusted   []netip.Prefix   // http.trusted_proxies
 	logLimit  *httpapi.Limiter // security log lines per limit
 	users     *userCache
-	att       attachmentState
+	att       *attachmentState
 
 	// WebSocket sends are answered by a few completion goroutines
 	// (pipeline.go), running from Start to the end of Shutdown.
