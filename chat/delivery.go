@@ -30,6 +30,7 @@ type sendRequest struct {
 	hasReplyTo    bool
 	emoji         string
 	hasEmoji      bool
+	wasContact    bool               // from and to were contacts before this text send (contacts.go)
 	attachmentIDs []string           // as sent (attachments.go)
 	attachments   []store.Attachment // referenced by prepareSend
 	// dropAttachments are the uploads of a delete's target, removed once
@@ -43,6 +44,8 @@ type sendResult struct {
 	created bool
 	env     []byte // the envelope of its `message` frame
 	ack     []byte // the ack frame when asked for
+
+	wasContact bool // sendRequest.wasContact
 }
 
 // validateSend checks a send or an event against api.md's rules
@@ -68,7 +71,13 @@ func (s *Service) validateSend(ctx context.Context, req *sendRequest) *httpapi.E
 	if _, herr := s.lookupUser(ctx, req.to); herr != nil {
 		return herr
 	}
-	return s.checkBlocked(ctx, req.from, req.to)
+	if herr := s.checkBlocked(ctx, req.from, req.to); herr != nil {
+		return herr
+	}
+	if req.kind == "" {
+		req.wasContact = s.wasContact(ctx, req.from, req.to)
+	}
+	return nil
 }
 
 // checkText applies the text rules (valid UTF-8, at most MaxTextBytes, and
@@ -134,7 +143,7 @@ func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool,
 	if len(req.dropAttachments) > 0 {
 		s.dropAttachments(req.dropAttachments)
 	}
-	return sendResult{msg: msg, created: created, env: env, ack: ack}, nil
+	return sendResult{msg: msg, created: created, env: env, ack: ack, wasContact: req.wasContact}, nil
 }
 
 // fanOut publishes a stored message to its recipient's and its sender's
@@ -148,6 +157,9 @@ func (s *Service) fanOut(ctx context.Context, res sendResult) {
 	s.publishTo(ctx, res.msg.From, res.env)
 	if res.created && s.notifier != nil {
 		s.notifier.MessageStored(res.msg) // never blocks: push.go
+	}
+	if res.created && res.msg.IsText() && !res.wasContact {
+		s.noteText(res.msg) // contacts.go: presence on a first contact
 	}
 }
 

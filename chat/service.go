@@ -68,6 +68,7 @@ type Service struct {
 	trusted   []netip.Prefix   // http.trusted_proxies
 	logLimit  *httpapi.Limiter // security log lines per limit
 	users     *userCache
+	pairs     contactPairs // contacts.go
 	att       *attachmentState
 
 	// WebSocket sends are answered by a few completion goroutines

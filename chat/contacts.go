@@ -1,0 +1,138 @@
+package chat
+
+import (
+	"context"
+	"sync"
+
+	"github.com/chatd/chatd/store"
+)
+
+// First contact (issue 10): presence reaches only contacts (privacy.go),
+// so when a text message makes its two users contacts (the second of them
+// has now sent in the conversation), each is sent the other's presence at
+// once; otherwise both would see it only after a reload. A text send in a
+// conversation not known (on this node) to be between contacts asks before
+// its append whether they are (wasContact); if not, once it is stored the
+// conversation is checked again off the send path, by one goroutine per
+// conversation at a time, and a change sends the presence. Known contacts
+// cost a map lookup; a one-sided conversation costs those two checks per
+// send (bounded by the send limit).
+
+// maxContactPairs bounds the conversations remembered as between contacts
+// (the set is cleared when full: forgetting costs one check more).
+const maxContactPairs = 1 << 16
+
+// contactPairs is the node's memory of the conversations known to be
+// between contacts, and of the checks running.
+type contactPairs struct {
+	mu      sync.Mutex
+	known   map[string]bool // conversation id → its users are contacts
+	running map[string]bool // conversation id → a check runs; true: run it again
+}
+
+// wasContact reports whether from and to are contacts before a send
+// between them (validateSend): known, or found so in the store. On a store
+// error it says true, so that nothing is published on a guess.
+func (s *Service) wasContact(ctx context.Context, from, to string) bool {
+	conv := store.ConversationID(from, to)
+	p := &s.pairs
+	p.mu.Lock()
+	known := p.known[conv]
+	p.mu.Unlock()
+	if known {
+		return true
+	}
+	vis, err := s.visibleTo(ctx, from, []string{to})
+	if err != nil {
+		return true
+	}
+	if vis[to] {
+		p.remember(conv)
+	}
+	return vis[to]
+}
+
+// remember records conv as between contacts.
+func (p *contactPairs) remember(conv string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.known == nil || len(p.known) >= maxContactPairs {
+		p.known = make(map[string]bool)
+	}
+	p.known[conv] = true
+}
+
+// noteText is called for a text message just stored (created) between
+// users who were not contacts before it: it starts the check of its
+// conversation.
+func (s *Service) noteText(m store.Message) {
+	p := &s.pairs
+	p.mu.Lock()
+	if p.running == nil {
+		p.running = make(map[string]bool)
+	}
+	conv := m.ConversationID
+	if p.known[conv] {
+		p.mu.Unlock()
+		return
+	}
+	if _, ok := p.running[conv]; ok {
+		p.running[conv] = true // the running check may have read before m: once more
+		p.mu.Unlock()
+		return
+	}
+	if !s.beginWork() {
+		p.mu.Unlock()
+		return
+	}
+	p.running[conv] = false
+	p.mu.Unlock()
+	go func() {
+		defer s.endWork()
+		for {
+			if s.checkFirstContact(m.From, m.To) {
+				p.remember(conv)
+				p.mu.Lock()
+				delete(p.running, conv)
+				p.mu.Unlock()
+				return
+			}
+			p.mu.Lock()
+			again := p.running[conv]
+			if !again {
+				delete(p.running, conv)
+				p.mu.Unlock()
+				return
+			}
+			p.running[conv] = false
+			p.mu.Unlock()
+		}
+	}()
+}
+
+// checkFirstContact reports whether a and b are contacts (a block between
+// them counts as not) and, when they are, sends each the other's presence.
+// Two first messages racing may both send it: a presence repeated
+// unchanged, which clients take as it is.
+func (s *Service) checkFirstContact(a, b string) bool {
+	ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+	defer cancel()
+	vis, err := s.visibleTo(ctx, a, []string{b})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("first contact: contact lookup failed", "err", err)
+		}
+		return false
+	}
+	if !vis[b] {
+		return false
+	}
+	st := s.lookupPresence(ctx, []string{a, b})
+	for _, p := range [][2]string{{a, b}, {b, a}} {
+		env, err := eventEnvelope(presenceFrame{Type: "presence", UserID: p[1], Presence: toPresenceJSON(st[p[1]])})
+		if err == nil {
+			s.publishTo(ctx, p[0], env)
+		}
+	}
+	return true
+}
