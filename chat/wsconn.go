@@ -46,6 +46,7 @@ type stallConn struct {
 	grown  bool
 	corked bool
 	buf    *[]byte // while corked, from corkPool
+	writes int     // to Conn (tests)
 }
 
 // corkFlush is how much a corked batch gathers before it writes.
@@ -111,6 +112,7 @@ var socketWrites atomic.Int64
 // writeLocked writes p with the write timeout (s.mu held).
 func (s *stallConn) writeLocked(p []byte) (int, error) {
 	socketWrites.Add(1)
+	s.writes++
 	written := 0
 	for {
 		_ = s.SetWriteDeadline(time.Now().Add(s.timeout))

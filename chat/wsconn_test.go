@@ -2,6 +2,7 @@ package chat
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // rawUpgrade dials the node with a hand-written upgrade request for tok,
@@ -135,5 +137,71 @@ func TestIdleSocketMemory(t *testing.T) {
 	t.Logf("%.0f bytes per idle socket (heap %.0f, stacks %.0f)", per, float64(heap1-heap0)/n, float64(stack1-stack0)/n)
 	if per > idleSocketBudget {
 		t.Fatalf("%.0f bytes per idle socket, want at most %d", per, idleSocketBudget)
+	}
+}
+
+// A corked batch leaves in one write per corkFlush bytes, in order, and
+// writes made meanwhile by another goroutine (coder/websocket's pongs) join
+// it in order.
+func TestStallConnCork(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server := <-accepted
+	defer server.Close()
+	sc := &stallConn{Conn: server, timeout: 5 * time.Second}
+
+	var want []byte
+	chunk := func(i int) []byte { return []byte(fmt.Sprintf("%05d", i) + strings.Repeat("x", 1019)) } // 1 KiB
+	sc.cork()
+	for i := range 40 { // 40 KiB: one write at 32 KiB, one at uncork
+		p := chunk(i)
+		if i == 20 {
+			done := make(chan struct{})
+			go func() { // another goroutine's frame, between two of the batch
+				defer close(done)
+				if _, err := sc.Write([]byte("PONG")); err != nil {
+					t.Error(err)
+				}
+			}()
+			<-done
+			want = append(want, "PONG"...)
+		}
+		if n, err := sc.Write(p); err != nil || n != len(p) {
+			t.Fatalf("corked write %d: %d, %v", i, n, err)
+		}
+		want = append(want, p...)
+	}
+	if err := sc.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.writes; got != 2 {
+		t.Fatalf("%d socket writes for a 40 KiB batch, want 2", got)
+	}
+	if _, err := sc.Write([]byte("AFTER")); err != nil { // uncorked: straight through
+		t.Fatal(err)
+	}
+	want = append(want, "AFTER"...)
+	got := make([]byte, len(want))
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(client, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the bytes arrived out of order or changed")
 	}
 }
