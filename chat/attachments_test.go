@@ -15,6 +15,7 @@ import (
 
 	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
+	"github.com/chatd/chatd/internal/apitest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -419,21 +420,6 @@ func TestAttachmentUnreferencedPruned(t *testing.T) {
 	}
 }
 
-// slowReader sends pieces of 1 KiB with a pause before each.
-type slowReader struct {
-	pieces int
-	pause  time.Duration
-}
-
-func (s *slowReader) Read(b []byte) (int, error) {
-	if s.pieces == 0 {
-		return 0, io.EOF
-	}
-	time.Sleep(s.pause)
-	s.pieces--
-	return copy(b, strings.Repeat("s", min(len(b), 1024))), nil
-}
-
 // TestAttachmentUploadOutlivesBodyTimeout: behind http.body_timeout
 // (httpapi.BodyDeadline) an upload's body gets time for its size.
 func TestAttachmentUploadOutlivesBodyTimeout(t *testing.T) {
@@ -443,7 +429,7 @@ func TestAttachmentUploadOutlivesBodyTimeout(t *testing.T) {
 	e.svc.Routes(mux)
 	srv := httptest.NewServer(httpapi.BodyDeadline(mux, 300*time.Millisecond))
 	t.Cleanup(srv.Close)
-	req, _ := http.NewRequest("POST", srv.URL+"/api/attachments?name=slow.bin", &slowReader{pieces: 8, pause: 100 * time.Millisecond})
+	req, _ := http.NewRequest("POST", srv.URL+"/api/attachments?name=slow.bin", apitest.Slow(8, 100*time.Millisecond))
 	req.ContentLength = 8 * 1024
 	req.Header.Set("Authorization", "Bearer "+alice.token)
 	var out struct {
