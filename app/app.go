@@ -22,11 +22,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/internal/gcfloor"
 	"github.com/chatd/chatd/internal/tlsconf"
+	"github.com/chatd/chatd/internal/tracing"
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/push"
 	"github.com/chatd/chatd/store"
@@ -41,6 +43,11 @@ type App struct {
 	set []string // the modules this process runs, dependencies first
 	// secrets are the passwords of the backend URLs, kept out of logs.
 	secrets []string
+
+	// tracing is the span exporter when tracing.otlp_endpoint is set;
+	// tp is its provider for the modules, nil when tracing is off.
+	tracing *tracing.Provider
+	tp      trace.TracerProvider
 
 	// What the modules built, for the modules that depend on them.
 	store      store.Store
@@ -86,7 +93,25 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), set: resolve(cfg.Roles),
 		secrets: urlSecrets(cfg.PubSub.RedisURL, cfg.Store.MongoURI)}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
+	if cfg.Tracing.Enabled() {
+		p, err := tracing.New(context.Background(), cfg.Tracing, tracing.Identity{
+			Service: serviceName(cfg.Roles), Instance: cfg.NodeID, Version: BuildVersion(),
+		}, logger.With("module", "tracing"))
+		if err != nil {
+			return nil, err
+		}
+		a.tracing, a.tp = p, p.TracerProvider()
+	}
 	return a, nil
+}
+
+// serviceName is the process's service.name in traces: chatd-ROLE for a
+// process of one role, chatd for several (--role=all).
+func serviceName(roles []string) string {
+	if len(roles) == 1 && roles[0] != RoleAll {
+		return "chatd-" + roles[0]
+	}
+	return "chatd"
 }
 
 // NewLogger returns the slog logger that cfg asks for.
@@ -136,8 +161,13 @@ func (a *App) Start(ctx context.Context) error {
 	trusted, _ := httpapi.ParseProxies(a.cfg.HTTP.TrustedProxies) // Validate checked it
 	ln = httpapi.LimitListener(ln, a.cfg.HTTP.MaxConns, a.cfg.HTTP.MaxConnsPerAddr, trusted, a.connRefused())
 	a.ln = ln
+	var handler http.Handler = http.HandlerFunc(a.serveHTTP)
+	if a.tp != nil {
+		// A request's traceparent is believed from http.trusted_proxies only.
+		handler = tracing.Handler(a.tp, trusted, handler)
+	}
 	a.srv = &http.Server{
-		Handler:           httpapi.BodyDeadline(http.HandlerFunc(a.serveHTTP), a.cfg.HTTP.BodyTimeout),
+		Handler:           httpapi.BodyDeadline(handler, a.cfg.HTTP.BodyTimeout),
 		ReadHeaderTimeout: a.cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
@@ -355,6 +385,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.stopTLS(ctx)
 		wg.Wait()
 		a.stopModules(ctx)
+		if a.tracing != nil {
+			if e := a.tracing.Shutdown(ctx); e != nil {
+				a.log.Warn("tracing: flush at shutdown", "err", e)
+			}
+		}
 		// The ops listener goes last: /healthz answers through the drain.
 		if a.opsSrv != nil {
 			if e := a.opsSrv.Shutdown(ctx); e != nil && err == nil {

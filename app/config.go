@@ -14,6 +14,7 @@ import (
 	"github.com/chatd/chatd/chat"
 	"github.com/chatd/chatd/gateway"
 	"github.com/chatd/chatd/internal/tlsconf"
+	"github.com/chatd/chatd/internal/tracing"
 	"github.com/chatd/chatd/push"
 )
 
@@ -35,6 +36,7 @@ type Config struct {
 	Chat    chat.Config    `mapstructure:"chat"`
 	Gateway gateway.Config `mapstructure:"gateway"`
 	Push    push.Config    `mapstructure:"push"`
+	Tracing tracing.Config `mapstructure:"tracing"`
 
 	// vapidKeyDefault: push.vapid_key_file was not set, normalize chose
 	// <data_dir>/vapid.key.
@@ -146,6 +148,7 @@ func DefaultConfig() Config {
 		Chat:    chat.DefaultConfig(),
 		Gateway: gateway.DefaultConfig(),
 		Push:    push.DefaultConfig(),
+		Tracing: tracing.DefaultConfig(),
 	}
 }
 
@@ -284,6 +287,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("pubsub.backend: %q is not memory or redis", c.PubSub.Backend)
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		return err
 	}
 	if ttl := c.PubSub.PresenceTTL; ttl < 3*time.Second || ttl > 5*time.Minute {
 		return fmt.Errorf("pubsub.presence_ttl: must be between 3s and 5m, since chat nodes refresh presence every ttl/3 and a dead node's users go offline within it (got %s)", ttl)

@@ -335,6 +335,7 @@ func (a *App) initChat(context.Context) (service, error) {
 		NodeID:   a.cfg.NodeID,
 		Logger:   a.logger(RoleChat),
 		Metrics:  a.reg,
+		Tracer:   a.tp,
 	})
 	if err != nil {
 		return nil, err
@@ -349,6 +350,7 @@ func (a *App) initProxy(context.Context) (service, error) {
 		UI:       a.root,
 		Logger:   a.logger(RoleGateway),
 		Metrics:  a.reg,
+		Tracer:   a.tp,
 	})
 	if err != nil {
 		return nil, err

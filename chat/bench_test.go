@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // BenchmarkSendDeliver measures the whole path over loopback: N pairs of
@@ -42,6 +44,15 @@ func BenchmarkSendDeliver(b *testing.B) {
 	for _, pairs := range []int{1, 16} {
 		b.Run(fmt.Sprintf("pairs=%d/send_window=1", pairs), func(b *testing.B) { benchSendDeliver(b, pairs, 32, 0, 1) })
 	}
+	// Tracing on, every message sampled, spans batched to an exporter that
+	// discards them: the cost of tracing.otlp_endpoint minus the network.
+	for _, pairs := range []int{1, 16} {
+		b.Run(fmt.Sprintf("pairs=%d/tracing", pairs), func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+			b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			benchSendDeliverWith(b, pairs, 32, 0, 0, func(e *testEnv) { e.tracer = tp })
+		})
+	}
 }
 
 type benchFrame struct {
@@ -54,12 +65,18 @@ type benchFrame struct {
 // benchSendDeliver runs pairs senders, each keeping window sends
 // outstanding; sendWindow > 0 sets the server's send_window.
 func benchSendDeliver(b *testing.B, pairs, window int, rate float64, sendWindow int) {
-	e := newTestEnv(b, func(c *Config) {
+	benchSendDeliverWith(b, pairs, window, rate, sendWindow, nil)
+}
+
+// benchSendDeliverWith is benchSendDeliver with setup run on the env
+// before its node starts.
+func benchSendDeliverWith(b *testing.B, pairs, window int, rate float64, sendWindow int, setup func(*testEnv)) {
+	e := newTestEnvWith(b, func(c *Config) {
 		c.SendQueue = 4096
 		if sendWindow > 0 {
 			c.SendWindow = sendWindow
 		}
-	})
+	}, setup)
 	type pair struct {
 		from, to *testUser
 		s, r     *websocket.Conn

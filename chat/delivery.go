@@ -11,6 +11,7 @@ import (
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/store"
 	"github.com/chatd/chatd/textpolicy"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const maxClientMsgID = 64
@@ -36,6 +37,7 @@ type sendRequest struct {
 	// dropAttachments are the uploads of a delete's target, removed once
 	// the delete is stored (prepareSend, dropAttachments).
 	dropAttachments []string
+	tr              *sendTrace // nil unless traced (tracing.go)
 }
 
 // sendResult is a stored message and its encodings.
@@ -46,6 +48,7 @@ type sendResult struct {
 	ack     []byte // the ack frame when asked for
 
 	wasContact bool // sendRequest.wasContact
+	tr         *sendTrace
 }
 
 // validateSend checks a send or an event against api.md's rules
@@ -99,10 +102,15 @@ func (s *Service) checkText(text string, blankOK bool) *httpapi.Error {
 // client_msg_id) returns the stored message with created false; fanOut
 // publishes it again.
 func (s *Service) send(ctx context.Context, req sendRequest) (sendResult, *httpapi.Error) {
-	if herr := s.prepareSend(ctx, &req); herr != nil {
+	vs := req.tr.start("chat.validate", trace.SpanKindInternal)
+	herr := s.prepareSend(ctx, &req)
+	finishSpan(vs, herr)
+	if herr != nil {
 		return sendResult{}, herr
 	}
+	req.tr.startAppend()
 	msg, created, err := s.store.AppendMessage(ctx, newMessage(req, time.Now()))
+	req.tr.endAppend(msg, created, err)
 	return s.sendResultOf(req, msg, created, err)
 }
 
@@ -143,7 +151,7 @@ func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool,
 	if len(req.dropAttachments) > 0 {
 		s.dropAttachments(req.dropAttachments)
 	}
-	return sendResult{msg: msg, created: created, env: env, ack: ack, wasContact: req.wasContact}, nil
+	return sendResult{msg: msg, created: created, env: env, ack: ack, wasContact: req.wasContact, tr: req.tr}, nil
 }
 
 // fanOut publishes a stored message to its recipient's and its sender's
@@ -153,8 +161,12 @@ func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool,
 // outcome was unknown), so nothing was published then. Clients key
 // messages by seq, so a second copy is harmless (api.md 1.1, resync).
 func (s *Service) fanOut(ctx context.Context, res sendResult) {
-	s.publishTo(ctx, res.msg.To, res.env)
-	s.publishTo(ctx, res.msg.From, res.env)
+	if res.tr != nil {
+		s.fanOutTraced(ctx, res) // tracing.go: the same, in a span carried by the envelope
+	} else {
+		s.publishTo(ctx, res.msg.To, res.env)
+		s.publishTo(ctx, res.msg.From, res.env)
+	}
 	if res.created && s.notifier != nil {
 		s.notifier.MessageStored(res.msg) // never blocks: push.go
 	}

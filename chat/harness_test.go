@@ -22,6 +22,7 @@ import (
 	"github.com/chatd/chatd/store"
 	"github.com/chatd/chatd/store/sqlitestore"
 	"github.com/coder/websocket"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // waitTimeout bounds every wait for an expected event.
@@ -53,6 +54,9 @@ type testEnv struct {
 	// notifier, when set, makes the Notifier of the nodes startNode starts
 	// (push_test.go), from the node's store and presence.
 	notifier func(st store.Store, pres pubsub.Presence) Notifier
+	// tracer, when set, is the tracer provider of the nodes startNode
+	// starts from then on (tracing off otherwise).
+	tracer trace.TracerProvider
 }
 
 // syncOnlyStore is a store.Store without store.AsyncAppender.
@@ -130,6 +134,7 @@ func (e *testEnv) startNode(nodeID string, mod func(*Config)) (*Service, *httpte
 		Store: st, Broker: br, Presence: pres, Notifier: notifier,
 		Verifier: token.NewVerifier(keys, "chatd", "chatd"),
 		NodeID:   nodeID,
+		Tracer:   e.tracer,
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", nodeID),
 	})
 	if err != nil {

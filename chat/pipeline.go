@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/store"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // WebSocket sends, one path for every store. The reader validates a send
@@ -174,18 +175,25 @@ func (s *Service) pushCompletion(op *sendOp) {
 func (s *Service) wsSend(ctx context.Context, c *conn, req sendRequest, ref *string, start int64) {
 	op := c.ticket(start)
 	op.ref = ref
+	req.tr = s.traceSend(context.Background(), "websocket") // nil when tracing is off
 	if !s.beginWork() {
+		req.tr.end(nil, httpapi.ErrUnavailable)
 		op.frame = errorFrameBytes(ref, httpapi.ErrUnavailable)
 		s.pushCompletion(op)
 		return
 	}
 	op.work = true
-	if herr := s.prepareSend(ctx, &req); herr != nil {
+	vs := req.tr.start("chat.validate", trace.SpanKindInternal)
+	herr := s.prepareSend(ctx, &req)
+	finishSpan(vs, herr)
+	if herr != nil {
+		req.tr.end(nil, herr)
 		op.frame = errorFrameBytes(ref, herr)
 		s.pushCompletion(op)
 		return
 	}
 	op.req = req
+	req.tr.startAppend()
 	s.store.AppendMessageAsync(s.ctx, newMessage(req, time.Now()), op.stored)
 }
 
@@ -205,6 +213,7 @@ func (a syncAppender) AppendMessageAsync(ctx context.Context, m store.Message, d
 // hands the outcome over.
 func (op *sendOp) stored(msg store.Message, created bool, err error) {
 	op.msg, op.created, op.err = msg, created, err
+	op.req.tr.endAppend(msg, created, err)
 	op.c.s.pushCompletion(op)
 }
 
@@ -237,9 +246,17 @@ func (s *Service) answer(op *sendOp) {
 		res, herr := s.sendResultOf(op.req, op.msg, op.created, op.err)
 		if herr != nil {
 			c.enqueue(errorFrameBytes(op.ref, herr), 0)
-		} else {
+			op.req.tr.end(nil, herr)
+		} else if res.tr == nil {
 			c.enqueue(res.ack, op.start) // the ack does not wait for the broker
 			s.fanOut(ctx, res)
+		} else {
+			ws := res.tr.start("ws.write", trace.SpanKindInternal)
+			if !c.enqueueSpan(res.ack, op.start, ws) {
+				endWrite(ws, "connection closing")
+			}
+			s.fanOut(ctx, res)
+			res.tr.end(&res, nil)
 		}
 		cancel()
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // registry is this node's local WebSocket connections: by user (the list
@@ -46,16 +48,33 @@ func (l *connList) load() []*conn {
 
 // deliver hands a broker payload's frame to every connection of the list
 // but the one it names. It never blocks: every enqueue is non-blocking.
-func (l *connList) deliver(m *metrics, payload []byte) {
+func (l *connList) deliver(m *metrics, tr trace.Tracer, payload []byte) {
 	kind, except, frame, ok := parseEnvelope(payload)
 	if !ok {
 		return
 	}
+	ctx, span := traceDeliver(tr, payload) // nil unless a traced message (tracing.go)
 	n := 0
 	for _, c := range l.load() {
-		if c.id != except && c.enqueue(frame, 0) {
-			n++
+		if c.id == except {
+			continue
 		}
+		if ctx == nil {
+			if c.enqueue(frame, 0) {
+				n++
+			}
+			continue
+		}
+		ws := startWrite(tr, ctx, c.id)
+		if c.enqueueSpan(frame, 0, ws) {
+			n++
+		} else {
+			endWrite(ws, "connection closing")
+		}
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int("chat.connections", n))
+		span.End()
 	}
 	if kind == envMessage && n > 0 {
 		m.delivered.Add(float64(n))

@@ -273,10 +273,13 @@ func (s *Service) restSend(w http.ResponseWriter, r *http.Request, req sendReque
 		return httpapi.ErrUnavailable
 	}
 	defer s.endWork()
+	req.tr = s.traceSend(r.Context(), "rest") // nil when tracing is off
 	res, herr := s.send(r.Context(), req)
 	if herr != nil {
+		req.tr.end(nil, herr)
 		return herr
 	}
+	defer req.tr.end(&res, nil)
 	// The message is stored: publish it even if the client goes away now.
 	pctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 	s.fanOut(pctx, res)

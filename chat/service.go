@@ -33,6 +33,7 @@ import (
 	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/store"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Deps are the chat role's collaborators.
@@ -46,6 +47,7 @@ type Deps struct {
 	Metrics  prometheus.Registerer // nil: metrics are kept but not exported
 	// Notifier sends Web Push notifications (push.go); nil: push is off.
 	Notifier Notifier
+	Tracer   trace.TracerProvider // nil: tracing is off (tracing.go)
 }
 
 // Service is the chat role of one node.
@@ -58,7 +60,8 @@ type Service struct {
 	node     string
 	log      *slog.Logger
 	m        *metrics
-	notifier Notifier // nil: no Web Push
+	notifier Notifier     // nil: no Web Push
+	tracer   trace.Tracer // nil when tracing is off
 
 	hub      *hub
 	sessions *sessionCache
@@ -131,6 +134,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 		epoch: time.Now(), ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
 	}
 	s.appendErrLog.every = appendErrorLogEvery
+	if d.Tracer != nil {
+		s.tracer = d.Tracer.Tracer(tracerName)
+	}
 	s.hub = newHub(s)
 	s.sendLimit = httpapi.NewLimiter(cfg.SendRate, cfg.SendBurst, maxLimiterKeys)
 	s.sockets = newSocketCounts(cfg.MaxSocketsPerUser, cfg.MaxSocketsPerAddr)

@@ -118,7 +118,7 @@ func (t *userTopics) acquire(ctx context.Context, userID string) (*topicEntry, e
 func (t *userTopics) setup(ctx context.Context, e *topicEntry) error {
 	s := t.s
 	m, list := s.m, e.list
-	sub, err := s.broker.Subscribe(ctx, pubsub.UserTopic(e.userID), func(p []byte) { list.deliver(m, p) })
+	sub, err := s.broker.Subscribe(ctx, pubsub.UserTopic(e.userID), func(p []byte) { list.deliver(m, s.tracer, p) })
 	if err != nil {
 		return fmt.Errorf("chat: subscribe user topic: %w", err)
 	}

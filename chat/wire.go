@@ -194,6 +194,10 @@ func newEnvelope(kind byte, except uint64, frameCap int) []byte {
 
 // parseEnvelope splits a payload; ok is false for a payload chat did not make.
 func parseEnvelope(p []byte) (kind byte, except uint64, frame []byte, ok bool) {
+	if len(p) > 0 && p[0] == envTraced { // tracing.go
+		except, frame, ok = parseTracedEnvelope(p)
+		return envMessage, except, frame, ok
+	}
 	if len(p) <= envHeader || (p[0] != envMessage && p[0] != envEvent) {
 		return 0, 0, nil, false
 	}

@@ -14,12 +14,14 @@ import (
 
 	"github.com/chatd/chatd/httpapi"
 	"github.com/coder/websocket"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // outItem is one queued frame; start (mono ns, 0 = none) times an ack.
 type outItem struct {
 	frame []byte
 	start int64
+	span  trace.Span // ws.write of a traced frame, ended once written (tracing.go)
 }
 
 // conn is one WebSocket connection. One goroutine reads; a writer
@@ -58,7 +60,11 @@ type conn struct {
 
 // enqueue queues frame for writing; it reports false when the connection is
 // closing. A full queue closes the connection with 1013.
-func (c *conn) enqueue(frame []byte, start int64) bool {
+func (c *conn) enqueue(frame []byte, start int64) bool { return c.enqueueSpan(frame, start, nil) }
+
+// enqueueSpan is enqueue of a traced frame: the writer ends span once the
+// frame is written. When it reports false the caller still owns span.
+func (c *conn) enqueueSpan(frame []byte, start int64, span trace.Span) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -70,7 +76,7 @@ func (c *conn) enqueue(frame []byte, start int64) bool {
 		c.startWriterUnlock()
 		return false
 	}
-	c.queue = append(c.queue, outItem{frame: frame, start: start})
+	c.queue = append(c.queue, outItem{frame: frame, start: start, span: span})
 	c.startWriterUnlock()
 	return true
 }
@@ -146,6 +152,7 @@ func (c *conn) writer() {
 		c.mu.Unlock()
 
 		if closing && code != websocket.StatusGoingAway {
+			endWrites(batch, "dropped: connection closing")
 			batch = batch[:0] // dropping: a slow or revoked connection gets nothing more
 		}
 		if !c.writeBatch(batch) {
@@ -183,18 +190,25 @@ func (c *conn) writeBatch(batch []outItem) bool {
 		}
 		if err := c.ws.Write(context.Background(), websocket.MessageText, batch[n].frame); err != nil {
 			_ = c.sc.uncork()
+			endWrites(batch, "write failed")
 			return false
 		}
 	}
 	if err := c.sc.uncork(); err != nil {
+		endWrites(batch, "write failed")
 		return false
 	}
 	now := c.s.mono(time.Now())
-	for _, it := range batch[:n] {
+	for i, it := range batch[:n] {
 		if it.start != 0 {
 			c.s.m.sendLatency.Observe(float64(now-it.start) / 1e9)
 		}
+		if it.span != nil {
+			endWrite(it.span, "")
+			batch[i].span = nil
+		}
 	}
+	endWrites(batch[n:], "dropped: connection closing")
 	return true
 }
 

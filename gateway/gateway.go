@@ -34,6 +34,7 @@ import (
 
 	"github.com/chatd/chatd/auth/token"
 	"github.com/chatd/chatd/httpapi"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Deps are the gateway's collaborators.
@@ -47,6 +48,9 @@ type Deps struct {
 	Metrics prometheus.Registerer // nil: metrics are kept but not exported
 	// Resolver looks up gateway.chat_dns; nil is net.DefaultResolver.
 	Resolver *net.Resolver
+	// Tracer gives each proxied request a client span per upstream
+	// attempt, whose traceparent the upstream continues; nil: tracing off.
+	Tracer trace.TracerProvider
 }
 
 // Gateway is the edge reverse proxy. Create it with New, mount Handler,
@@ -57,6 +61,7 @@ type Gateway struct {
 	ui       http.Handler
 	log      *slog.Logger
 	metrics  *metrics
+	tracer   trace.Tracer // nil when tracing is off
 
 	auth, chat   *pool
 	pools        []*pool
@@ -121,6 +126,9 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		tokens:     newTokenCache(maxVerifiedTokens),
 	}
 	g.pools = []*pool{g.auth, g.chat}
+	if d.Tracer != nil {
+		g.tracer = d.Tracer.Tracer("github.com/chatd/chatd/gateway")
+	}
 	var authUps, chatUps []*upstream
 	for _, s := range cfg.AuthUpstreams {
 		u, err := newUpstream(kindAuth, s)

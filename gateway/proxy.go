@@ -93,6 +93,7 @@ func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
 			})
 			defer cancelAttempt()
 		}
+		span := g.startAttempt(&actx, upgrade, p.kind, u, try)
 		req := r.WithContext(actx)
 		if body != nil {
 			req.Body = io.NopCloser(bytes.NewReader(body))
@@ -101,6 +102,7 @@ func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
 		}
 		g.serveUpstream(w, req, u)
 		stopDrop()
+		endAttempt(span, a)
 
 		if a.err == nil {
 			if a.status == http.StatusBadGateway {
@@ -250,6 +252,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = pr.In.Host
 	keepAllowed(pr.Out.Header)
 	g.setForwarded(pr)
+	propagateTrace(pr)
 }
 
 // setForwarded sets X-Forwarded-For/-Proto/-Host. The values a client sent
