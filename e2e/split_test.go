@@ -24,6 +24,13 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	return startClusterWith(t, nil, nil)
+}
+
+// startClusterWith is startCluster with extra environment for the auth and
+// chat nodes (replicas) and for the gateway (edge).
+func startClusterWith(t *testing.T, replicas, edge []string) *cluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("split deployment: skipped with -short")
 	}
@@ -37,6 +44,7 @@ func startCluster(t *testing.T) *cluster {
 		"CHATD_PUBSUB_REDIS_URL=" + r.URL(),
 		"CHATD_PUBSUB_PRESENCE_TTL=3s",
 	}, lowArgon...)
+	backends = append(backends, replicas...)
 	c := &cluster{redis: r}
 	keyFile := filepath.Join(t.TempDir(), "signing.key")
 	c.auth = startNode(t, "auth", append(backends, "CHATD_AUTH_KEY_FILE="+keyFile, "CHATD_DATA_DIR="+t.TempDir()),
@@ -49,11 +57,11 @@ func startCluster(t *testing.T) *cluster {
 		c.chats = append(c.chats, n)
 		ups = append(ups, n.url())
 	}
-	c.gateway = startNode(t, "gateway", []string{jwks,
+	c.gateway = startNode(t, "gateway", append([]string{jwks,
 		"CHATD_GATEWAY_AUTH_UPSTREAMS=" + c.auth.url(),
 		"CHATD_GATEWAY_CHAT_UPSTREAMS=" + strings.Join(ups, ","),
 		"CHATD_GATEWAY_HEALTH_INTERVAL=300ms",
-	}, "--role=gateway", "--http-addr=127.0.0.1:0")
+	}, edge...), "--role=gateway", "--http-addr=127.0.0.1:0")
 	for _, n := range append([]*node{c.auth, c.gateway}, c.chats...) {
 		waitReady(t, n.url())
 	}
