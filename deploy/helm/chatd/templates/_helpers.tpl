@@ -105,6 +105,12 @@ spec:
         - name: CHATD_HTTP_PUBLIC_ORIGINS
           value: {{ join "," . | quote }}
         {{- end }}
+        {{- with $root.Values.tracing.otlpEndpoint }}
+        - name: CHATD_TRACING_OTLP_ENDPOINT
+          value: {{ . | quote }}
+        - name: CHATD_TRACING_SAMPLE_RATIO
+          value: {{ $root.Values.tracing.sampleRatio | quote }}
+        {{- end }}
         # The Go runtime collects harder as it nears the container's limit
         # instead of being OOM-killed past it.
         - name: GOMEMLIMIT
