@@ -86,10 +86,12 @@ func TestDependencyRules(t *testing.T) {
 func TestTransitiveDependencies(t *testing.T) {
 	const mod = "github.com/chatd/chatd"
 	const argon2 = "golang.org/x/crypto/argon2"
+	// chat and gateway see the OpenTelemetry API only; app owns the SDK.
+	const otelSDK, otelExporters = "go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/exporters"
 	backends := []string{mod + "/store/sqlitestore", mod + "/store/mongostore", mod + "/pubsub/mempubsub", mod + "/pubsub/redispubsub"}
 	rules := map[string][]string{ // package: deps it must not have (exact or as a prefix of a path)
-		"gateway":    append([]string{mod + "/store", mod + "/pubsub", mod + "/auth", mod + "/chat", argon2}, backends...),
-		"chat":       append([]string{mod + "/auth", mod + "/gateway", argon2}, backends...),
+		"gateway":    append([]string{mod + "/store", mod + "/pubsub", mod + "/auth", mod + "/chat", argon2, otelSDK, otelExporters, mod + "/internal/tracing"}, backends...),
+		"chat":       append([]string{mod + "/auth", mod + "/gateway", argon2, otelSDK, otelExporters, mod + "/internal/tracing"}, backends...),
 		"push":       append([]string{mod + "/auth", mod + "/chat", mod + "/gateway", argon2}, backends...),
 		"auth/token": append([]string{mod + "/store", mod + "/pubsub", mod + "/chat", mod + "/gateway", argon2}, backends...),
 	}
