@@ -45,15 +45,20 @@ func (s *Service) visibleTo(ctx context.Context, viewer string, ids []string) (m
 
 // presenceAudience is who gets userID's presence events: its visible contacts.
 func (s *Service) presenceAudience(ctx context.Context, userID string) ([]string, error) {
+	// visibleTo(userID, contacts) without reading the contacts twice (this
+	// runs on every connect and every offline).
 	contacts, err := s.store.ContactIDs(ctx, userID)
 	if err != nil || len(contacts) == 0 {
 		return nil, err
 	}
-	vis, err := s.visibleTo(ctx, userID, contacts)
+	blocked, err := s.store.BlockedEither(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(contacts, func(id string) bool { return !vis[id] }), nil
+	return slices.DeleteFunc(contacts, func(id string) bool {
+		_, no := slices.BinarySearch(blocked, id)
+		return no
+	}), nil
 }
 
 // presenceFor is the presence of ids as viewer is shown it: nil (JSON null)
