@@ -1,10 +1,6 @@
 package sqlitestore
 
 import (
-	"database/sql"
-	"fmt"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/chatd/chatd/store"
@@ -13,36 +9,13 @@ import (
 // A database from before message events opens with its conversations'
 // last message and unread counts intact, and its messages take events.
 func TestMigrationMessageEvents(t *testing.T) {
-	events := -1
-	for i, m := range migrations {
-		if strings.Contains(m, "last_text_seq") {
-			events = i
-		}
-	}
-	if events < 0 {
-		t.Fatal("no migration adds last_text_seq")
-	}
-	path := filepath.Join(t.TempDir(), "chatd.db")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	queries := append([]string{}, migrations[:events]...)
-	queries = append(queries, fmt.Sprintf("PRAGMA user_version = %d", events),
+	path, events := oldDatabase(t, "last_text_seq",
 		`INSERT INTO users (id, username, display_name, display_fold, password_hash, created_at) VALUES
 			('a', 'alice', 'Alice', 'alice', 'h', 1), ('b', 'bob', 'Bob', 'bob', 'h', 1)`,
 		`INSERT INTO conversations (k, id, user_a, user_b, last_seq, updated_at, sent_a, sent_b) VALUES (1, 'a.b', 'a', 'b', 2, 2000, 2, 0)`,
 		`INSERT INTO conversation_members (user_id, conv, peer_id) VALUES ('a', 1, 'b'), ('b', 1, 'a')`,
 		`INSERT INTO messages (conv, seq, id, from_id, to_id, text, client_msg_id, created_at) VALUES
 			(1, 1, 'm1', 'a', 'b', 'one', 'c1', 1000), (1, 2, 'm2', 'a', 'b', 'two', 'c2', 2000)`)
-	for _, q := range queries {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%.40s: %v", q, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
 	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatalf("Open a version %d database: %v", events, err)

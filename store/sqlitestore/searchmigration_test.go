@@ -1,42 +1,13 @@
 package sqlitestore
 
-import (
-	"database/sql"
-	"fmt"
-	"path/filepath"
-	"strings"
-	"testing"
-)
+import "testing"
 
 // The users of a database from before the search keys are found by the
 // start of any word once it is opened, and the backfill runs once.
 func TestMigrationSearchKeys(t *testing.T) {
-	at := -1
-	for i, m := range migrations {
-		if strings.Contains(m, "CREATE TABLE user_search") {
-			at = i
-		}
-	}
-	if at < 0 {
-		t.Fatal("no migration creates user_search")
-	}
-	path := filepath.Join(t.TempDir(), "chatd.db")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	queries := append([]string{}, migrations[:at]...)
-	queries = append(queries, fmt.Sprintf("PRAGMA user_version = %d", at),
+	path, at := oldDatabase(t, "CREATE TABLE user_search",
 		`INSERT INTO users (id, username, display_name, display_fold, password_hash, created_at) VALUES
 			('b', 'bob', 'Bob Builder', 'bob builder', 'h', 1), ('c', 'carol_x', 'Carol', 'carol', 'h', 1)`)
-	for _, q := range queries {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%.40s: %v", q, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
 	for range 2 { // the second Open finds nothing left to do
 		s, err := Open(path, Options{})
 		if err != nil {
