@@ -95,7 +95,7 @@ func (s *Service) handleSubscribe(w http.ResponseWriter, r *http.Request, me pri
 	ctx := r.Context()
 	sub := store.PushSubscription{
 		Endpoint: body.Endpoint, UserID: me.UserID, P256dh: body.Keys.P256dh, Auth: body.Keys.Auth,
-		CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
+		SessionID: me.SessionID, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 	}
 	if err := s.store.AddPushSubscription(ctx, sub); err != nil {
 		return httpapi.Fail(s.log, "add push subscription", err)

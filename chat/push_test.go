@@ -352,3 +352,27 @@ func TestPushOff(t *testing.T) {
 		t.Fatalf("GET /api/push/key with push off: %d %q, want 404 not_found", st, out.Error.Code)
 	}
 }
+
+// A subscription belongs to the session that made it: once that session is
+// revoked (log out, "log out everywhere", a lost device), its browser gets
+// no more pushes and the subscription is removed.
+func TestPushStopsWhenSessionEnds(t *testing.T) {
+	pe := newPushEnv(t, nil, nil)
+	alice, bob, carol := pe.user("alice"), pe.user("bob"), pe.user("carol")
+	pe.ps.subscribe(pe.testEnv, bob, "bob-1")
+	pe.ps.subscribe(pe.testEnv, carol, "carol-1")
+	subs, err := pe.st.PushSubscriptions(context.Background(), bob.id)
+	if err != nil || len(subs) != 1 || subs[0].SessionID != bob.sid {
+		t.Fatalf("bob's subscription %+v (%v), want it made by session %s", subs, err, bob.sid)
+	}
+	pe.send(alice, bob, "before")
+	pe.ps.next("bob-1")
+	if err := pe.st.RevokeSession(context.Background(), bob.sid, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	pe.send(alice, bob, "after the logout")
+	pe.send(alice, carol, "hi") // queued after bob's on the one worker
+	pe.ps.next("carol-1")
+	pe.ps.none()
+	waitSubs(t, pe.testEnv, bob, 0)
+}

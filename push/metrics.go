@@ -18,7 +18,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "chatd_push_failed_total", Help: "Pushes given up: refused by the push service, retries exhausted, or the store or presence lookup failed.",
 		}),
 		removed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chatd_push_subscriptions_removed_total", Help: "Subscriptions removed because their push service answered 404 or 410.",
+			Name: "chatd_push_subscriptions_removed_total", Help: "Subscriptions removed because their push service answered 404 or 410, or the session that made them ended.",
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatd_push_dropped_total", Help: "Pushes dropped because the queue was full.",

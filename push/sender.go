@@ -38,8 +38,10 @@ import (
 )
 
 // Store is what the sender reads: the recipient's subscriptions and mute,
-// and the removal of a subscription its push service says is gone.
+// the sessions that made them, and the removal of a subscription whose
+// push service says it is gone or whose session ended.
 type Store interface {
+	SessionByID(ctx context.Context, id string) (store.Session, error)
 	PushSubscriptions(ctx context.Context, userID string) ([]store.PushSubscription, error)
 	RemovePushSubscription(ctx context.Context, endpoint string) error
 	MutedUntil(ctx context.Context, userID, peerID string) (time.Time, error)
@@ -249,8 +251,34 @@ func (s *Sender) fanOut(m store.Message) {
 	}
 	topic := Topic(m.ConversationID)
 	for _, sub := range subs {
+		if s.sessionEnded(ctx, sub) {
+			continue
+		}
 		s.push(sub, payload, topic, 1)
 	}
+}
+
+// sessionEnded reports whether sub's session is revoked, expired or gone,
+// and then removes sub: a logged-out device gets no more pushes.
+func (s *Sender) sessionEnded(ctx context.Context, sub store.PushSubscription) bool {
+	if sub.SessionID == "" {
+		return false
+	}
+	sess, err := s.st.SessionByID(ctx, sub.SessionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		s.failed(err, "session lookup failed; no push")
+		return true
+	case sess.UserID == sub.UserID && !sess.Revoked() && time.Now().Before(sess.ExpiresAt):
+		return false
+	}
+	if err := s.st.RemovePushSubscription(ctx, sub.Endpoint); err != nil {
+		s.failed(err, "remove the subscription of an ended session")
+		return true
+	}
+	s.m.removed.Inc()
+	return true
 }
 
 // Topic is the Topic header of a conversation's pushes (RFC 8030 §5.4: at

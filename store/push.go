@@ -10,10 +10,14 @@ import (
 // encrypted to (RFC 8291). Endpoint identifies it: one browser profile has
 // one endpoint per application server key.
 type PushSubscription struct {
-	Endpoint  string // the push service's URL for this subscription
-	UserID    string // whose messages it is told about
-	P256dh    string // the browser's P-256 public key, base64url as the browser gave it
-	Auth      string // the 16-byte authentication secret, base64url
+	Endpoint string // the push service's URL for this subscription
+	UserID   string // whose messages it is told about
+	P256dh   string // the browser's P-256 public key, base64url as the browser gave it
+	Auth     string // the 16-byte authentication secret, base64url
+	// SessionID is the session that subscribed ("" for none): a push is
+	// only sent while it is active, so a revoked or ended login (a lost
+	// device, "log out everywhere") stops receiving the user's pushes.
+	SessionID string
 	CreatedAt time.Time
 }
 
@@ -21,7 +25,7 @@ type PushSubscription struct {
 // the users' push subscriptions and their muted conversations.
 type Notifications interface {
 	// AddPushSubscription stores sub. Adding an endpoint that is stored
-	// already replaces its user, keys and CreatedAt (the browser subscribed
+	// already replaces its user, keys, SessionID and CreatedAt (the browser subscribed
 	// again, or another account logged in on it) and returns nil.
 	// ErrInvalid if Endpoint, UserID, P256dh or Auth is empty.
 	AddPushSubscription(ctx context.Context, sub PushSubscription) error

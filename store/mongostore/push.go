@@ -21,6 +21,7 @@ type pushDoc struct {
 	UserID    string    `bson:"user_id"`
 	P256dh    string    `bson:"p256dh"`
 	Auth      string    `bson:"auth"`
+	SessionID string    `bson:"session_id"`
 	CreatedAt time.Time `bson:"created_at"`
 }
 
@@ -53,7 +54,7 @@ func (s *Store) AddPushSubscription(ctx context.Context, sub store.PushSubscript
 	if sub.Endpoint == "" || sub.UserID == "" || sub.P256dh == "" || sub.Auth == "" {
 		return fmt.Errorf("mongostore: add push subscription: %w", store.ErrInvalid)
 	}
-	d := pushDoc{Endpoint: sub.Endpoint, UserID: sub.UserID, P256dh: sub.P256dh, Auth: sub.Auth, CreatedAt: sub.CreatedAt.UTC().Truncate(time.Millisecond)}
+	d := pushDoc{Endpoint: sub.Endpoint, UserID: sub.UserID, P256dh: sub.P256dh, Auth: sub.Auth, SessionID: sub.SessionID, CreatedAt: sub.CreatedAt.UTC().Truncate(time.Millisecond)}
 	_, err := s.pushSubs().ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.Endpoint}}, d, options.Replace().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("mongostore: add push subscription: %w", wrapCtx(ctx, err))
@@ -79,7 +80,7 @@ func (s *Store) PushSubscriptions(ctx context.Context, userID string) ([]store.P
 	})
 	subs := make([]store.PushSubscription, 0, len(docs))
 	for _, d := range docs {
-		subs = append(subs, store.PushSubscription{Endpoint: d.Endpoint, UserID: d.UserID, P256dh: d.P256dh, Auth: d.Auth, CreatedAt: d.CreatedAt.UTC()})
+		subs = append(subs, store.PushSubscription{Endpoint: d.Endpoint, UserID: d.UserID, P256dh: d.P256dh, Auth: d.Auth, SessionID: d.SessionID, CreatedAt: d.CreatedAt.UTC()})
 	}
 	return subs, nil
 }

@@ -19,10 +19,10 @@ func (s *Store) AddPushSubscription(ctx context.Context, sub store.PushSubscript
 		return fmt.Errorf("sqlitestore: add push subscription: %w", store.ErrInvalid)
 	}
 	err := s.write(ctx, func(b *batch) error {
-		_, err := b.execSQL(`INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth, created_at) VALUES (?, ?, ?, ?, ?)
+		_, err := b.execSQL(`INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth, session_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, p256dh = excluded.p256dh,
-			auth = excluded.auth, created_at = excluded.created_at`,
-			sub.Endpoint, sub.UserID, sub.P256dh, sub.Auth, sub.CreatedAt.UnixMilli())
+			auth = excluded.auth, session_id = excluded.session_id, created_at = excluded.created_at`,
+			sub.Endpoint, sub.UserID, sub.P256dh, sub.Auth, sub.SessionID, sub.CreatedAt.UnixMilli())
 		return err
 	})
 	if err != nil {
@@ -42,7 +42,7 @@ func (s *Store) PushSubscriptions(ctx context.Context, userID string) ([]store.P
 	for rows.Next() {
 		sub := store.PushSubscription{UserID: userID}
 		var created int64
-		if err := rows.Scan(&sub.Endpoint, &sub.P256dh, &sub.Auth, &created); err != nil {
+		if err := rows.Scan(&sub.Endpoint, &sub.P256dh, &sub.Auth, &sub.SessionID, &created); err != nil {
 			return nil, fmt.Errorf("sqlitestore: push subscriptions: %w", wrapCtx(ctx, err))
 		}
 		sub.CreatedAt = time.UnixMilli(created).UTC()

@@ -152,7 +152,7 @@ var readQueries = [numReadStmts]string{
 		UNION SELECT user_id FROM blocks WHERE blocked_id = ?1 ORDER BY 1`,
 	rBlockedSorted: `SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id`,
 	// Push reads these for every message to a user with no open connection.
-	rPushSubscriptions: `SELECT endpoint, p256dh, auth, created_at FROM push_subscriptions
+	rPushSubscriptions: `SELECT endpoint, p256dh, auth, session_id, created_at FROM push_subscriptions
 		WHERE user_id = ? ORDER BY created_at, endpoint`,
 	rMutedUntil: `SELECT until FROM mutes WHERE user_id = ? AND peer_id = ?`,
 }

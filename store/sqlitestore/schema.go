@@ -166,6 +166,10 @@ CREATE INDEX user_search_user ON user_search (user_id);
 CREATE TABLE backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;
 INSERT INTO backfills (name) VALUES ('user_search');
 `,
+	// 9: the session that made a push subscription (store.PushSubscription.SessionID).
+	`
+ALTER TABLE push_subscriptions ADD COLUMN session_id TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // backfillSearchKeys fills user_search for the users stored before it

@@ -16,7 +16,7 @@ var pushTests = []contractTest{
 }
 
 func pushSub(user store.User, endpoint string, n int) store.PushSubscription {
-	return store.PushSubscription{Endpoint: endpoint, UserID: user.ID, P256dh: "p256dh-" + endpoint, Auth: "auth-" + endpoint, CreatedAt: at(n)}
+	return store.PushSubscription{Endpoint: endpoint, UserID: user.ID, P256dh: "p256dh-" + endpoint, Auth: "auth-" + endpoint, SessionID: "session-" + endpoint, CreatedAt: at(n)}
 }
 
 func wantSubs(t *testing.T, s store.Store, user store.User, want ...store.PushSubscription) {
@@ -54,7 +54,7 @@ func testPushSubscriptions(t *testing.T, s store.Store) {
 	wantSubs(t, s, bob, b1)
 
 	// The browser subscribed again with new keys: one subscription, the new keys.
-	a1.P256dh, a1.Auth, a1.CreatedAt = "p256dh-new", "auth-new", at(4)
+	a1.P256dh, a1.Auth, a1.SessionID, a1.CreatedAt = "p256dh-new", "auth-new", "session-new", at(4)
 	if err := s.AddPushSubscription(ctx, a1); err != nil {
 		t.Fatalf("AddPushSubscription again: %v", err)
 	}
