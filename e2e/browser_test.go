@@ -589,10 +589,10 @@ func chatLive(t *testing.T, b *browser, base string, crossReplica bool) {
 	if v := eval[string](bob, `document.querySelector('[data-testid="composer"]').value`); v != "" {
 		t.Errorf("composer not cleared after send: %q", v)
 	}
-	// Becoming contacts is no presence transition, so no presence event
-	// tells Alice; her next conversation list does (a reload here).
-	alice.do("reload", chromedp.Reload(), chromedp.WaitVisible(tid("composer")))
+	// Bob's reply made them contacts: each gets the other's presence live
+	// (no reload), on the same replica or across two.
 	alice.waitPresence(true)
+	bob.waitPresence(true)
 
 	// Bob types: Alice sees it, then it goes away by itself. Typing is
 	// limited to one event per 2 s, so the first keys may fall in the
