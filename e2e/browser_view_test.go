@@ -129,6 +129,11 @@ func TestBrowserConversationView(t *testing.T) {
 		t.Error("after login: want a visible main landmark with a heading, the search before Log out in the DOM, aria-expanded=false on the search")
 	}
 
+	// Search matches the start of any word of the display name: "Danv" finds Carol Danvers.
+	p.do("search danv", chromedp.SendKeys(tid("user-search"), "Danv"))
+	p.waitSel("carol found by her last name", `[data-testid="user-result"][data-username="carol"]`)
+	eval[bool](p, `(() => { const i = document.querySelector('[data-testid="user-search"]'); i.value = ''; i.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
+
 	// @username in search results; aria-expanded follows them.
 	p.do("search carol", chromedp.SendKeys(tid("user-search"), "carol"))
 	p.waitSel("carol found", `[data-testid="user-result"][data-username="carol"]`)
