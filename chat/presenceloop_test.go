@@ -79,6 +79,11 @@ func TestRefreshReconnectsLostUser(t *testing.T) {
 	a, b := e.dial(alice), e.dial(bob)
 	a.sendOK(bob, "hi", cmid()) // a conversation in which both sent: bob gets alice's presence
 	b.sendOK(alice, "hi", cmid())
+	// Bob's answer made them contacts: he gets alice's presence at once
+	// (chat/contacts.go); the one to wait for below is the refresh's.
+	b.until(func(f frame) bool {
+		return f.typ() == "presence" && f.str("user_id") == alice.id && f.obj("presence")["online"] == true
+	})
 	if last, err := e.br.Disconnect(context.Background(), alice.id, "node-1", time.Now()); err != nil || !last {
 		t.Fatalf("Disconnect = %v, %v", last, err)
 	}
