@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -326,4 +327,55 @@ func TestBrowserEventsThroughGateway(t *testing.T) {
 		p.waitSel("image after reload", rowSel(answer.Seq)+` [data-testid="attachment-image"]`)
 		p.noErrorToasts()
 	}
+}
+
+// TestBrowserReplyJump: a reply to a message far back in the history
+// (not on the newest page) quotes it as "Earlier message"; its quote
+// jumps to the original, reading the older pages it needs, and once the
+// original is held the quote shows its text.
+func TestBrowserReplyJump(t *testing.T) {
+	b := startBrowser(t)
+	n := startAllInOne(t, "127.0.0.1:0")
+	base := n.url()
+	aliceAPI := apitest.SignUpAs(t, base, "alice", testPassword, "Alice Liddell")
+	bobAPI := apitest.SignUpAs(t, base, "bob", testPassword, "Bob Builder")
+	original := restSend(t, aliceAPI, bobAPI.ID, "The very first message, long ago")
+	for i := range 160 {
+		restSend(t, bobAPI, aliceAPI.ID, fmt.Sprintf("filler %d", i))
+	}
+	r := bobAPI.Do("POST", "/api/messages", map[string]any{"to": aliceAPI.ID, "text": "Answering your first message", "client_msg_id": "reply-far-1", "reply_to": original.Seq})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("reply: %d %s", r.Status, r.Body)
+	}
+
+	alice := b.newPage("alice")
+	alice.logIn(base, "alice")
+	alice.openChat(base, bobAPI.ID)
+	reply := alice.waitBubble("Answering your first message")
+	quote := rowSel(reply.Seq) + ` [data-testid="reply-quote"]`
+	if q := eval[string](alice, fmt.Sprintf(`document.querySelector('%s').textContent`, quote)); q != "Earlier message" {
+		t.Errorf("quote of an original not loaded yet %q, want Earlier message", q)
+	}
+	alice.do("jump to the original", chromedp.Click(chromedp.CSS(quote)))
+	alice.waitJS("original shown and focused", fmt.Sprintf(`document.activeElement && document.activeElement.closest('%s')`, rowSel(original.Seq)))
+	if q := eval[string](alice, fmt.Sprintf(`document.querySelector('%s [data-testid="message-text"]').textContent`, rowSel(original.Seq))); q != original.Text {
+		t.Errorf("jumped to %q, want %q", q, original.Text)
+	}
+	alice.do("back to the latest", chromedp.Click(tid("jump-to-latest")))
+	alice.waitJS("quote with the original's text", fmt.Sprintf(`document.querySelector('%s') && document.querySelector('%s').textContent.includes(%q)`, quote, quote, original.Text))
+
+	// Scrolling up instead: the reply's row stays drawn while the older
+	// pages come, and its quote fills in when the original arrives.
+	alice.do("reload", chromedp.Reload(), chromedp.WaitVisible(tid("composer")))
+	alice.waitOnline()
+	alice.waitBubble("Answering your first message")
+	for i := 0; !eval[bool](alice, `document.querySelector('[data-testid="history-status"]').dataset.state === 'start'`); i++ {
+		if i == 100 {
+			t.Fatal("scrolling up never reached the start of the conversation")
+		}
+		eval[bool](alice, `document.querySelector('[data-testid="message-list"]').scrollTop = 0, true`)
+		time.Sleep(100 * time.Millisecond)
+	}
+	alice.waitJS("quote filled in", fmt.Sprintf(`document.querySelector('%s').textContent.includes(%q)`, quote, original.Text))
+	alice.noErrorToasts()
 }
