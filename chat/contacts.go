@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/chatd/chatd/store"
 )
@@ -16,18 +17,63 @@ import (
 // conversation is checked again off the send path, by one goroutine per
 // conversation at a time, and a change sends the presence. Known contacts
 // cost a map lookup; a one-sided conversation costs those two checks per
-// send (bounded by the send limit).
+// send (bounded by the send limit) until a check finds it one-sided: then,
+// for oneSidedTTL, sends from the side that has sent skip both checks (only
+// the other side's first send, or an unblock, can make them contacts; the
+// other side's sends are still checked, and a change on another node is
+// published by that node).
 
 // maxContactPairs bounds the conversations remembered as between contacts
-// (the set is cleared when full: forgetting costs one check more).
+// (the set is cleared when full: forgetting costs one check more), and
+// those remembered as one-sided.
 const maxContactPairs = 1 << 16
+
+// oneSidedTTL is how long a conversation found one-sided is believed so for
+// sends from its side that has sent; it bounds how late an unblock made on
+// another node is noticed.
+const oneSidedTTL = 30 * time.Second
+
+// oneSided is a conversation a check found not between contacts after a
+// send: silent had not sent in it (or a block was in the way).
+type oneSided struct {
+	silent string
+	until  time.Time
+}
 
 // contactPairs is the node's memory of the conversations known to be
 // between contacts, and of the checks running.
 type contactPairs struct {
 	mu      sync.Mutex
-	known   map[string]bool // conversation id → its users are contacts
-	running map[string]bool // conversation id → a check runs; true: run it again
+	known   map[string]bool     // conversation id → its users are contacts
+	running map[string]bool     // conversation id → a check runs; true: run it again
+	notYet  map[string]oneSided // conversation id → found one-sided
+}
+
+// stillOneSided reports whether conv was found one-sided with to as its
+// silent side, recently (p.mu held): a send from the other side cannot
+// make them contacts.
+func (p *contactPairs) stillOneSided(conv, to string, now time.Time) bool {
+	o, ok := p.notYet[conv]
+	return ok && o.silent == to && now.Before(o.until)
+}
+
+// oneSidedAfter records that a check after a send to silent found conv
+// one-sided.
+func (p *contactPairs) oneSidedAfter(conv, silent string, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.notYet == nil || len(p.notYet) >= maxContactPairs {
+		p.notYet = make(map[string]oneSided)
+	}
+	p.notYet[conv] = oneSided{silent: silent, until: now.Add(oneSidedTTL)}
+}
+
+// forgetOneSided drops what is remembered of a and b's conversation (a
+// block or an unblock between them).
+func (p *contactPairs) forgetOneSided(a, b string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.notYet, store.ConversationID(a, b))
 }
 
 // wasContact reports whether from and to are contacts before a send
@@ -38,9 +84,13 @@ func (s *Service) wasContact(ctx context.Context, from, to string) bool {
 	p := &s.pairs
 	p.mu.Lock()
 	known := p.known[conv]
+	oneSided := !known && p.stillOneSided(conv, to, time.Now())
 	p.mu.Unlock()
 	if known {
 		return true
+	}
+	if oneSided {
+		return false
 	}
 	vis, err := s.visibleTo(ctx, from, []string{to})
 	if err != nil {
@@ -72,7 +122,7 @@ func (s *Service) noteText(m store.Message) {
 		p.running = make(map[string]bool)
 	}
 	conv := m.ConversationID
-	if p.known[conv] {
+	if p.known[conv] || p.stillOneSided(conv, m.To, time.Now()) {
 		p.mu.Unlock()
 		return
 	}
@@ -97,6 +147,7 @@ func (s *Service) noteText(m store.Message) {
 				p.mu.Unlock()
 				return
 			}
+			p.oneSidedAfter(conv, m.To, time.Now())
 			p.mu.Lock()
 			again := p.running[conv]
 			if !again {

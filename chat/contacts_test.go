@@ -1,8 +1,12 @@
 package chat
 
 import (
+	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
+
+	"github.com/chatd/chatd/store"
 )
 
 // The send that makes two online users contacts brings each the other's
@@ -33,5 +37,43 @@ func TestFirstContactPublishesPresence(t *testing.T) {
 	}
 	if p, _ := wb.nextOf("presence"); p.str("user_id") != alice.id || p.obj("presence")["online"] != true {
 		t.Fatalf("bob's presence frame = %v", p)
+	}
+}
+
+// countingContacts counts the store's ContactIDs reads.
+type countingContacts struct {
+	store.Store
+	n *atomic.Int64
+}
+
+func (c countingContacts) ContactIDs(ctx context.Context, userID string) ([]string, error) {
+	c.n.Add(1)
+	return c.Store.ContactIDs(ctx, userID)
+}
+
+// Sends in a one-sided conversation stop reading the contacts once a check
+// found it one-sided: the sender's further sends cannot make them contacts.
+func TestOneSidedSendsSkipContactChecks(t *testing.T) {
+	var reads atomic.Int64
+	e := newTestEnvWith(t, nil, func(e *testEnv) {
+		e.wrapStore = func(st store.Store) store.Store { return countingContacts{st, &reads} }
+	})
+	alice, bob := e.user("alice"), e.user("bob")
+	wa := e.dial(alice)
+	wa.sendOK(bob, "first", cmid())
+	conv := store.ConversationID(alice.id, bob.id)
+	waitUntil(t, "the check after the first send found it one-sided", func() bool {
+		p := &e.svc.pairs
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		_, ok := p.notYet[conv]
+		return ok
+	})
+	before := reads.Load()
+	for i := range 20 {
+		wa.sendOK(bob, "again "+itoa(i), cmid())
+	}
+	if n := reads.Load() - before; n > 2 {
+		t.Fatalf("20 one-sided sends read the contacts %d times, want at most 2", n)
 	}
 }

@@ -123,6 +123,7 @@ func (s *Service) handleBlock(w http.ResponseWriter, r *http.Request, me princip
 	if err := s.store.Block(r.Context(), me.UserID, id, time.Now()); err != nil {
 		return httpapi.Fail(s.log, "block", err)
 	}
+	s.pairs.forgetOneSided(me.UserID, id)
 	s.publishBlockPresence(me.UserID, id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -137,6 +138,7 @@ func (s *Service) handleUnblock(w http.ResponseWriter, r *http.Request, me princ
 	if err := s.store.Unblock(r.Context(), me.UserID, id); err != nil {
 		return httpapi.Fail(s.log, "unblock", err)
 	}
+	s.pairs.forgetOneSided(me.UserID, id) // the next send checks again: presence if they are contacts now
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
