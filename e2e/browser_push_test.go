@@ -185,6 +185,9 @@ func TestBrowserServiceWorkerPush(t *testing.T) {
 		return err
 	}))
 	reg := bob.swRegistration(base + "/")
+	// Deliver only to an active worker (an installing one may drop it).
+	eval[bool](bob, `(navigator.serviceWorker.ready.then(r => { window.__swReady = !!r.active; }), true)`)
+	bob.waitJS("service worker active", `window.__swReady`)
 	aliceID, bobID := alice.me(), bob.me()
 	conv := aliceID + "." + bobID
 	if bobID < aliceID {
@@ -199,27 +202,30 @@ func TestBrowserServiceWorkerPush(t *testing.T) {
 			return err
 		}))
 	}
-	waitShown := func(what string, ok func([]map[string]string) bool) []map[string]string {
+	// pushShown delivers payload until the notifications satisfy ok: a
+	// delivery while the browser is busy may be lost, and the same tag
+	// makes a second one replace the first rather than add to it.
+	pushShown := func(what string, payload map[string]any, ok func([]map[string]string) bool) []map[string]string {
 		t.Helper()
 		deadline := time.Now().Add(waitLimit)
 		for {
-			got := bob.shownNotifications()
-			if ok(got) {
-				return got
+			deliver(payload)
+			for retry := time.Now().Add(5 * time.Second); time.Now().Before(retry); time.Sleep(100 * time.Millisecond) {
+				if got := bob.shownNotifications(); ok(got) {
+					return got
+				}
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: notifications %v", what, got)
+				t.Fatalf("%s: notifications %v", what, bob.shownNotifications())
 			}
-			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	deliver(map[string]any{"conversation_id": conv, "from": aliceID, "seq": 1, "text": "tea at four?"})
-	got := waitShown("a push with text", func(ns []map[string]string) bool { return len(ns) > 0 })
+	got := pushShown("a push with text", map[string]any{"conversation_id": conv, "from": aliceID, "seq": 1, "text": "tea at four?"},
+		func(ns []map[string]string) bool { return len(ns) > 0 })
 	if len(got) != 1 || got[0]["title"] != "Alice Liddell" || got[0]["body"] != "tea at four?" || got[0]["tag"] != "chatd-"+conv {
 		t.Fatalf("notifications %v, want one titled Alice Liddell, body tea at four?, tag chatd-%s", got, conv)
 	}
-	deliver(map[string]any{"conversation_id": conv, "from": aliceID, "seq": 2})
-	waitShown("a push without text, same conversation", func(ns []map[string]string) bool {
+	pushShown("a push without text, same conversation", map[string]any{"conversation_id": conv, "from": aliceID, "seq": 2}, func(ns []map[string]string) bool {
 		return len(ns) == 1 && ns[0]["body"] == "sent you a message" && ns[0]["title"] == "Alice Liddell"
 	})
 }

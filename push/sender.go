@@ -215,6 +215,16 @@ func (s *Sender) work() {
 func (s *Sender) fanOut(m store.Message) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
 	defer cancel()
+	// Subscriptions first: most recipients have none, and then one read
+	// decides (no presence lookup, no mute read).
+	subs, err := s.st.PushSubscriptions(ctx, m.To)
+	if err != nil {
+		s.failed(err, "subscription lookup failed; no push")
+		return
+	}
+	if len(subs) == 0 {
+		return
+	}
 	st, err := s.presence.Lookup(ctx, []string{m.To})
 	if err != nil {
 		s.failed(err, "presence lookup failed; no push")
@@ -230,14 +240,6 @@ func (s *Sender) fanOut(m store.Message) {
 	}
 	if until.After(time.Now()) {
 		s.m.muted.Inc()
-		return
-	}
-	subs, err := s.st.PushSubscriptions(ctx, m.To)
-	if err != nil {
-		s.failed(err, "subscription lookup failed; no push")
-		return
-	}
-	if len(subs) == 0 {
 		return
 	}
 	p := Payload{ConversationID: m.ConversationID, From: m.From, Seq: m.Seq}

@@ -188,7 +188,14 @@ export class Notify {
       this.hidePrompt();
     });
     bar.append(text, on, no);
-    document.body.append(bar);
+    // In the conversation, above the composer, in the flow (it covers
+    // nothing: the reply bar, the upload tray, the last messages);
+    // floating at the bottom otherwise.
+    const form = document.getElementById('composer-form');
+    if (form && form.offsetParent !== null) {
+      bar.classList.add('inline');
+      form.before(bar);
+    } else document.body.append(bar);
   }
 
   hidePrompt() {
