@@ -294,6 +294,15 @@ export class ChatView {
       this.saveEdit();
     });
     this.setupRoving();
+    // The menu follows its message when the log scrolls, and goes with it.
+    this.log.addEventListener('scroll', () => {
+      const b = this.menu.opener;
+      if (!this.menu.open) return;
+      const r = b && b.isConnected ? b.getBoundingClientRect() : null;
+      const l = this.log.getBoundingClientRect();
+      if (!r || r.bottom < l.top || r.top > l.bottom) this.menu.close(false);
+      else this.menu.place(b);
+    }, { passive: true });
   }
 
   /**
