@@ -105,6 +105,15 @@ func dropJS(files ...string) string {
 	return "(() => { " + dropStmt(files...) + " return true; })()"
 }
 
+// aliceAndBob starts Chromium and a --role=all node on which Alice
+// Liddell and Bob Builder have signed up.
+func aliceAndBob(t *testing.T) (b *browser, base string, alice, bob *apitest.User) {
+	t.Helper()
+	b = startBrowser(t)
+	base = startAllInOne(t, "127.0.0.1:0").url()
+	return b, base, apitest.SignUpAs(t, base, "alice", testPassword, "Alice Liddell"), apitest.SignUpAs(t, base, "bob", testPassword, "Bob Builder")
+}
+
 // dismissPrompt answers "Not now" to the notifications prompt that a
 // first send shows where the browser can notify (it floats over the
 // composer, where these tests click). The send shows it in the same task,
@@ -124,11 +133,7 @@ func (p *page) dismissPrompt() {
 // closes it with Escape, and downloads the file from its chip. An upload
 // in flight shows its progress and can be cancelled; at most 10 per message.
 func TestBrowserAttachments(t *testing.T) {
-	b := startBrowser(t)
-	n := startAllInOne(t, "127.0.0.1:0")
-	base := n.url()
-	aliceAPI := apitest.SignUpAs(t, base, "alice", testPassword, "Alice Liddell")
-	bobAPI := apitest.SignUpAs(t, base, "bob", testPassword, "Bob Builder")
+	b, base, aliceAPI, bobAPI := aliceAndBob(t)
 	restSend(t, bobAPI, aliceAPI.ID, "Can you send me the photo and the notes?")
 	restSend(t, aliceAPI, bobAPI.ID, "Sure, here they come")
 

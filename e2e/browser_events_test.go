@@ -67,11 +67,7 @@ func (p *page) waitReaction(seq int64, emoji string, count int) {
 // two browsers; each change shows on both pages live, and on Bob's after a
 // reconnect when it was made while his socket was down.
 func TestBrowserMessageEvents(t *testing.T) {
-	b := startBrowser(t)
-	n := startAllInOne(t, "127.0.0.1:0")
-	base := n.url()
-	aliceAPI := apitest.SignUpAs(t, base, "alice", testPassword, "Alice Liddell")
-	bobAPI := apitest.SignUpAs(t, base, "bob", testPassword, "Bob Builder")
+	b, base, aliceAPI, bobAPI := aliceAndBob(t)
 	first := restSend(t, bobAPI, aliceAPI.ID, "Hi Alice, the notes are at https://example.com/notes?v=2.")
 	thanks := restSend(t, aliceAPI, bobAPI.ID, "Thanks Bob!")
 
@@ -334,11 +330,7 @@ func TestBrowserEventsThroughGateway(t *testing.T) {
 // jumps to the original, reading the older pages it needs, and once the
 // original is held the quote shows its text.
 func TestBrowserReplyJump(t *testing.T) {
-	b := startBrowser(t)
-	n := startAllInOne(t, "127.0.0.1:0")
-	base := n.url()
-	aliceAPI := apitest.SignUpAs(t, base, "alice", testPassword, "Alice Liddell")
-	bobAPI := apitest.SignUpAs(t, base, "bob", testPassword, "Bob Builder")
+	b, base, aliceAPI, bobAPI := aliceAndBob(t)
 	original := restSend(t, aliceAPI, bobAPI.ID, "The very first message, long ago")
 	for i := range 160 {
 		restSend(t, bobAPI, aliceAPI.ID, fmt.Sprintf("filler %d", i))
