@@ -96,7 +96,11 @@ func (t *sendTrace) end(res *sendResult, herr *httpapi.Error) {
 		return
 	}
 	if res != nil {
-		t.send.SetAttributes(attribute.String("chat.message_id", res.msg.ID),
+		kind := res.msg.Kind
+		if kind == "" {
+			kind = store.KindText
+		}
+		t.send.SetAttributes(attribute.String("chat.message_id", res.msg.ID), attribute.String("chat.kind", kind),
 			attribute.String("chat.conversation_id", res.msg.ConversationID), attribute.Int64("chat.seq", res.msg.Seq))
 	}
 	finishSpan(t.send, herr)

@@ -78,6 +78,9 @@ func TestTraceAcrossNodes(t *testing.T) {
 	if write.Status().Code != 0 {
 		t.Errorf("write span status %v", write.Status())
 	}
+	if !containsAttr(send, "chat.kind", "text") {
+		t.Errorf("chat.send lacks chat.kind=text: %v", send.Attributes())
+	}
 	if !containsAttr(send, "chat.message_id", msg.str("id")) {
 		t.Errorf("chat.send lacks chat.message_id=%s: %v", msg.str("id"), send.Attributes())
 	}
@@ -85,7 +88,7 @@ func TestTraceAcrossNodes(t *testing.T) {
 
 func containsAttr(s sdktrace.ReadOnlySpan, key, val string) bool {
 	for _, kv := range s.Attributes() {
-		if string(kv.Key) == key && kv.Value.Emit() == val {
+		if string(kv.Key) == key && kv.Value.AsString() == val {
 			return true
 		}
 	}
