@@ -40,6 +40,24 @@ const maxPushSubscriptions = 10
 // maxEndpointLen bounds a subscription's endpoint URL.
 const maxEndpointLen = 1024
 
+// pushRate and pushBurst limit each user's subscription and mute changes
+// (each is a few store writes): a page subscribes once per login and a
+// person mutes by hand.
+const (
+	pushRate  = 1.0
+	pushBurst = 20
+)
+
+// allowPushChange applies pushLimit to userID: nil, or 429 rate_limited.
+func (s *Service) allowPushChange(userID string) *httpapi.Error {
+	ok, wait := s.pushLimit.Allow(userID, time.Now())
+	if ok {
+		return nil
+	}
+	s.refusedBy("push_rate", "user", userID, "retry_after", wait)
+	return httpapi.RateLimited(wait, "too many notification changes, slow down")
+}
+
 var errPushOff = httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "push notifications are not enabled on this server")
 
 // GET /api/push/key
@@ -91,6 +109,9 @@ func (s *Service) handleSubscribe(w http.ResponseWriter, r *http.Request, me pri
 	}
 	if a, ok := decodeKey(body.Keys.Auth); !ok || len(a) != 16 {
 		return badRequest("keys.auth must be 16 bytes, base64url")
+	}
+	if herr := s.allowPushChange(me.UserID); herr != nil {
+		return herr
 	}
 	ctx := r.Context()
 	sub := store.PushSubscription{
@@ -166,6 +187,9 @@ func (s *Service) handleMute(w http.ResponseWriter, r *http.Request, me principa
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeCannotMessageSelf, "you have no conversation with yourself")
 	}
 	if _, herr := s.lookupUser(r.Context(), peer); herr != nil {
+		return herr
+	}
+	if herr := s.allowPushChange(me.UserID); herr != nil {
 		return herr
 	}
 	if err := s.store.SetMute(r.Context(), me.UserID, peer, until); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -375,4 +376,34 @@ func TestPushStopsWhenSessionEnds(t *testing.T) {
 	pe.ps.next("carol-1")
 	pe.ps.none()
 	waitSubs(t, pe.testEnv, bob, 0)
+}
+
+// Subscription and mute changes are limited per user (each writes to the
+// store): a burst of them ends in 429 rate_limited with Retry-After.
+func TestPushChangesAreLimited(t *testing.T) {
+	e := newTestEnv(t, nil)
+	alice, bob := e.user("alice"), e.user("bob")
+	path := "/api/conversations/" + bob.id + "/mute"
+	for i := range 100 {
+		req, _ := http.NewRequest("PUT", e.srv.URL+path, strings.NewReader(`{"until": null}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+alice.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusNoContent:
+			continue
+		case http.StatusTooManyRequests:
+			if i < pushBurst || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("429 after %d changes (burst %d), Retry-After %q", i, pushBurst, resp.Header.Get("Retry-After"))
+			}
+			return
+		default:
+			t.Fatalf("mute %d: status %d", i, resp.StatusCode)
+		}
+	}
+	t.Fatal("100 mute changes in a row were all accepted")
 }

@@ -67,6 +67,7 @@ type Service struct {
 	sessions *sessionCache
 
 	sendLimit *httpapi.Limiter // per user, every kind of send
+	pushLimit *httpapi.Limiter // per user, subscription and mute changes (push.go)
 	sockets   *socketCounts    // WebSockets per user and per address
 	trusted   []netip.Prefix   // http.trusted_proxies
 	logLimit  *httpapi.Limiter // security log lines per limit
@@ -139,6 +140,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	s.hub = newHub(s)
 	s.sendLimit = httpapi.NewLimiter(cfg.SendRate, cfg.SendBurst, maxLimiterKeys)
+	s.pushLimit = httpapi.NewLimiter(pushRate, pushBurst, maxLimiterKeys)
 	s.sockets = newSocketCounts(cfg.MaxSocketsPerUser, cfg.MaxSocketsPerAddr)
 	s.logLimit = httpapi.NewLimiter(2, 10, 64)
 	s.att = newAttachmentState(cfg)
