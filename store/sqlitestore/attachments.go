@@ -212,9 +212,8 @@ func (s *Store) ReferenceAttachments(ctx context.Context, ids []string, uploader
 	if conversationID == "" || conversationID == store.ReservedConversation || uploaderID == "" {
 		return nil, fmt.Errorf("sqlitestore: reference attachments: %w", store.ErrInvalid)
 	}
-	var failed error
 	err := s.write(ctx, func(b *batch) error {
-		failed = nil
+		var failed error
 		for _, id := range ids {
 			var owner, conv string
 			var complete int64
@@ -238,10 +237,12 @@ func (s *Store) ReferenceAttachments(ctx context.Context, ids []string, uploader
 		}
 		return nil
 	})
-	if failed != nil {
-		return nil, fmt.Errorf("sqlitestore: reference attachments: %w", failed)
-	}
+	// Only err is read here: when ctx ends first, write returns before the
+	// writer has run fn, so fn's variables are not ours to read.
 	if err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+			return nil, fmt.Errorf("sqlitestore: reference attachments: %w", err)
+		}
 		return nil, fmt.Errorf("sqlitestore: reference attachments: %w", wrapCtx(ctx, err))
 	}
 	out := make([]store.Upload, 0, len(ids))
@@ -346,7 +347,11 @@ func (s *Store) removeClaimed(ctx context.Context, ids []string) (int64, error) 
 		}
 		return nil
 	})
-	return n, wrapCtx(ctx, err)
+	if err != nil {
+		// n is not read: write may return on ctx while the writer runs fn.
+		return 0, wrapCtx(ctx, err)
+	}
+	return n, nil
 }
 
 // AttachmentUsage counts uploaderID's uploads since since.

@@ -36,6 +36,10 @@ func (r *writeReq) answer(err error) {
 	r.done <- err
 }
 
+// testHookBeforeFn, when a test sets it, runs on the writer just before each
+// request's fn (after the request's context was checked).
+var testHookBeforeFn func()
+
 // enqueue queues req for the writer, waiting while the queue is full.
 func (s *Store) enqueue(req *writeReq) error {
 	if err := req.ctx.Err(); err != nil {
@@ -227,6 +231,9 @@ func (s *Store) tryBatch(b *batch, reqs []*writeReq, errs []error, savepoints bo
 			continue
 		}
 		if !savepoints {
+			if testHookBeforeFn != nil {
+				testHookBeforeFn()
+			}
 			if err := r.fn(b); err != nil {
 				rollback()
 				if ok > 0 || i < len(reqs)-1 {
@@ -241,6 +248,9 @@ func (s *Store) tryBatch(b *batch, reqs []*writeReq, errs []error, savepoints bo
 		if _, err := b.control(cSavepoint); err != nil {
 			rollback()
 			return failAll(fmt.Errorf("savepoint: %w", err))
+		}
+		if testHookBeforeFn != nil {
+			testHookBeforeFn()
 		}
 		if err := r.fn(b); err != nil {
 			errs[i] = err
