@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/rivo/uniseg"
+
 	"github.com/chatd/chatd/httpapi"
 	"github.com/chatd/chatd/store"
 )
@@ -111,9 +113,10 @@ func (s *Service) validateKind(req *sendRequest) *httpapi.Error {
 // symbols (category So: pictographs, dingbats, regional indicators), the
 // few emoji outside it, and what joins or modifies them (ZWJ, variation
 // selectors, skin tones, the keycap mark after 0-9 # *, tag characters).
-// No letter, space or control character passes.
+// No letter, space or control character passes, and it must be one
+// extended grapheme cluster (UAX #29, github.com/rivo/uniseg): "👍👍" is two.
 func validEmoji(e string) bool {
-	if e == "" || len(e) > maxEmojiBytes || !utf8.ValidString(e) {
+	if e == "" || len(e) > maxEmojiBytes || !utf8.ValidString(e) || uniseg.GraphemeClusterCount(e) != 1 {
 		return false
 	}
 	keycapBase := false

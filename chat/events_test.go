@@ -340,7 +340,7 @@ func TestValidEmoji(t *testing.T) {
 			t.Errorf("validEmoji(%q) = false", ok)
 		}
 	}
-	for _, bad := range []string{"", "a", "1", "#", "👍 ", " 👍", "\u200d👍", "🏽", "\x00", "\n", "<b>", "👍a", strings.Repeat("😀", 9), "\xff"} {
+	for _, bad := range []string{"", "a", "1", "#", "👍 ", " 👍", "\u200d👍", "🏽", "\x00", "\n", "<b>", "👍a", strings.Repeat("😀", 9), "\xff", "👍👍", "🇫🇷🇩🇪", "❤️👍", "😂😂😂"} {
 		if validEmoji(bad) {
 			t.Errorf("validEmoji(%q) = true", bad)
 		}
