@@ -548,7 +548,9 @@ func TestRevocation(t *testing.T) {
 	a1, a2 := e.dial(alice), e.dial(alice)
 	sid2, tok2 := e.session(alice.id)
 	other := e.dialToken("alice-other-session", tok2)
-	// The session is cached as valid now.
+	// The session is cached as valid now, and alice.token is in the
+	// verifier's cache of verified tokens (the dials and this call verified
+	// it): a cached token must still be refused once its session is revoked.
 	if st := e.call(alice.token, "GET", "/api/conversations", nil, nil); st != 200 {
 		t.Fatalf("before revocation: %d", st)
 	}

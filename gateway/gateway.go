@@ -68,7 +68,6 @@ type Gateway struct {
 	disc         *discovery // nil without gateway.chat_dns
 	trusted      []netip.Prefix
 	limiter      *httpapi.Limiter // nil when the login limit is off
-	tokens       *tokenCache
 	retryAfter   time.Duration
 	proxy        *httputil.ReverseProxy
 	transport    *http.Transport
@@ -123,7 +122,6 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		chat:       &pool{kind: kindChat, leastConn: true},
 		trusted:    trusted,
 		retryAfter: max(cfg.HealthInterval, time.Second),
-		tokens:     newTokenCache(maxVerifiedTokens),
 	}
 	g.pools = []*pool{g.auth, g.chat}
 	if d.Tracer != nil {

@@ -851,32 +851,9 @@ func BenchmarkProxyGET(b *testing.B) {
 	})
 }
 
+// Through the gateway: a verified token is remembered (token.Verifier's
+// cache), but a token that differs from it in any byte is verified on its own.
 func TestTokenCache(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
-	c := newTokenCache(16)
-	c.add("tok-a", now.Add(time.Minute), now)
-	if !c.valid("tok-a", now.Add(59*time.Second)) {
-		t.Error("a cached token is not valid before its time")
-	}
-	if c.valid("tok-a", now.Add(time.Minute)) {
-		t.Error("a cached token is valid past its time")
-	}
-	if c.valid("tok-b", now) {
-		t.Error("an unknown token is valid")
-	}
-	c.add("tok-old", now, now) // already expired: not kept
-	if _, ok := c.m["tok-old"]; ok {
-		t.Error("an expired token was cached")
-	}
-	for i := range 100 {
-		c.add("t"+strconv.Itoa(i), now.Add(time.Hour), now)
-		if len(c.m) > 16 {
-			t.Fatalf("%d entries, bound 16", len(c.m))
-		}
-	}
-
-	// Through the gateway: a verified token is remembered, but a token that
-	// differs from it in any byte is verified on its own.
 	a, ch := newTestUpstream(t, "auth-1"), newTestUpstream(t, "chat-1")
 	tg := newTestGateway(t, testConfig([]string{a.URL()}, []string{ch.URL()}), false)
 	tok := tg.keys.token(t)
@@ -893,15 +870,5 @@ func TestTokenCache(t *testing.T) {
 	spliced := strings.Split(other, ".")[0] + "." + strings.Split(other, ".")[1] + "." + parts[2]
 	if res := tg.do(t, http.MethodGet, "/api/conversations", http.Header{"Authorization": {"Bearer " + spliced}}, "", nil); res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("another payload with a cached token's signature: %d, want 401", res.StatusCode)
-	}
-	// A lapsed cache entry makes the gateway verify the token again.
-	tg.g.tokens.mu.Lock()
-	tg.g.tokens.m[tok] = time.Now().Add(-time.Second)
-	tg.g.tokens.mu.Unlock()
-	if res := tg.do(t, http.MethodGet, "/api/conversations", http.Header{"Authorization": {"Bearer " + tok}}, "", nil); res.StatusCode != http.StatusOK {
-		t.Errorf("a valid token whose cache entry lapsed: %d, want it verified again", res.StatusCode)
-	}
-	if !tg.g.tokens.valid(tok, time.Now()) {
-		t.Error("the re-verified token was not cached again")
 	}
 }

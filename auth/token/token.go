@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -139,10 +140,12 @@ func (s *Signer) SignUntil(userID, sessionID string, now, notAfter time.Time) (t
 
 // Verifier checks access tokens against a KeySet. It is pure: it never
 // touches the store, so it cannot know about revocation (callers that must
-// refuse revoked sessions look the session up). Safe for concurrent use.
+// refuse revoked sessions look the session up). It remembers the tokens it
+// verified (see VerifiedTTL). Safe for concurrent use.
 type Verifier struct {
 	keys   KeySet
 	parser *jwt.Parser
+	cache  *verifiedCache
 }
 
 // NewVerifier returns a Verifier that accepts EdDSA tokens of issuer for
@@ -158,6 +161,7 @@ func NewVerifier(keys KeySet, issuer, audience string) *Verifier {
 			jwt.WithLeeway(verifyLeeway),
 			jwt.WithStrictDecoding(),
 		),
+		cache: newVerifiedCache(maxVerifiedTokens),
 	}
 }
 
@@ -166,6 +170,8 @@ func NewVerifier(keys KeySet, issuer, audience string) *Verifier {
 // ErrInvalidToken (and ErrUnknownKey for an unknown kid), except that of a
 // token whose key could not be looked up because the key set could not be
 // loaded: that one wraps ErrKeysUnavailable instead (answer 503, not 401).
+// A token verified before is answered from the cache while the key set
+// still holds the key that verified it.
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if token == "" {
 		return Claims{}, ErrNoToken
@@ -173,13 +179,24 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
 	}
+	now := time.Now()
+	if e, ok := v.cache.get(token, now); ok {
+		if k, err := v.keys.Key(ctx, e.kid); err == nil && k.Equal(e.key) {
+			return e.claims, nil
+		}
+		v.cache.drop() // the key set changed: trust nothing verified before
+	}
 	var tc tokenClaims
+	var kid string
+	var key ed25519.PublicKey
 	_, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
+		kid, _ = t.Header["kid"].(string)
 		if kid == "" {
 			return nil, fmt.Errorf("%w: no kid", ErrUnknownKey)
 		}
-		return v.keys.Key(ctx, kid)
+		k, err := v.keys.Key(ctx, kid)
+		key = k
+		return k, err
 	})
 	if err != nil {
 		if errors.Is(err, ErrKeysUnavailable) {
@@ -190,12 +207,18 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if tc.Subject == "" || tc.SessionID == "" {
 		return Claims{}, fmt.Errorf("%w: sub or sid missing", ErrInvalidToken)
 	}
-	return Claims{
+	c := Claims{
 		UserID:    tc.Subject,
 		SessionID: tc.SessionID,
 		TokenID:   tc.ID,
 		ExpiresAt: tc.ExpiresAt.Time,
-	}, nil
+	}
+	until := now.Add(VerifiedTTL)
+	if c.ExpiresAt.Before(until) {
+		until = c.ExpiresAt
+	}
+	v.cache.add(token, verifiedToken{claims: c, kid: kid, key: key, until: until}, now)
+	return c, nil
 }
 
 // FromRequest takes the token from "Authorization: Bearer" if present, else
