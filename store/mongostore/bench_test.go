@@ -3,12 +3,14 @@ package mongostore_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chatd/chatd/internal/testserver"
 	"github.com/chatd/chatd/store"
+	"github.com/chatd/chatd/store/mongostore"
 )
 
 // BenchmarkAppendMessage measures stored messages per second: one sender
@@ -71,4 +73,80 @@ func BenchmarkAppendMessage(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
+}
+
+// BenchmarkAppendAsync queues messages of 100 conversations (the 100 pairs
+// of chatd bench) through AppendMessageAsync, at most window in flight per
+// conversation as chat's SendWindow allows, and reports the stored
+// messages per second and the commands per message (round trips) next to
+// the same load through AppendMessage (one goroutine per conversation).
+func BenchmarkAppendAsync(b *testing.B) {
+	m := testserver.StartMongo(b)
+	const pairs = 100
+	for _, mode := range []string{"sync", "async"} {
+		b.Run(mode, func(b *testing.B) {
+			cmds := &commandCounter{n: map[string]int{}}
+			ctx := context.Background()
+			s, err := mongostore.Open(ctx, m.URI(), m.Database(), mongostore.WithCommandMonitor(mongostore.Options{}, cmds.monitor()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = s.Close() }()
+			from, to := make([]string, pairs), make([]string, pairs)
+			for p := range pairs {
+				from[p], to[p] = store.NewID(), store.NewID()
+				if _, _, err := s.AppendMessage(ctx, store.Message{From: from[p], To: to[p], Text: "first", ClientMsgID: store.NewID()}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cmds.take()
+			var n atomic.Int64
+			msg := func(p int) store.Message {
+				return store.Message{
+					ID: store.NewID(), From: from[p], To: to[p], Text: "hello, this is a benchmark message",
+					ClientMsgID: store.NewID(), CreatedAt: time.UnixMilli(1_800_000_000_000 + n.Add(1)),
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			var failed atomic.Int64
+			if mode == "sync" {
+				for p := range pairs {
+					wg.Go(func() {
+						for i := p; i < b.N; i += pairs {
+							if _, _, err := s.AppendMessage(ctx, msg(p)); err != nil {
+								failed.Add(1)
+							}
+						}
+					})
+				}
+			} else {
+				const window = 4 // in flight per conversation
+				slots := make(chan struct{}, pairs*window)
+				for i := range b.N {
+					slots <- struct{}{}
+					wg.Add(1)
+					s.AppendMessageAsync(ctx, msg(i%pairs), func(_ store.Message, _ bool, err error) {
+						if err != nil {
+							failed.Add(1)
+						}
+						<-slots
+						wg.Done()
+					})
+				}
+			}
+			wg.Wait()
+			b.StopTimer()
+			if f := failed.Load(); f > 0 {
+				b.Fatalf("%d appends failed", f)
+			}
+			total := 0
+			for _, c := range cmds.take() {
+				total += c
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(total)/float64(b.N), "cmds/msg")
+		})
+	}
 }

@@ -8,3 +8,10 @@ func WithCommandMonitor(o Options, m *event.CommandMonitor) Options {
 	o.monitor = m
 	return o
 }
+
+// WithBatchHook returns o with a function the writer calls before each
+// batch, so that a test can hold it while messages queue.
+func WithBatchHook(o Options, hook func()) Options {
+	o.batchHook = hook
+	return o
+}

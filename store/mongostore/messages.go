@@ -85,6 +85,26 @@ func dedupKey(m store.Message) string {
 	return "m:" + m.ID
 }
 
+// newMessageDoc is the document of the prepared m (with m.Seq).
+func newMessageDoc(m store.Message) messageDoc {
+	return messageDoc{
+		ID:             m.ID,
+		ConversationID: m.ConversationID,
+		Seq:            m.Seq,
+		From:           m.From,
+		To:             m.To,
+		Text:           m.Text,
+		ClientMsgID:    m.ClientMsgID,
+		Dedup:          dedupKey(m),
+		CreatedAt:      toDate(m.CreatedAt),
+		Kind:           m.Kind,
+		ReplyTo:        m.ReplyTo,
+		Target:         m.Target,
+		Emoji:          m.Emoji,
+		Attachments:    attachmentDocs(m.Attachments),
+	}
+}
+
 // conversationDoc records that two users share a conversation. It is
 // created before the conversation's first message and never updated.
 type conversationDoc struct {
@@ -116,21 +136,7 @@ func (s *Store) appendMessage(ctx context.Context, m store.Message) (store.Messa
 	if err != nil {
 		return store.Message{}, false, err
 	}
-	doc := messageDoc{
-		ID:             m.ID,
-		ConversationID: m.ConversationID,
-		From:           m.From,
-		To:             m.To,
-		Text:           m.Text,
-		ClientMsgID:    m.ClientMsgID,
-		Dedup:          dedupKey(m),
-		CreatedAt:      toDate(m.CreatedAt),
-		Kind:           m.Kind,
-		ReplyTo:        m.ReplyTo,
-		Target:         m.Target,
-		Emoji:          m.Emoji,
-		Attachments:    attachmentDocs(m.Attachments),
-	}
+	doc := newMessageDoc(m)
 	if !m.IsText() || m.ReplyTo != 0 {
 		if !m.IsText() {
 			// A retry is answered whatever became of the target since.

@@ -2,8 +2,8 @@
 // go.mongodb.org/mongo-driver/v2.
 //
 // It uses only what both MongoDB and FerretDB v1 (the test server) do
-// correctly: single-document inserts, finds, counts, deletes, unique and
-// compound indexes. No transactions, no aggregation, and no update is relied
+// correctly: inserts (one document, or unordered insertMany: writer.go),
+// finds, counts, deletes, unique and compound indexes. No transactions, no aggregation, and no update is relied
 // upon for atomicity, because FerretDB runs an update as a read followed by a
 // whole-document write (two concurrent updates of one document may lose one).
 // The only atomic primitive used is "insert unless a unique key exists":
@@ -84,8 +84,14 @@ type Options struct {
 	// AppendRetries is how often AppendMessage retries after losing a seq
 	// to a concurrent writer (default 100).
 	AppendRetries int
+	// QueueSize is how many messages AppendMessageAsync holds before it
+	// waits (default 1024); BatchMax the most one batch of the writer
+	// stores (default 256).
+	QueueSize int
+	BatchMax  int
 
-	monitor *event.CommandMonitor // tests only (export_test.go)
+	monitor   *event.CommandMonitor // tests only (export_test.go)
+	batchHook func()                // tests only: runs before each batch of the writer
 }
 
 func (o *Options) setDefaults() error {
@@ -107,6 +113,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.AppendRetries <= 0 {
 		o.AppendRetries = 100
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 1024
+	}
+	if o.BatchMax <= 0 {
+		o.BatchMax = 256
 	}
 	return nil
 }
@@ -131,6 +143,7 @@ type Store struct {
 
 	seqs     seqCache
 	contacts contactCache
+	w        *writer // AppendMessageAsync's (writer.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -207,6 +220,7 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("mongostore: open: %w", err)
 	}
+	s.startWriter()
 	return s, nil
 }
 
@@ -292,6 +306,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // returns the first one's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopWriter() // answers what is queued first
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 		defer cancel()
 		if err := s.client.Disconnect(ctx); err != nil {

@@ -1,0 +1,199 @@
+package mongostore_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/event"
+
+	"github.com/chatd/chatd/internal/testserver"
+	"github.com/chatd/chatd/store"
+	"github.com/chatd/chatd/store/mongostore"
+)
+
+// commandCounter counts the commands a store sends, by "name collection".
+type commandCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *commandCounter) monitor() *event.CommandMonitor {
+	return &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		coll, _ := e.Command.Lookup(e.CommandName).StringValueOK()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.n[e.CommandName+" "+coll]++
+	}}
+}
+
+func (c *commandCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = map[string]int{}
+	return n
+}
+
+// asyncAnswers collects AppendMessageAsync answers.
+type asyncAnswers struct {
+	mu   sync.Mutex
+	got  map[string]asyncGot // by ClientMsgID of the queued message
+	wg   sync.WaitGroup
+	tags []string // done order
+}
+
+type asyncGot struct {
+	msg     store.Message
+	created bool
+	err     error
+}
+
+func newAsyncAnswers() *asyncAnswers { return &asyncAnswers{got: map[string]asyncGot{}} }
+
+func (a *asyncAnswers) queue(ctx context.Context, s *mongostore.Store, tag string, m store.Message) {
+	a.wg.Add(1)
+	s.AppendMessageAsync(ctx, m, func(msg store.Message, created bool, err error) {
+		a.mu.Lock()
+		a.got[tag] = asyncGot{msg, created, err}
+		a.tags = append(a.tags, tag)
+		a.mu.Unlock()
+		a.wg.Done()
+	})
+}
+
+// Messages queued while the writer is busy are stored together: a batch of
+// 6 conversations × 10 messages (and a retry among them) takes 10 insert
+// commands, one per round, and no read; AppendMessage takes 60.
+func TestAppendAsyncBatchRoundTrips(t *testing.T) {
+	m := testserver.StartMongo(t)
+	cmds := &commandCounter{n: map[string]int{}}
+	entered, hold := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	opts := mongostore.WithCommandMonitor(mongostore.Options{}, cmds.monitor())
+	opts = mongostore.WithBatchHook(opts, func() { once.Do(func() { close(entered); <-hold }) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := mongostore.Open(ctx, m.URI(), m.Database(), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer func() { _ = s.Close() }()
+
+	const convs, per = 6, 10
+	alice := store.NewID()
+	peers := make([]string, convs)
+	for c := range peers {
+		peers[c] = store.NewID()
+		// The first message of a conversation takes AppendMessage's path.
+		if _, _, err := s.AppendMessage(ctx, store.Message{From: alice, To: peers[c], Text: "first", ClientMsgID: fmt.Sprint("first", c)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ans := newAsyncAnswers()
+	ans.queue(ctx, s, "held", store.Message{From: peers[0], To: alice, Text: "held", ClientMsgID: "held"})
+	<-entered // the writer holds the first batch: the rest forms the next
+	cmds.take()
+	var order []string
+	for i := range per {
+		for c := range convs {
+			tag := fmt.Sprintf("m%d-%d", c, i)
+			order = append(order, tag)
+			ans.queue(ctx, s, tag, store.Message{From: alice, To: peers[c], Text: tag, ClientMsgID: tag})
+			if c == 2 && i == 4 {
+				order = append(order, "retry")
+				ans.queue(ctx, s, "retry", store.Message{From: alice, To: peers[1], Text: "again", ClientMsgID: "m1-0"})
+			}
+		}
+	}
+	close(hold)
+	ans.wg.Wait()
+
+	got := cmds.take()
+	if got["insert messages"] != 1+per || len(got) != 1 {
+		t.Errorf("commands %v, want %d inserts into messages and nothing else", got, 1+per)
+	}
+	if want := append([]string{"held"}, order...); fmt.Sprint(ans.tags) != fmt.Sprint(want) {
+		t.Errorf("answered in order %v, want %v", ans.tags, want)
+	}
+	for c := range convs {
+		for i := range per {
+			tag := fmt.Sprintf("m%d-%d", c, i)
+			g := ans.got[tag]
+			want := int64(2 + i)
+			if c == 0 {
+				want++ // after "held"
+			}
+			if g.err != nil || !g.created || g.msg.Seq != want || g.msg.Text != tag {
+				t.Fatalf("%s: %+v created %v err %v, want seq %d", tag, g.msg, g.created, g.err, want)
+			}
+		}
+	}
+	if r, first := ans.got["retry"], ans.got["m1-0"]; r.err != nil || r.created || r.msg.ID != first.msg.ID || r.msg.Seq != first.msg.Seq {
+		t.Errorf("retry: %+v created %v err %v, want the message of m1-0 (%s)", r.msg, r.created, r.err, first.msg.ID)
+	}
+	msgs, _, err := s.MessagesAfter(ctx, store.ConversationID(alice, peers[3]), 0, 100)
+	if err != nil || len(msgs) != 1+per {
+		t.Fatalf("read back %d messages, %v; want %d", len(msgs), err, 1+per)
+	}
+}
+
+// Two stores (two replicas: two seq caches) queue into one conversation at
+// once, each sure of its cached seq: the documents that lose a seq to the
+// other store are retried, and the conversation ends with seqs 1..n without
+// a gap, each message stored once with the seq it was answered with.
+func TestAppendAsyncAcrossStores(t *testing.T) {
+	m := testserver.StartMongo(t)
+	db := m.Database()
+	s1, s2 := openOn(t, m, db), openOn(t, m, db)
+	ctx := testCtx(t)
+	a, b := store.NewID(), store.NewID()
+	conv := store.ConversationID(a, b)
+	// Both caches learn the conversation.
+	for i, s := range []*mongostore.Store{s1, s2} {
+		if _, _, err := s.AppendMessage(ctx, store.Message{From: a, To: b, Text: "warm", ClientMsgID: fmt.Sprint("warm", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ans := newAsyncAnswers()
+	const per = 150
+	var wg sync.WaitGroup
+	for w, s := range []*mongostore.Store{s1, s2} {
+		wg.Go(func() {
+			for i := range per {
+				from, to := a, b
+				if i%2 == 1 {
+					from, to = b, a
+				}
+				tag := fmt.Sprintf("s%d-%d", w, i)
+				ans.queue(ctx, s, tag, store.Message{From: from, To: to, Text: tag, ClientMsgID: tag})
+			}
+		})
+	}
+	wg.Wait()
+	ans.wg.Wait()
+	bySeq := map[int64]string{}
+	for tag, g := range ans.got {
+		if g.err != nil || !g.created {
+			t.Fatalf("%s: created %v, err %v", tag, g.created, g.err)
+		}
+		if other, dup := bySeq[g.msg.Seq]; dup {
+			t.Fatalf("%s and %s both answered with seq %d", tag, other, g.msg.Seq)
+		}
+		bySeq[g.msg.Seq] = tag
+	}
+	msgs, more, err := s1.MessagesAfter(ctx, conv, 0, 1000)
+	if err != nil || more || len(msgs) != 2+2*per {
+		t.Fatalf("read back %d messages (more %v), %v; want %d", len(msgs), more, err, 2+2*per)
+	}
+	for i, msg := range msgs {
+		if msg.Seq != int64(i+1) {
+			t.Fatalf("message %d has seq %d: a gap", i, msg.Seq)
+		}
+		if i >= 2 && bySeq[msg.Seq] != msg.ClientMsgID {
+			t.Fatalf("seq %d holds %s, answered to %s", msg.Seq, msg.ClientMsgID, bySeq[msg.Seq])
+		}
+	}
+}
