@@ -135,6 +135,9 @@ type helloFrame struct {
 	HeartbeatS int          `json:"heartbeat_s"`
 	// MaxTextBytes is chat.max_text_bytes, so clients need not hard-code it.
 	MaxTextBytes int `json:"max_text_bytes"`
+	// MaxAttachmentBytes is chat.max_attachment_bytes, so that a client
+	// refuses a larger file before uploading it.
+	MaxAttachmentBytes int64 `json:"max_attachment_bytes"`
 }
 
 type receiptFrame struct {

@@ -315,7 +315,7 @@ func (s *Service) upgrade(w http.ResponseWriter, r *http.Request) bool {
 	}
 	hello, err := json.Marshal(helloFrame{
 		Type: "hello", User: httpapi.NewUser(user.ID, user.Username, user.DisplayName), Node: s.node, HeartbeatS: int(s.cfg.Heartbeat / time.Second),
-		MaxTextBytes: s.cfg.MaxTextBytes,
+		MaxTextBytes: s.cfg.MaxTextBytes, MaxAttachmentBytes: s.cfg.MaxAttachmentBytes,
 	})
 	if err != nil {
 		httpapi.WriteError(w, httpapi.ErrInternal)

@@ -131,7 +131,8 @@ func (p *page) dismissPrompt() {
 // picker, then files by drag and drop and an image by paste; Bob sees the
 // image inline in a box of fixed proportions, opens it full size and
 // closes it with Escape, and downloads the file from its chip. An upload
-// in flight shows its progress and can be cancelled; at most 10 per message.
+// in flight shows its progress and can be cancelled; a file over the
+// server's limit is refused before uploading; at most 10 per message.
 func TestBrowserAttachments(t *testing.T) {
 	b, base, aliceAPI, bobAPI := aliceAndBob(t)
 	restSend(t, bobAPI, aliceAPI.ID, "Can you send me the photo and the notes?")
@@ -243,6 +244,14 @@ func TestBrowserAttachments(t *testing.T) {
 		t.Errorf("conversation with attachments at %d px: scrollWidth %v", phoneWidth, w)
 	}
 	shot(t, bob, "attachments-phone.png")
+
+	// Larger than the server's limit (hello's max_attachment_bytes, 25 MiB
+	// by default): refused in words before anything is uploaded.
+	eval[bool](alice, dropJS(`new File([new Uint8Array((25 << 20) + 1)], 'huge.bin', {type: 'application/octet-stream'})`))
+	alice.waitJS("the huge file refused", `[...document.querySelectorAll('[data-testid="error-toast"]')].some(e => e.textContent.includes('huge.bin is too large: at most 26 MB'))`)
+	if n := eval[int](alice, `document.querySelectorAll('[data-testid="upload"]').length`); n != 0 {
+		t.Errorf("%d uploads in the tray after a file over the limit, want none", n)
+	}
 
 	// At most 10 per message: the eleventh is refused in words.
 	files := make([]string, 11)
