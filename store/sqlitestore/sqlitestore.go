@@ -115,6 +115,7 @@ type Store struct {
 	rdb    *sql.DB   // read-only pool
 	rstmts [numReadStmts]*sql.Stmt
 	cdb    *sql.DB // the checkpointer's connection
+	pdb    *sql.DB // Ping's own read-only connection, so /readyz never queues behind rdb's readers
 
 	ckpt     chan struct{} // the writer's "there were writes" signal, capacity 1
 	ckptStop chan struct{} // closed by Close to stop the checkpointer
@@ -225,12 +226,26 @@ func Open(path string, opts Options) (*Store, error) {
 	cdb.SetConnMaxLifetime(0)
 	cdb.SetConnMaxIdleTime(0)
 
+	pdb, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	if err != nil {
+		_ = cdb.Close()
+		_ = rdb.Close()
+		_ = wconn.Close()
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	pdb.SetMaxOpenConns(1)
+	pdb.SetMaxIdleConns(1)
+	pdb.SetConnMaxLifetime(0)
+	pdb.SetConnMaxIdleTime(0)
+
 	s := &Store{
 		opts:  opts,
 		wdb:   wdb,
 		wconn: wconn,
 		rdb:   rdb,
 		cdb:   cdb,
+		pdb:   pdb,
 		reqs:  make(chan *writeReq, opts.QueueSize),
 		done:  make(chan struct{}),
 
@@ -305,6 +320,9 @@ func (s *Store) closeDBs() error {
 	if cerr := s.cdb.Close(); cerr != nil {
 		err = cerr
 	}
+	if perr := s.pdb.Close(); perr != nil {
+		err = perr
+	}
 	if werr := s.wconn.Close(); werr != nil {
 		err = werr
 	}
@@ -343,7 +361,10 @@ func (s *Store) WriteStats() (batches, writes int64) {
 }
 
 // Ping reports whether the database answers, and ErrWritesFailing while
-// writes fail for the disk (health.go).
+// writes fail for the disk (health.go). It asks on its own connection: a
+// reconnect storm keeps every reader of the pool busy with a queue behind
+// them, and a ping waiting there for readyTimeout made /readyz fail and the
+// gateway eject a replica that was answering.
 func (s *Store) Ping(ctx context.Context) error {
 	s.mu.RLock()
 	closed := s.closed
@@ -355,7 +376,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	var one int
-	if err := s.rstmts[rPing].QueryRowContext(ctx).Scan(&one); err != nil {
+	if err := s.pdb.QueryRowContext(ctx, readQueries[rPing]).Scan(&one); err != nil {
 		return fmt.Errorf("sqlitestore: ping: %w", wrapCtx(ctx, err))
 	}
 	return nil
