@@ -197,3 +197,54 @@ func TestAppendAsyncAcrossStores(t *testing.T) {
 		}
 	}
 }
+
+// A receipt costs two round trips before its answer when this process
+// knows the conversation's seqs (the member's pointers, the insert), and
+// the highest seq is read only when the receipt names a seq beyond them:
+// one another replica stored.
+func TestMarkRoundTrips(t *testing.T) {
+	m := testserver.StartMongo(t)
+	db := m.Database()
+	cmds := &commandCounter{n: map[string]int{}}
+	ctx := testCtx(t)
+	s, err := mongostore.Open(ctx, m.URI(), db, mongostore.WithCommandMonitor(mongostore.Options{}, cmds.monitor()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	other := openOn(t, m, db)
+	a, b := store.NewID(), store.NewID()
+	for i := range 2 {
+		if _, _, err := s.AppendMessage(ctx, store.Message{From: a, To: b, Text: "hi", ClientMsgID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmds.take()
+	if ptr, moved, err := s.MarkDelivered(ctx, b, a, 1); err != nil || !moved || ptr != 1 {
+		t.Fatalf("MarkDelivered(1) = %d, %v, %v", ptr, moved, err)
+	}
+	if ptr, moved, err := s.MarkRead(ctx, b, a, 5); err != nil || !moved || ptr != 2 { // clamped
+		t.Fatalf("MarkRead(5) = %d, %v, %v; want 2 (the last seq)", ptr, moved, err)
+	}
+	_ = s.Close() // waits for the background deletes
+	got := cmds.take()
+	want := map[string]int{"find pointers": 2, "insert pointers": 2, "delete pointers": 2, "find messages": 1}
+	for _, k := range []string{"find pointers", "insert pointers", "delete pointers", "find messages"} {
+		if got[k] != want[k] {
+			t.Errorf("%s: %d commands, want %d (all: %v)", k, got[k], want[k], got)
+		}
+	}
+
+	// other knows seq 2; seq 3 is then stored by s2 (another replica): a
+	// receipt for it on other reads the highest seq instead of clamping to 2.
+	if ptr, _, err := other.MarkDelivered(ctx, a, b, 2); err != nil || ptr != 2 {
+		t.Fatalf("MarkDelivered(2) = %d, %v", ptr, err)
+	}
+	s2 := openOn(t, m, db)
+	if _, _, err := s2.AppendMessage(ctx, store.Message{From: b, To: a, Text: "yo", ClientMsgID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if ptr, moved, err := other.MarkRead(ctx, a, b, 3); err != nil || !moved || ptr != 3 {
+		t.Fatalf("MarkRead(3) after another store's append = %d, %v, %v; want 3", ptr, moved, err)
+	}
+}

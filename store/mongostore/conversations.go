@@ -69,19 +69,10 @@ func (s *Store) loadPointers(ctx context.Context, filter bson.D) (map[string]map
 }
 
 // view assembles userID's view of conversation conv with peerID from its
-// last message (text or event) and both members' pointers, reading the last
-// text message's state and counting the unread text messages.
-func (s *Store) view(ctx context.Context, conv, userID, peerID string, last store.Message, ptrs map[string]pointers) (store.ConversationView, error) {
+// last message (text or event), both members' pointers and the unread
+// count (unreadCount), reading the last text message's state.
+func (s *Store) view(ctx context.Context, conv, userID, peerID string, last store.Message, ptrs map[string]pointers, unread int64) (store.ConversationView, error) {
 	mine, theirs := ptrs[userID], ptrs[peerID]
-	unread, err := s.shown.CountDocuments(ctx, bson.D{
-		{Key: "conversation_id", Value: conv},
-		{Key: "from", Value: peerID},
-		{Key: "seq", Value: bson.D{{Key: "$gt", Value: mine.read}}},
-		textOnly,
-	})
-	if err != nil {
-		return store.ConversationView{}, wrapCtx(ctx, err)
-	}
 	// The last message, unless an event: the last text message.
 	var lm *store.Message
 	if last.IsText() {
@@ -111,6 +102,37 @@ func (s *Store) view(ctx context.Context, conv, userID, peerID string, last stor
 		PeerDeliveredSeq: theirs.effectiveDelivered(),
 		UpdatedAt:        updated,
 	}, nil
+}
+
+// unreadCount counts the text messages of peerID in conv above read.
+func (s *Store) unreadCount(ctx context.Context, conv, peerID string, read int64) (int64, error) {
+	n, err := s.shown.CountDocuments(ctx, bson.D{
+		{Key: "conversation_id", Value: conv},
+		{Key: "from", Value: peerID},
+		{Key: "seq", Value: bson.D{{Key: "$gt", Value: read}}},
+		textOnly,
+	})
+	if err != nil {
+		return 0, wrapCtx(ctx, err)
+	}
+	return n, nil
+}
+
+// lastAndUnread reads the last message of conv and the unread count of
+// userID at once: one round trip of latency instead of two.
+func (s *Store) lastAndUnread(ctx context.Context, conv, userID, peerID string, ptrs map[string]pointers) (store.Message, bool, int64, error) {
+	var (
+		unread int64
+		cerr   error
+		wg     sync.WaitGroup
+	)
+	wg.Go(func() { unread, cerr = s.unreadCount(ctx, conv, peerID, ptrs[userID].read) })
+	last, ok, err := s.lastMessage(ctx, conv)
+	wg.Wait()
+	if err == nil {
+		err = cerr
+	}
+	return last, ok, unread, err
 }
 
 // peerOf returns the member of d other than userID.
@@ -209,11 +231,12 @@ const viewConcurrency = 8
 // listedView is the view of conversation d for Conversations; ok is false
 // for a conversation without a message (left by an append that failed).
 func (s *Store) listedView(ctx context.Context, d conversationDoc, userID string, ptrs map[string]pointers) (store.ConversationView, bool, error) {
-	last, ok, err := s.lastMessage(ctx, d.ID)
+	peer := d.peerOf(userID)
+	last, ok, unread, err := s.lastAndUnread(ctx, d.ID, userID, peer, ptrs)
 	if err != nil || !ok {
 		return store.ConversationView{}, false, err
 	}
-	v, err := s.view(ctx, d.ID, userID, d.peerOf(userID), last, ptrs)
+	v, err := s.view(ctx, d.ID, userID, peer, last, ptrs, unread)
 	if err != nil {
 		return store.ConversationView{}, false, err
 	}
@@ -223,22 +246,49 @@ func (s *Store) listedView(ctx context.Context, d conversationDoc, userID string
 // Conversation returns userID's conversation with peerID, or ErrNotFound if
 // they have exchanged no message yet.
 func (s *Store) Conversation(ctx context.Context, userID, peerID string) (store.ConversationView, error) {
-	conv := store.ConversationID(userID, peerID)
-	last, ok, err := s.lastMessage(ctx, conv)
+	v, err := s.conversation(ctx, userID, peerID)
 	if err != nil {
 		return store.ConversationView{}, fmt.Errorf("mongostore: conversation: %w", err)
+	}
+	return v, nil
+}
+
+// conversation reads in two round trips of latency: the last message with
+// the pointers, then the unread count with the last text message's state.
+func (s *Store) conversation(ctx context.Context, userID, peerID string) (store.ConversationView, error) {
+	conv := store.ConversationID(userID, peerID)
+	var (
+		all  map[string]map[string]pointers
+		perr error
+		wg   sync.WaitGroup
+	)
+	wg.Go(func() { all, perr = s.loadPointers(ctx, bson.D{{Key: "conversation_id", Value: conv}}) })
+	last, ok, err := s.lastMessage(ctx, conv)
+	wg.Wait()
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		return store.ConversationView{}, err
 	}
 	if !ok {
-		return store.ConversationView{}, fmt.Errorf("mongostore: conversation: %w", store.ErrNotFound)
+		return store.ConversationView{}, store.ErrNotFound
 	}
-	ptrs, err := s.loadPointers(ctx, bson.D{{Key: "conversation_id", Value: conv}})
+	ptrs := all[conv]
+	var (
+		unread int64
+		cerr   error
+	)
+	wg.Go(func() { unread, cerr = s.unreadCount(ctx, conv, peerID, ptrs[userID].read) })
+	v, err := s.view(ctx, conv, userID, peerID, last, ptrs, 0)
+	wg.Wait()
+	if err == nil {
+		err = cerr
+	}
 	if err != nil {
-		return store.ConversationView{}, fmt.Errorf("mongostore: conversation: %w", err)
+		return store.ConversationView{}, err
 	}
-	v, err := s.view(ctx, conv, userID, peerID, last, ptrs[conv])
-	if err != nil {
-		return store.ConversationView{}, fmt.Errorf("mongostore: conversation: %w", err)
-	}
+	v.Unread = unread
 	return v, nil
 }
 
@@ -276,21 +326,33 @@ func (s *Store) MarkDelivered(ctx context.Context, userID, peerID string, seq in
 	return ptr, moved, nil
 }
 
+// mark moves a pointer in at most two round trips before the answer: the
+// member's pointers are read (together with the conversation's highest
+// seq, unless this process already saw a seq at or above the requested
+// one: seqs are never taken back, so the clamp cannot change), then the new
+// pointer document is inserted. Deleting the lower ones follows in the
+// background.
 func (s *Store) mark(ctx context.Context, userID, peerID, kind string, seq int64) (int64, bool, error) {
 	conv := store.ConversationID(userID, peerID)
-	last, err := s.lastSeq(ctx, conv)
-	if err != nil {
-		return 0, false, err
-	}
-	if last == 0 {
-		return 0, false, store.ErrNotFound
+	last := s.seqs.get(conv)
+	var lastErr error
+	var wg sync.WaitGroup
+	if last < seq || last == 0 {
+		wg.Go(func() { last, lastErr = s.lastSeq(ctx, conv) })
 	}
 	all, err := s.loadPointers(ctx, bson.D{
 		{Key: "conversation_id", Value: conv},
 		{Key: "user_id", Value: userID},
 	})
+	wg.Wait()
+	if lastErr != nil {
+		return 0, false, lastErr
+	}
 	if err != nil {
 		return 0, false, err
+	}
+	if last == 0 {
+		return 0, false, store.ErrNotFound
 	}
 	p := all[conv][userID]
 	cur := p.read
@@ -316,11 +378,34 @@ func (s *Store) mark(ctx context.Context, userID, peerID, kind string, seq int64
 	}
 	// The lower documents are now redundant. Best effort: a leftover one is
 	// harmless, and the next move deletes it.
-	_, _ = s.pointers.DeleteMany(ctx, bson.D{
-		{Key: "conversation_id", Value: conv},
-		{Key: "user_id", Value: userID},
-		{Key: "kind", Value: kind},
-		{Key: "seq", Value: bson.D{{Key: "$lt", Value: target}}},
+	s.cleanup(func(ctx context.Context) {
+		_, _ = s.pointers.DeleteMany(ctx, bson.D{
+			{Key: "conversation_id", Value: conv},
+			{Key: "user_id", Value: userID},
+			{Key: "kind", Value: kind},
+			{Key: "seq", Value: bson.D{{Key: "$lt", Value: target}}},
+		})
 	})
 	return target, true, nil
+}
+
+// cleanupMax is how many best-effort deletes run in the background at
+// once; beyond it the caller waits for its own.
+const cleanupMax = 16
+
+// cleanup runs fn, a best-effort write the caller's answer does not need,
+// in the background when a slot is free (Close waits for it), else now.
+func (s *Store) cleanup(fn func(ctx context.Context)) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	select {
+	case s.cleanups <- struct{}{}:
+		s.bg.Go(func() {
+			defer cancel()
+			defer func() { <-s.cleanups }()
+			fn(ctx)
+		})
+	default:
+		defer cancel()
+		fn(ctx)
+	}
 }

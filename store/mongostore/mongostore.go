@@ -143,7 +143,9 @@ type Store struct {
 
 	seqs     seqCache
 	contacts contactCache
-	w        *writer // AppendMessageAsync's (writer.go)
+	w        *writer       // AppendMessageAsync's (writer.go)
+	cleanups chan struct{} // slots of the background deletes (cleanup)
+	bg       sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -196,6 +198,7 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 		s.shown = db.Collection("messages", options.Collection().SetReadConcern(readconcern.Majority()))
 	}
 	s.seqs.m = make(map[string]int64)
+	s.cleanups = make(chan struct{}, cleanupMax)
 	if err := client.Ping(ctx, readpref.Primary()); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("mongostore: open: ping: %w", err)
@@ -307,6 +310,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopWriter() // answers what is queued first
+		s.bg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 		defer cancel()
 		if err := s.client.Disconnect(ctx); err != nil {
