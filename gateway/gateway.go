@@ -76,7 +76,7 @@ type Gateway struct {
 	// closing is canceled by Stop: proxied WebSockets end with it.
 	closing   context.Context
 	closeAll  context.CancelFunc
-	tunnels   atomic.Int64 // proxied upgrade requests in flight
+	tunnels   atomic.Int64 // upgrade requests in flight and open tunnels
 	mu        sync.Mutex
 	started   bool
 	stopped   bool
@@ -180,7 +180,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
-		Transport:      upgradeTransport{Transport: g.transport, writeTimeout: cfg.WSWriteTimeout},
+		Transport:      g.transport, // not for upgrades: serveTunnel proxies those
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   recordError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
-	"sync/atomic"
 
 	"github.com/chatd/chatd/httpapi"
 )
@@ -20,8 +19,6 @@ type attempt struct {
 	up     *upstream
 	status int   // the upstream's status, 0 if no response arrived
 	err    error // the proxy error, if any
-	// tunnel is the upstream end of a WebSocket, once upgraded.
-	tunnel atomic.Pointer[tunnelConn]
 }
 
 type attemptKey struct{}
@@ -54,12 +51,17 @@ func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
 
 	ctx := r.Context()
 	if upgrade {
+		if r.ContentLength != 0 {
+			// Bytes behind the request would reach the upstream as frames.
+			httpapi.WriteError(w, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidRequest, "an upgrade request has no body"))
+			return
+		}
 		if g.closing.Err() != nil {
 			g.writeUnavailable(w, p.kind)
 			return
 		}
-		// Stop closes proxied WebSockets: the reverse proxy closes the
-		// upstream connection when the request's context ends.
+		// Stop ends the upgrades still in their handshake (an open tunnel
+		// ends with g.closing itself).
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
@@ -80,17 +82,15 @@ func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
 		a := &attempt{up: u}
 		actx := context.WithValue(ctx, attemptKey{}, a)
 		stopDrop := func() bool { return false }
+		var drop context.Context
 		if upgrade {
 			// An upstream that stops answering loses its tunnels (1001), so
-			// that their clients reconnect to one that answers.
+			// that their clients reconnect to one that answers: the signal
+			// taken now ends the handshake, then the tunnel.
+			drop = u.drop.signal()
 			var cancelAttempt context.CancelFunc
 			actx, cancelAttempt = context.WithCancel(actx)
-			stopDrop = context.AfterFunc(u.drop.signal(), func() {
-				if t := a.tunnel.Load(); t != nil {
-					t.closeWith(statusGoingAway, "upstream not answering")
-				}
-				cancelAttempt()
-			})
+			stopDrop = context.AfterFunc(drop, cancelAttempt)
 			defer cancelAttempt()
 		}
 		span := g.startAttempt(&actx, upgrade, p.kind, u, try)
@@ -100,7 +100,7 @@ func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
 			req.ContentLength = int64(len(body))
 			req.TransferEncoding = nil
 		}
-		g.serveUpstream(w, req, u)
+		g.serveUpstream(w, req, a, drop)
 		stopDrop()
 		endAttempt(span, a)
 
@@ -133,11 +133,17 @@ func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
 	}
 }
 
-// serveUpstream proxies req to u, counting it as active on u until the
-// response (or the WebSocket, for an upgrade) is done.
-func (g *Gateway) serveUpstream(w http.ResponseWriter, req *http.Request, u *upstream) {
-	u.active.Add(1)
-	defer u.active.Add(-1)
+// serveUpstream proxies req to a.up, counting it as active there until the
+// response (or the handshake, for an upgrade: the tunnel counts itself)
+// is done. drop is set for an upgrade only: the upstream's tunnelDrop
+// signal.
+func (g *Gateway) serveUpstream(w *statusWriter, req *http.Request, a *attempt, drop context.Context) {
+	a.up.active.Add(1)
+	defer a.up.active.Add(-1)
+	if drop != nil {
+		g.serveTunnel(w, req, a, drop)
+		return
+	}
 	g.proxy.ServeHTTP(w, req)
 }
 
