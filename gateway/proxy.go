@@ -134,16 +134,18 @@ func (g *Gateway) forward(w *statusWriter, r *http.Request, p *pool) {
 }
 
 // serveUpstream proxies req to a.up, counting it as active there until the
-// response (or the handshake, for an upgrade: the tunnel counts itself)
-// is done. drop is set for an upgrade only: the upstream's tunnelDrop
-// signal.
+// response is done (for an upgrade, until its tunnel ends: the tunnel
+// takes the count over). drop is set for an upgrade only: the upstream's
+// tunnelDrop signal.
 func (g *Gateway) serveUpstream(w *statusWriter, req *http.Request, a *attempt, drop context.Context) {
 	a.up.active.Add(1)
-	defer a.up.active.Add(-1)
 	if drop != nil {
-		g.serveTunnel(w, req, a, drop)
+		if !g.serveTunnel(w, req, a, drop) {
+			a.up.active.Add(-1)
+		}
 		return
 	}
+	defer a.up.active.Add(-1)
 	g.proxy.ServeHTTP(w, req)
 }
 

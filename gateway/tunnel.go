@@ -83,7 +83,8 @@ type tunnel struct {
 }
 
 // startTunnel runs a tunnel between client and upstream, counted as open
-// on g (Stop waits for it) and as active on u until it ends. toClient and
+// on g (Stop waits for it); it takes over the count of the handshake as
+// active on u, which it ends. toClient and
 // toUpstream are bytes that arrived behind the handshakes (the upstream's
 // first frames, read with its 101 response; a client's first frames,
 // read with its request). drop is the signal, taken when the attempt
@@ -96,7 +97,6 @@ func (g *Gateway) startTunnel(u *upstream, client, upstream net.Conn, toClient, 
 		_ = tcp.SetWriteBuffer(tunnelSendBuffer / 2) // Linux doubles it
 	}
 	g.tunnels.Add(1)
-	u.active.Add(1)
 	t.live.Store(2)
 	// Stop closes every tunnel; an upstream that stops answering loses
 	// its tunnels (1001), so that their clients reconnect to one that does.

@@ -131,6 +131,7 @@ func (g *Gateway) dialUpstream(ctx context.Context, u *url.URL) (net.Conn, error
 		return conn, err
 	}
 	cfg := g.transport.TLSClientConfig.Clone()
+	cfg.NextProtos = []string{"http/1.1"} // an upgrade is HTTP/1.1
 	if cfg.ServerName == "" {
 		cfg.ServerName = u.Hostname()
 	}
@@ -168,9 +169,10 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // serveTunnel proxies the WebSocket upgrade req to a.up: it sends the
 // handshake, passes a refusal on as the reverse proxy would, and on 101
 // hijacks the client, answers it and leaves the sockets to a tunnel. The
-// outcome is in a (status, err), as the reverse proxy's hooks record it.
+// outcome is in a (status, err), as the reverse proxy's hooks record it;
+// it reports whether a tunnel took the sockets (and a.up's active count).
 // drop is the upstream's tunnelDrop signal taken when the attempt started.
-func (g *Gateway) serveTunnel(w *statusWriter, req *http.Request, a *attempt, drop context.Context) {
+func (g *Gateway) serveTunnel(w *statusWriter, req *http.Request, a *attempt, drop context.Context) (tunneled bool) {
 	ctx := req.Context()
 	out, upType, err := g.upgradeRequest(req)
 	if err != nil {
@@ -182,7 +184,6 @@ func (g *Gateway) serveTunnel(w *statusWriter, req *http.Request, a *attempt, dr
 		a.err = err
 		return
 	}
-	tunneled := false
 	defer func() {
 		if !tunneled {
 			_ = conn.Close()
@@ -253,8 +254,8 @@ func (g *Gateway) serveTunnel(w *statusWriter, req *http.Request, a *attempt, dr
 	// Frames the client sent right behind its request.
 	toUpstream, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	toUpstream = append([]byte(nil), toUpstream...)
-	tunneled = true
 	g.startTunnel(a.up, client, conn, toClient, toUpstream, drop)
+	return true
 }
 
 // handshake writes out to conn and reads the upstream's answer from br,
