@@ -13,6 +13,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -32,6 +33,14 @@ const (
 	maxHandshakeHeader = 64 << 10
 	// maxRefusalBody bounds the body of an upgrade's refusal (a JSON error).
 	maxRefusalBody = 64 << 10
+)
+
+// handshakeReaders and handshakeWriters are the buffers of the upgrades'
+// handshakes with the upstreams, kept for the next handshake rather than
+// left as garbage (a reconnect storm makes thousands at once).
+var (
+	handshakeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	handshakeWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
 // hopHeaders are the hop-by-hop headers (RFC 9110 §7.6.1) a proxy removes,
@@ -195,7 +204,12 @@ func (g *Gateway) serveTunnel(w *statusWriter, req *http.Request, a *attempt, dr
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(responseHeaderTimeout))
 	lr := &limitedReader{r: conn, n: maxHandshakeHeader}
-	br := bufio.NewReader(lr)
+	br := handshakeReaders.Get().(*bufio.Reader)
+	br.Reset(lr)
+	defer func() {
+		br.Reset(nil)
+		handshakeReaders.Put(br)
+	}()
 	res, err := g.handshake(conn, br, out)
 	if err != nil {
 		stop()
@@ -261,7 +275,15 @@ func (g *Gateway) serveTunnel(w *statusWriter, req *http.Request, a *attempt, dr
 // handshake writes out to conn and reads the upstream's answer from br,
 // skipping informational answers other than 101.
 func (g *Gateway) handshake(conn net.Conn, br *bufio.Reader, out *http.Request) (*http.Response, error) {
-	if err := out.Write(conn); err != nil {
+	bw := handshakeWriters.Get().(*bufio.Writer)
+	bw.Reset(conn)
+	err := out.Write(bw) // a *bufio.Writer: Write adds no buffer of its own
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	handshakeWriters.Put(bw)
+	if err != nil {
 		return nil, err
 	}
 	for range 5 {
