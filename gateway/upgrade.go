@@ -257,7 +257,8 @@ func (g *Gateway) serveTunnel(w *statusWriter, req *http.Request, a *attempt, dr
 	res.Header = w.Header()
 	res.Body = nil
 	_ = client.SetDeadline(time.Time{})
-	if err := res.Write(brw); err == nil {
+	err = res.Write(brw)
+	if err == nil {
 		err = brw.Flush()
 	}
 	if err != nil {
@@ -266,7 +267,7 @@ func (g *Gateway) serveTunnel(w *statusWriter, req *http.Request, a *attempt, dr
 		return
 	}
 	// Frames the client sent right behind its request.
-	toUpstream, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	toUpstream, _ := brw.Peek(brw.Reader.Buffered())
 	toUpstream = append([]byte(nil), toUpstream...)
 	g.startTunnel(a.up, client, conn, toClient, toUpstream, drop)
 	return true
