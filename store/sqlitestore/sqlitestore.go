@@ -174,14 +174,10 @@ func Open(path string, opts Options) (*Store, error) {
 	// The checkpointer copies the log into the database beside the writer;
 	// the writer checkpoints itself only if the log grows past 64 MiB.
 	wq.Add("_pragma", "wal_autocheckpoint(16384)")
-	wdb, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	wdb, err := openPool(path+"?"+wq.Encode(), 1)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+		return nil, err
 	}
-	wdb.SetMaxOpenConns(1)
-	wdb.SetMaxIdleConns(1)
-	wdb.SetConnMaxLifetime(0)
-	wdb.SetConnMaxIdleTime(0)
 	if err := migrate(ctx, wdb); err != nil {
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
@@ -200,44 +196,31 @@ func Open(path string, opts Options) (*Store, error) {
 	rq := url.Values{}
 	rq.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy))
 	rq.Add("_pragma", "query_only(1)")
-	rdb, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	rdb, err := openPool(path+"?"+rq.Encode(), opts.ReadConns)
 	if err != nil {
 		_ = wconn.Close()
 		_ = wdb.Close()
-		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+		return nil, err
 	}
-	rdb.SetMaxOpenConns(opts.ReadConns)
-	rdb.SetMaxIdleConns(opts.ReadConns)
-	rdb.SetConnMaxLifetime(0)
-	rdb.SetConnMaxIdleTime(0)
 
 	cq := url.Values{}
 	cq.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy))
 	cq.Add("_pragma", "synchronous("+opts.Synchronous+")")
-	cdb, err := sql.Open("sqlite", path+"?"+cq.Encode())
+	cdb, err := openPool(path+"?"+cq.Encode(), 1)
 	if err != nil {
 		_ = rdb.Close()
 		_ = wconn.Close()
 		_ = wdb.Close()
-		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+		return nil, err
 	}
-	cdb.SetMaxOpenConns(1)
-	cdb.SetMaxIdleConns(1)
-	cdb.SetConnMaxLifetime(0)
-	cdb.SetConnMaxIdleTime(0)
-
-	pdb, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	pdb, err := openPool(path+"?"+rq.Encode(), 1)
 	if err != nil {
 		_ = cdb.Close()
 		_ = rdb.Close()
 		_ = wconn.Close()
 		_ = wdb.Close()
-		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+		return nil, err
 	}
-	pdb.SetMaxOpenConns(1)
-	pdb.SetMaxIdleConns(1)
-	pdb.SetConnMaxLifetime(0)
-	pdb.SetConnMaxIdleTime(0)
 
 	s := &Store{
 		opts:  opts,
@@ -272,6 +255,19 @@ func Open(path string, opts Options) (*Store, error) {
 	go s.checkpointer()
 	go s.recoverer()
 	return s, nil
+}
+
+// openPool opens dsn with conns connections, kept open for good.
+func openPool(dsn string, conns int) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
 }
 
 // checkpointer runs a passive checkpoint after writes, at most once per
