@@ -19,10 +19,15 @@ import (
 // server of the developer's, dropped) when t ends.
 func openStore(t testing.TB, m *testserver.Mongo) *mongostore.Store {
 	t.Helper()
+	return openStoreWith(t, m, mongostore.Options{})
+}
+
+func openStoreWith(t testing.TB, m *testserver.Mongo, o mongostore.Options) *mongostore.Store {
+	t.Helper()
 	db := m.Database()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := mongostore.Open(ctx, m.URI(), db, mongostore.Options{})
+	s, err := mongostore.Open(ctx, m.URI(), db, o)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -53,5 +58,15 @@ func TestContract(t *testing.T) {
 	m := testserver.StartMongo(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openStore(t, m)
+	})
+}
+
+// TestContractFoldEveryEvent runs the contract suite with every read that
+// applies an event caching the folded state (states.go), so that the
+// cached path gives what the event log does in every case of the suite.
+func TestContractFoldEveryEvent(t *testing.T) {
+	m := testserver.StartMongo(t)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openStoreWith(t, m, mongostore.WithFoldAfter(mongostore.Options{}, 1))
 	})
 }

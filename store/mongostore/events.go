@@ -17,8 +17,9 @@ import (
 // step, like any append. A text message's current state is not written to
 // its document (FerretDB's updates are not atomic, see the package doc):
 // every read that returns text messages also reads the events that target
-// them (the conversation_target index) and applies them in seq order with
-// store.Message.Apply. The rules (store.CheckEvent) are checked against
+// them (the conversation_target_seq index), after the state cached for them in
+// message_states when there is one (states.go), and applies them in seq
+// order with store.Message.Apply. The rules (store.CheckEvent) are checked against
 // that state before the insert; an event that loses a race with a delete
 // is stored but changes nothing, as Apply ignores what CheckEvent refuses.
 
@@ -26,26 +27,68 @@ import (
 var textOnly = bson.E{Key: "kind", Value: bson.D{{Key: "$exists", Value: false}}}
 
 // withState replaces each text message of conversation conv in msgs by its
-// current state, reading the events through coll.
+// current state, reading the events through coll: those after its cached
+// state (states.go), or all of them when it has none. A read through
+// s.shown that read foldThreshold events or more folds them into new
+// cached states of all msgs' text messages.
 func (s *Store) withState(ctx context.Context, coll *mongo.Collection, conv string, msgs []store.Message) error {
 	at := make(map[int64]int, len(msgs))
 	seqs := make([]int64, 0, len(msgs))
+	lookup := make([]int64, 0, len(msgs))
+	erased := 0
 	for i, m := range msgs {
 		switch {
 		case !m.IsText():
 		case m.Deleted: // erased with its sender's account: no event applies
 			msgs[i] = m.Erased()
+			lookup = append(lookup, m.Seq)
+			erased++
 		default:
 			at[m.Seq] = i
 			seqs = append(seqs, m.Seq)
+			lookup = append(lookup, m.Seq)
 		}
+	}
+	if len(seqs) == 0 && erased == 0 {
+		return nil
+	}
+	states, err := s.cachedStates(ctx, conv, lookup)
+	if err != nil {
+		return err
+	}
+	var stale []int64
+	for seq := range states {
+		if _, ok := at[seq]; !ok {
+			stale = append(stale, seq) // an erased message's
+		}
+	}
+	if len(stale) > 0 {
+		s.forgetStates(ctx, conv, stale)
 	}
 	if len(seqs) == 0 {
 		return nil
 	}
+	// One range for all: the events after the lowest cached upto (a text
+	// without a state has no event below its own seq); those a state has
+	// folded already are skipped here. A refold gives all the page's texts
+	// one upto, so this reads only what came since. ($or with a range per
+	// text would be exact, but FerretDB runs it many times slower.)
+	base := make([]store.Message, 0, len(seqs))
+	from := int64(0)
+	for k, seq := range seqs {
+		base = append(base, msgs[at[seq]])
+		after := seq
+		if st, ok := states[seq]; ok {
+			msgs[at[seq]], after = st.apply(msgs[at[seq]]), st.Upto
+		}
+		if k == 0 || after < from {
+			from = after
+		}
+	}
 	cur, err := coll.Find(ctx, bson.D{
 		{Key: "conversation_id", Value: conv},
 		{Key: "target", Value: bson.D{{Key: "$in", Value: seqs}}},
+		{Key: "seq", Value: bson.D{{Key: "$gt", Value: from}}},
 	}, options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
 	if err != nil {
 		return wrapCtx(ctx, err)
@@ -54,10 +97,26 @@ func (s *Store) withState(ctx context.Context, coll *mongo.Collection, conv stri
 	if err := cur.All(ctx, &events); err != nil {
 		return wrapCtx(ctx, err)
 	}
+	read := len(events)
 	for _, d := range events {
-		if i, ok := at[d.Target]; ok {
-			msgs[i] = msgs[i].Apply(d.message())
+		i, ok := at[d.Target]
+		if !ok {
+			continue
 		}
+		if st, ok := states[d.Target]; ok && d.Seq <= st.Upto {
+			continue
+		}
+		msgs[i] = msgs[i].Apply(d.message())
+	}
+	if coll != s.shown {
+		return nil // local reads may see what is not yet majority committed: no cache from them
+	}
+	after := foldThreshold
+	if s.opts.foldAfter > 0 {
+		after = s.opts.foldAfter
+	}
+	if read >= after {
+		s.refold(ctx, conv, base, states)
 	}
 	return nil
 }

@@ -15,3 +15,11 @@ func WithBatchHook(o Options, hook func()) Options {
 	o.batchHook = hook
 	return o
 }
+
+// WithFoldAfter returns o with reads folding the events into cached
+// states once they read n (n = 1: every read that reads one), so that a
+// test can exercise the cache.
+func WithFoldAfter(o Options, n int) Options {
+	o.foldAfter = n
+	return o
+}

@@ -351,5 +351,8 @@ func (s *Store) EraseMessagesFrom(ctx context.Context, userID string) (int64, er
 	if err != nil {
 		return 0, fmt.Errorf("mongostore: erase messages: %w", wrapCtx(ctx, err))
 	}
+	if err := s.forgetStatesFrom(ctx, userID); err != nil {
+		return 0, fmt.Errorf("mongostore: erase messages: states: %w", err)
+	}
 	return res.ModifiedCount, nil
 }

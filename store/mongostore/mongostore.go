@@ -42,7 +42,7 @@
 //
 // Collections: users, sessions, session_claims, session_revocations,
 // conversations (one document per pair: its id and members), messages,
-// pointers, blocks, attachments and attachment_refs with the GridFS bucket
+// pointers, message_states (a cache of folded events, states.go), blocks, attachments and attachment_refs with the GridFS bucket
 // blobs (attachments.go). Open creates the indexes.
 package mongostore
 
@@ -92,6 +92,9 @@ type Options struct {
 
 	monitor   *event.CommandMonitor // tests only (export_test.go)
 	batchHook func()                // tests only: runs before each batch of the writer
+	// foldAfter, when set (tests only), replaces foldThreshold: how many
+	// events read make a read fold them.
+	foldAfter int
 }
 
 func (o *Options) setDefaults() error {
@@ -136,6 +139,7 @@ type Store struct {
 	convs       *mongo.Collection // conversations
 	messages    *mongo.Collection
 	pointers    *mongo.Collection
+	states      *mongo.Collection // message_states, see states.go
 	// shown reads the messages that a client is shown (history, catch-up,
 	// conversation views, the message a retried send gets back): with read
 	// concern majority when writes are majority (see "Read concern" above).
@@ -192,6 +196,7 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 		convs:       db.Collection("conversations"),
 		messages:    db.Collection("messages"),
 		pointers:    db.Collection("pointers"),
+		states:      db.Collection("message_states"),
 	}
 	s.shown = s.messages
 	if opts.WriteConcern == "majority" {
@@ -277,8 +282,15 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			{Keys: asc("from", "dedup"), Options: unique("from_dedup")},
 			// Unread counts: the peer's messages above a read pointer.
 			{Keys: asc("conversation_id", "from", "seq"), Options: named("conversation_from_seq")},
-			// The events of the text messages a read returns.
-			{Keys: asc("conversation_id", "target"), Options: named("conversation_target")},
+			// The events of the text messages a read returns, after their
+			// cached state (states.go): with seq in the index MongoDB reads
+			// only those, not every event of the texts. (Databases created
+			// before it also keep the older conversation_target, its prefix.)
+			{Keys: asc("conversation_id", "target", "seq"), Options: named("conversation_target_seq")},
+		}},
+		{s.states, []mongo.IndexModel{
+			// EraseMessagesFrom forgets the sender's states.
+			{Keys: asc("from"), Options: named("from")},
 		}},
 		{s.pointers, []mongo.IndexModel{
 			{Keys: asc("conversation_id", "user_id", "kind", "seq"), Options: named("conversation_user_kind_seq")},
