@@ -1,13 +1,21 @@
 package charttest
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/chatd/chatd/push"
 )
 
 // compose.yaml and the ECS task definitions set only real config keys, and
@@ -22,7 +30,16 @@ func TestComposeAndECSUseChatdConfig(t *testing.T) {
 		Services map[string]struct {
 			Restart     string            `json:"restart"`
 			Environment map[string]string `json:"environment"`
+			Configs     []struct {
+				Source string `json:"source"`
+				Target string `json:"target"`
+			} `json:"configs"`
 		} `json:"services"`
+		Configs struct {
+			VAPIDKey struct {
+				Content string `json:"content"`
+			} `json:"vapid-key"`
+		} `json:"configs"`
 	}
 	if err := yaml.Unmarshal(data, &compose); err != nil {
 		t.Fatalf("compose.yaml: %v", err)
@@ -43,6 +60,37 @@ func TestComposeAndECSUseChatdConfig(t *testing.T) {
 				t.Errorf("compose service %s sets %s, which is no chatd config key", name, k)
 			}
 		}
+	}
+
+	// Web Push: both chat replicas read one VAPID key, the PEM file that
+	// compose writes from .env's VAPID_KEY (one line of base64 DER).
+	if compose.Configs.VAPIDKey.Content == "" {
+		t.Fatal("compose.yaml: no vapid-key config")
+	}
+	for _, name := range []string{"chat1", "chat2"} {
+		s := compose.Services[name]
+		file := s.Environment["CHATD_PUSH_VAPID_KEY_FILE"]
+		if file == "" || len(s.Configs) != 1 || s.Configs[0].Source != "vapid-key" || s.Configs[0].Target != file {
+			t.Errorf("compose service %s: push.vapid_key_file %q, configs %+v: want the vapid-key config there", name, file, s.Configs)
+		}
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemFile := filepath.Join(t.TempDir(), "vapid.key")
+	content := regexp.MustCompile(`\$\{VAPID_KEY[^}]*\}`).ReplaceAllString(compose.Configs.VAPIDKey.Content, base64.StdEncoding.EncodeToString(der))
+	if err := os.WriteFile(pemFile, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := push.LoadKey(pemFile); err != nil {
+		t.Errorf("compose.yaml's vapid-key file: %v", err)
+	} else if pub, _ := priv.PublicKey.Bytes(); k.PublicKey() != base64.RawURLEncoding.EncodeToString(pub) {
+		t.Errorf("compose.yaml's vapid-key file holds another key")
 	}
 
 	// The TLS variant, layered over compose.yaml, sets real keys too.
