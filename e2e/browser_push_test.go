@@ -70,7 +70,7 @@ func (p *page) setHidden(hidden bool) {
 // in-page notification with the sender's name and the text, and puts the
 // unread count on the favicon; a muted conversation raises none; the
 // "Turn on notifications" prompt appears after the first send (not on
-// load) and, dismissed, stays away.
+// load) and, dismissed, stays away, while the settings still offer them.
 func TestBrowserNotifications(t *testing.T) {
 	b := startBrowser(t)
 	n := startAllInOne(t, "127.0.0.1:0")
@@ -101,6 +101,20 @@ func TestBrowserNotifications(t *testing.T) {
 	if eval[bool](alice, `!!document.querySelector('[data-testid="notify-prompt"]') || localStorage.getItem('chatd.notify.prompt') !== 'dismissed'`) {
 		t.Fatal("the dismissed prompt came back, or its dismissal is not remembered")
 	}
+	// Dismissed, notifications can still be turned on from the settings:
+	// once the browser allows them (the user's "Allow", here through the
+	// DevTools protocol) the settings say they are on.
+	alice.do("open settings", chromedp.Click(tid("settings-button")), chromedp.WaitVisible(tid("settings")))
+	alice.waitJS("settings offer notifications", `document.querySelector('[data-testid="settings-notify-state"]').textContent.startsWith('Off') && !document.querySelector('[data-testid="settings-notify-enable"]').hidden`)
+	alice.do("allow notifications", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+			Permission: &cdpbrowser.PermissionDescriptor{Name: "notifications"}, Setting: cdpbrowser.PermissionSettingGranted,
+			Origin: base, BrowserContextID: chromedp.FromContext(ctx).BrowserContextID,
+		})
+		return err
+	}), chromedp.Click(tid("settings-notify-enable")))
+	alice.waitJS("settings say on", `document.querySelector('[data-testid="settings-notify-state"]').textContent.startsWith('On') && document.querySelector('[data-testid="settings-notify-enable"]').hidden`)
+	alice.do("close settings", chromedp.Click(tid("settings-close")))
 
 	// Bob's tab is hidden: alice's message raises a notification and a badge.
 	bob.setHidden(true)

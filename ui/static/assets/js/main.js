@@ -111,6 +111,7 @@ class App {
         this.endMessage = message;
       },
       renamed: (user) => this.sidebar.setMe(user),
+      enableNotifications: () => this.notify.enable(),
       unblocked: (id) => {
         if (this.store.blocked) this.store.blocked.delete(id);
         this.chat.renderHeader();

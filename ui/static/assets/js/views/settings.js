@@ -1,4 +1,5 @@
 // The settings screen (api.md 1.1 "Account" and "Privacy"): display name,
+// notifications (turned on here too, once their prompt was dismissed),
 // password, sessions, blocked users, export and account deletion. A modal
 // <dialog>: focus stays inside, Escape closes it.
 
@@ -31,7 +32,8 @@ function browserName(ua) {
 export class SettingsView {
   /**
    * @param {import('../store.js').Store} store
-   * @param {{leave:(message:string)=>void, expectEnd:(message:string)=>void, renamed:(user:any)=>void, unblocked:(id:string)=>void}} actions
+   * @param {{leave:(message:string)=>void, expectEnd:(message:string)=>void, renamed:(user:any)=>void, unblocked:(id:string)=>void,
+   *   enableNotifications:()=>Promise<void>}} actions
    *   expectEnd: the session is about to end by the user's own request (its socket may close first)
    */
   constructor(store, actions) {
@@ -54,6 +56,10 @@ export class SettingsView {
     this.passwordForm.addEventListener('submit', (e) => {
       e.preventDefault();
       this.changePassword();
+    });
+    byId('settings-notify').addEventListener('click', async () => {
+      await this.actions.enableNotifications();
+      this.renderNotify();
     });
     byId('settings-logout-all').addEventListener('click', () => this.logoutAll());
     byId('settings-export').addEventListener('click', () => this.exportData());
@@ -78,6 +84,7 @@ export class SettingsView {
     this.passwordForm.reset();
     this.deleteForm.reset();
     for (const id of ['settings-name-status', 'settings-password-status', 'settings-delete-status']) this.status(id, '');
+    this.renderNotify();
     if (!this.dialog.open) this.dialog.showModal();
     this.loadSessions();
     this.loadBlocks();
@@ -85,6 +92,19 @@ export class SettingsView {
 
   close() {
     if (this.dialog.open) this.dialog.close();
+  }
+
+  /** renderNotify says whether this browser notifies, with a button to turn it on while the browser still asks. */
+  renderNotify() {
+    const perm = 'Notification' in window ? Notification.permission : 'unsupported';
+    const words = {
+      granted: 'On in this browser.',
+      denied: 'Blocked in this browser: allow notifications for this site in its site settings.',
+      default: 'Off. Turn them on to hear of messages while chatd is in the background.',
+      unsupported: 'This browser cannot show notifications.',
+    };
+    byId('settings-notify-state').textContent = words[perm] || words.unsupported;
+    byId('settings-notify').hidden = perm !== 'default';
   }
 
   /** status shows a result line under a form; error marks it as an alert. */
