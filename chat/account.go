@@ -77,23 +77,9 @@ func (s *Service) handleExport(w http.ResponseWriter, r *http.Request, me princi
 	if herr != nil {
 		return herr
 	}
-	convs, err := s.store.Conversations(ctx, me.UserID)
-	if err != nil {
-		return httpapi.Fail(s.log, "conversations", err)
-	}
-	ids := make([]string, 0, len(convs))
-	for _, c := range convs {
-		ids = append(ids, c.PeerID)
-	}
-	peers := make(map[string]store.User, len(ids))
-	if len(ids) > 0 {
-		users, err := s.store.UsersByIDs(ctx, ids)
-		if err != nil {
-			return httpapi.Fail(s.log, "users by ids", err)
-		}
-		for _, p := range users {
-			peers[p.ID] = p
-		}
+	convs, _, peers, herr := s.conversationsWithPeers(ctx, me.UserID)
+	if herr != nil {
+		return herr
 	}
 	// From here on the status is sent: a failure cuts the document short
 	// (invalid JSON), which a client cannot mistake for a whole export.

@@ -138,12 +138,12 @@ func (s *Service) handleUser(w http.ResponseWriter, r *http.Request, me principa
 	return nil
 }
 
-// GET /api/conversations
-func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me principal) *httpapi.Error {
-	ctx := r.Context()
-	convs, err := s.store.Conversations(ctx, me.UserID)
+// conversationsWithPeers reads userID's conversations, their peers' ids in
+// the same order, and those users by id.
+func (s *Service) conversationsWithPeers(ctx context.Context, userID string) ([]store.ConversationView, []string, map[string]store.User, *httpapi.Error) {
+	convs, err := s.store.Conversations(ctx, userID)
 	if err != nil {
-		return httpapi.Fail(s.log, "conversations", err)
+		return nil, nil, nil, httpapi.Fail(s.log, "conversations", err)
 	}
 	ids := make([]string, 0, len(convs))
 	for _, c := range convs {
@@ -153,11 +153,21 @@ func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me
 	if len(ids) > 0 {
 		users, err := s.store.UsersByIDs(ctx, ids)
 		if err != nil {
-			return httpapi.Fail(s.log, "users by ids", err)
+			return nil, nil, nil, httpapi.Fail(s.log, "users by ids", err)
 		}
 		for _, u := range users {
 			peers[u.ID] = u
 		}
+	}
+	return convs, ids, peers, nil
+}
+
+// GET /api/conversations
+func (s *Service) handleConversations(w http.ResponseWriter, r *http.Request, me principal) *httpapi.Error {
+	ctx := r.Context()
+	convs, ids, peers, herr := s.conversationsWithPeers(ctx, me.UserID)
+	if herr != nil {
+		return herr
 	}
 	pres := s.presenceFor(ctx, me.UserID, ids)
 	mutes, err := s.store.Mutes(ctx, me.UserID)

@@ -11,7 +11,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/chatd/chatd/internal/keyfile"
 )
 
 // Key is the VAPID key pair (RFC 8292): the application server's P-256
@@ -102,31 +103,10 @@ func LoadOrCreateKey(path string) (*Key, error) {
 		return nil, fmt.Errorf("push: encode VAPID key: %w", err)
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("push: create key directory: %w", err)
-	}
-	// A temporary file (CreateTemp makes it 0600) linked into place: the key
-	// file never exists half-written, and an existing one is never replaced.
-	f, err := os.CreateTemp(dir, ".vapid-key-*")
-	if err != nil {
-		return nil, fmt.Errorf("push: write VAPID key: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(f.Name(), path)
-	}
-	switch {
-	case errors.Is(err, fs.ErrExist):
-		return LoadKey(path) // another process won the race
-	case err != nil:
+	if err := keyfile.Create(path, data); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return LoadKey(path) // another process won the race
+		}
 		return nil, fmt.Errorf("push: install VAPID key: %w", err)
 	}
 	return k, nil

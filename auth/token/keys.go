@@ -13,7 +13,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/chatd/chatd/internal/keyfile"
 )
 
 // KeySet resolves Ed25519 verification keys by kid.
@@ -74,49 +75,13 @@ func LoadOrCreateKey(path string) (*SigningKey, error) {
 		return nil, fmt.Errorf("token: encode signing key: %w", err)
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("token: create key directory: %w", err)
-	}
-	// Write a temporary file (CreateTemp uses mode 0600), then link it into
-	// place: the key file never exists half-written, and an existing one is
-	// never replaced.
-	tmp, err := writeTemp(dir, data)
-	if err != nil {
-		return nil, fmt.Errorf("token: write signing key: %w", err)
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
+	if err := keyfile.Create(path, data); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return loadKey(path) // another process won the race
 		}
 		return nil, fmt.Errorf("token: install signing key: %w", err)
 	}
 	return k, nil
-}
-
-// writeTemp writes data to a new file of mode 0600 in dir, synced, and
-// returns its name.
-func writeTemp(dir string, data []byte) (string, error) {
-	f, err := os.CreateTemp(dir, ".signing-key-*")
-	if err != nil {
-		return "", err
-	}
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
 }
 
 func loadKey(path string) (*SigningKey, error) {
