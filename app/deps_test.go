@@ -49,16 +49,20 @@ func TestDependencyRules(t *testing.T) {
 				if own(imp) && ri != backends[p] {
 					bad("a backend imports its parent package and its driver only")
 				}
+			case p == "internal/keyfile":
+				if !isStd(imp) {
+					bad("internal/keyfile imports only the standard library")
+				}
 			case p == "auth/token":
-				if own(imp) && ri != "httpapi" {
-					bad("the token package imports nothing of ours but httpapi")
+				if own(imp) && ri != "httpapi" && ri != "internal/keyfile" {
+					bad("the token package imports nothing of ours but httpapi and internal/keyfile")
 				}
 				if strings.Contains(imp, "spf13/viper") {
 					bad("only main and app touch viper")
 				}
 			case p == "push":
-				if own(imp) && ri != "store" && ri != "pubsub" {
-					bad("push depends only on the store and pubsub interfaces")
+				if own(imp) && ri != "store" && ri != "pubsub" && ri != "internal/keyfile" {
+					bad("push depends only on the store and pubsub interfaces and internal/keyfile")
 				}
 				if strings.Contains(imp, "spf13/viper") {
 					bad("only main and app touch viper")
