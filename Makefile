@@ -35,8 +35,9 @@ bench:
 
 # The README's performance table: `chatd bench` starts `chatd serve
 # --role=all` itself on a temporary data dir (limits lifted) and steps the
-# rate until delivery p99 passes PERF_P99_MAX, first pinned (server on CPU 0
-# with GOMAXPROCS=1, bench on CPU 1), then unpinned (both share every core).
+# rate until delivery p99 passes PERF_P99_MAX, first pinned (server on CPU 0,
+# picking GOMAXPROCS as a 1-vCPU machine would; bench on CPU 1), then
+# unpinned (both share every core).
 # Run it on a quiet machine: figures taken under other load mean nothing.
 # Writes docs/perf/{pinned,unpinned}.{json,md}.
 PERF_CURVE ?= 1000:20000:1000
@@ -46,7 +47,7 @@ PERF_PAIRS ?= 100
 PERF_FLAGS = --pairs $(PERF_PAIRS) --curve $(PERF_CURVE) --p99-max $(PERF_P99_MAX) --duration $(PERF_DURATION)
 perf-curve: build
 	@mkdir -p docs/perf
-	@echo "## pinned: server taskset -c 0 (GOMAXPROCS=1), bench taskset -c 1"
+	@echo "## pinned: server taskset -c 0 (one CPU; GOMAXPROCS 1 + runtime.extra_procs), bench taskset -c 1"
 	@bash -o pipefail -c 'bin/chatd bench --server-cpus 0 --client-cpus 1 $(PERF_FLAGS) --json docs/perf/pinned.json | tee docs/perf/pinned.md'
 	@echo
 	@echo "## unpinned: server and bench share every core"

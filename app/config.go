@@ -69,6 +69,12 @@ type RuntimeConfig struct {
 	// does not collect several times a second; 0 leaves GOGC's goal. A
 	// GOGC environment variable wins; GOMEMLIMIT still caps the heap.
 	GCHeapFloorMB int `mapstructure:"gc_heap_floor_mb"`
+	// ExtraProcs raises GOMAXPROCS this many above the runtime's default
+	// (the CPUs chatd may run on, or its cgroup CPU limit) in a process
+	// that keeps the SQLite store, whose writer waits in fsync holding a
+	// P (app/procs.go); 0 keeps the default. A GOMAXPROCS environment
+	// variable wins.
+	ExtraProcs int `mapstructure:"extra_procs"`
 }
 
 // LogConfig selects the slog handler.
@@ -140,7 +146,7 @@ func DefaultConfig() Config {
 		},
 		TLS:     tlsconf.DefaultConfig(),
 		Log:     LogConfig{Level: "info", Format: "text"},
-		Runtime: RuntimeConfig{GCHeapFloorMB: 32},
+		Runtime: RuntimeConfig{GCHeapFloorMB: 32, ExtraProcs: 1},
 		Keys:    KeysConfig{MinRefetch: 30 * time.Second},
 		Store:   StoreConfig{Backend: "sqlite", MongoDatabase: "chatd", MongoMajority: true},
 		PubSub:  PubSubConfig{Backend: "memory", ChannelPrefix: "chatd:", PresenceTTL: 15 * time.Second},
@@ -212,6 +218,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.GCHeapFloorMB < 0 || c.Runtime.GCHeapFloorMB > 1<<20 {
 		return fmt.Errorf("runtime.gc_heap_floor_mb: %d is not between 0 and %d", c.Runtime.GCHeapFloorMB, 1<<20)
+	}
+	if c.Runtime.ExtraProcs < 0 || c.Runtime.ExtraProcs > 64 {
+		return fmt.Errorf("runtime.extra_procs: %d is not between 0 and 64", c.Runtime.ExtraProcs)
 	}
 	if c.HTTP.OpsAddr != "" {
 		_, port, err := net.SplitHostPort(c.HTTP.OpsAddr)

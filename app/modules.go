@@ -193,6 +193,11 @@ func (a *App) initStore(ctx context.Context) (service, error) {
 			return nil, err
 		}
 		a.store = s
+		// The writer blocks in fsync holding a P: give the rest of the
+		// node one to run on meanwhile (app/procs.go).
+		if def, set := setProcs(a.cfg.Runtime.ExtraProcs); set != def {
+			a.logger(modStore).Info("GOMAXPROCS raised for the SQLite writer's fsync", "default", def, "gomaxprocs", set)
+		}
 		return s, nil
 	}
 }

@@ -70,8 +70,9 @@ func Command() *cobra.Command {
 
 --serve (or --server-cpus) starts "chatd serve --role=all" itself, on a free
 loopback port and a temporary data directory, with its rate limits lifted;
---server-cpus 0 runs it under "taskset -c 0" with GOMAXPROCS=1 (one core),
---client-cpus 1 pins bench to the other core. --curve 1000:20000:1000 steps
+--server-cpus 0 runs it under "taskset -c 0" (one core; the server picks its
+GOMAXPROCS as on a 1-vCPU machine), --client-cpus 1 pins bench to the other
+core. --curve 1000:20000:1000 steps
 the rate until delivery p99 passes --p99-max and prints a markdown row per
 step; --json FILE writes the report (rates, p50/p99/p99.9/max of ack and
 delivery latency, errors, the server's CPU seconds and RSS when bench started
@@ -96,7 +97,7 @@ it or --server-pid names it).`,
 	f.StringVar(&o.JSON, "json", "", "write a JSON report to this file")
 	f.IntVar(&o.ServerPID, "server-pid", 0, "PID of the server, to report its CPU seconds and RSS from /proc")
 	f.BoolVar(&o.Serve, "serve", false, "start chatd serve --role=all on a temporary data dir and load it (--url is ignored)")
-	f.StringVar(&o.ServerCPUs, "server-cpus", "", "with --serve (implied): run the server under taskset -c LIST with GOMAXPROCS matching")
+	f.StringVar(&o.ServerCPUs, "server-cpus", "", "with --serve (implied): run the server under taskset -c LIST (it picks GOMAXPROCS from that mask)")
 	f.StringVar(&o.ClientCPUs, "client-cpus", "", "pin bench itself to these CPUs (taskset list), GOMAXPROCS matching")
 	f.StringArrayVar(&o.ServerArgs, "server-arg", nil, "with --serve: an extra argument of chatd serve (repeatable), e.g. --server-arg=--pprof-addr=127.0.0.1:6060")
 	f.StringVar(&o.ServerLog, "server-log", "", "with --serve: write the server's log here (default: discarded)")

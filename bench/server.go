@@ -44,9 +44,11 @@ var benchServerEnv = []string{
 
 // StartServer runs this executable's `serve --role=all` on a free loopback
 // port and a temporary data directory. With cpus set ("0" or "0,1") it
-// runs under `taskset -c cpus` with GOMAXPROCS equal to the CPU count, the
-// way a 1-vCPU machine or a pod with a 1-CPU limit runs it. The server's
-// log goes to logPath when set.
+// runs under `taskset -c cpus` and the server picks GOMAXPROCS itself, as on
+// a 1-vCPU machine: the runtime's default is the CPU count of its affinity
+// mask, and chatd adds runtime.extra_procs with the SQLite store
+// (app/procs.go). GOMAXPROCS in bench's own environment still reaches the
+// server and wins. The server's log goes to logPath when set.
 func StartServer(ctx context.Context, cpus, logPath string, extra ...string) (*Server, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -68,8 +70,7 @@ func StartServer(ctx context.Context, cpus, logPath string, extra ...string) (*S
 	env := append(os.Environ(), benchServerEnv...)
 	env = append(env, "CHATD_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port), "CHATD_HTTP_OPS_ADDR=127.0.0.1:"+strconv.Itoa(opsPort), "CHATD_DATA_DIR="+dir)
 	if cpus != "" {
-		n, err := cpuCount(cpus)
-		if err != nil {
+		if _, err := cpuCount(cpus); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}
@@ -79,7 +80,6 @@ func StartServer(ctx context.Context, cpus, logPath string, extra ...string) (*S
 			return nil, fmt.Errorf("bench: --server-cpus needs taskset (util-linux): %w", err)
 		}
 		args = append([]string{ts, "-c", cpus}, args...)
-		env = append(env, "GOMAXPROCS="+strconv.Itoa(n))
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = env
