@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/chatd/chatd/store"
@@ -25,14 +26,29 @@ func (s *Store) AddPushSubscription(ctx context.Context, sub store.PushSubscript
 			sub.Endpoint, sub.UserID, sub.P256dh, sub.Auth, sub.SessionID, sub.CreatedAt.UnixMilli())
 		return err
 	})
+	s.pushSubs.forgetAll() // the endpoint may have been another user's
 	if err != nil {
 		return fmt.Errorf("sqlitestore: add push subscription: %w", err)
 	}
 	return nil
 }
 
-// PushSubscriptions returns userID's subscriptions, oldest first.
+// PushSubscriptions returns userID's subscriptions, oldest first, from
+// memory after the first question (usercache.go): the push sender asks for
+// every text message's recipient.
 func (s *Store) PushSubscriptions(ctx context.Context, userID string) ([]store.PushSubscription, error) {
+	subs, gen, ok := s.pushSubs.lookup(userID)
+	if !ok {
+		var err error
+		if subs, err = s.readPushSubscriptions(ctx, userID); err != nil {
+			return nil, err
+		}
+		s.pushSubs.fill(userID, subs, gen)
+	}
+	return slices.Clone(subs), nil // the caller's to keep; empty, not nil
+}
+
+func (s *Store) readPushSubscriptions(ctx context.Context, userID string) ([]store.PushSubscription, error) {
 	rows, err := s.rstmts[rPushSubscriptions].QueryContext(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: push subscriptions: %w", wrapCtx(ctx, err))
@@ -60,6 +76,7 @@ func (s *Store) DeletePushSubscription(ctx context.Context, userID, endpoint str
 		_, err := b.execSQL(`DELETE FROM push_subscriptions WHERE endpoint = ? AND user_id = ?`, endpoint, userID)
 		return err
 	})
+	s.pushSubs.forget(userID)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: delete push subscription: %w", err)
 	}
@@ -72,6 +89,7 @@ func (s *Store) RemovePushSubscription(ctx context.Context, endpoint string) err
 		_, err := b.execSQL(`DELETE FROM push_subscriptions WHERE endpoint = ?`, endpoint)
 		return err
 	})
+	s.pushSubs.forgetAll() // whose it was is not known here
 	if err != nil {
 		return fmt.Errorf("sqlitestore: remove push subscription: %w", err)
 	}

@@ -129,7 +129,8 @@ type Store struct {
 	batches atomic.Int64 // transactions the writer ran
 	writes  atomic.Int64 // requests they carried
 
-	blocks blockCache // IsBlocked's answers (blockcache.go)
+	blocks   userCache[[]string]                 // IsBlocked's answers (usercache.go)
+	pushSubs userCache[[]store.PushSubscription] // PushSubscriptions' answers
 
 	dir         string        // the database file's directory
 	attachDir   string        // Options.AttachmentDir (attachments.go)

@@ -65,6 +65,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		}
 		return setSearchKeys(b, id, store.DeletedUsername(id), store.DeletedDisplayName)
 	})
+	s.pushSubs.forget(id)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: delete user: %w", err)
 	}

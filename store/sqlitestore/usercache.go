@@ -1,0 +1,95 @@
+package sqlitestore
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// userCache remembers per-user answers of reads that chat asks on every
+// send, from memory, read from the database on the first question about a
+// user and dropped whenever what they depend on changes:
+//
+//   - blocks: IsBlocked, the sorted ids a blocker blocks, dropped by Block
+//     and Unblock. Before it, every send ran an ad hoc query on the read
+//     pool (parsed each time, with SQLite's read locks), about a sixth of
+//     the server's CPU at 2,500 msg/s on one core (docs/performance.md).
+//   - pushSubs: PushSubscriptions, which the push sender reads for every
+//     text message's recipient (most have none), dropped by every change of
+//     subscriptions. It was 14 % of the server's CPU at 3,000 msg/s on one
+//     core.
+//
+// It is right as long as this Store is the only writer of its file, which
+// is what a node is (a process opens its file once). A fill that raced a
+// change is not kept: gen counts the changes, and an answer read while one
+// happened is thrown away.
+type userCache[V any] struct {
+	mu  sync.Mutex
+	gen uint64
+	by  map[string]V
+}
+
+// maxUserCache bounds the users remembered; a cache starts over when it is
+// full.
+const maxUserCache = 100_000
+
+func (c *userCache[V]) lookup(user string) (v V, gen uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok = c.by[user]
+	return v, c.gen, ok
+}
+
+// fill remembers v as user's answer, read when the generation was gen.
+func (c *userCache[V]) fill(user string, v V, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return // a change happened meanwhile: v may predate it
+	}
+	if c.by == nil || len(c.by) >= maxUserCache {
+		c.by = make(map[string]V)
+	}
+	c.by[user] = v
+}
+
+// forget drops user's entry after a change (committed or failed with an
+// unknown outcome).
+func (c *userCache[V]) forget(user string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.by, user)
+}
+
+// forgetAll drops every entry, for a change whose users are not known
+// (a subscription removed by its endpoint).
+func (c *userCache[V]) forgetAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.by)
+}
+
+// blockedBy returns the sorted ids blocker blocks, from the cache or the
+// database.
+func (s *Store) blockedBy(ctx context.Context, blocker string) ([]string, error) {
+	ids, gen, ok := s.blocks.lookup(blocker)
+	if ok {
+		return ids, nil
+	}
+	ids, err := s.queryIDs(ctx, rBlockedSorted, blocker)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		ids = nil
+	}
+	s.blocks.fill(blocker, ids, gen)
+	return ids, nil
+}
+
+func hasID(sorted []string, id string) bool {
+	_, ok := slices.BinarySearch(sorted, id)
+	return ok
+}
