@@ -179,6 +179,17 @@ func TestMessageStoredNeverBlocks(t *testing.T) {
 	if value(t, s.m.dropped) != before {
 		t.Fatal("a non-text message was queued")
 	}
+	// Nor are messages to a recipient the store knows has no
+	// subscriptions (the queue is full: a queued one would be dropped).
+	if subs, err := st.PushSubscriptions(ctx, "carol"); err != nil || len(subs) != 0 {
+		t.Fatalf("carol's subscriptions = %v, %v", subs, err)
+	}
+	for i := range n {
+		s.MessageStored(store.Message{ID: "m", ConversationID: "alice.carol", From: "alice", To: "carol", Seq: int64(i + 1), Text: "hi"})
+	}
+	if value(t, s.m.dropped) != before {
+		t.Fatalf("messages to a recipient without subscriptions were queued (%v dropped)", value(t, s.m.dropped)-before)
+	}
 }
 
 func value(t *testing.T, c prometheus.Counter) float64 {

@@ -179,9 +179,23 @@ func (s *Sender) Stop(ctx context.Context) error {
 // Only text messages are pushed: an edit, a deletion or a reaction is not
 // news worth a buzz.
 func (s *Sender) MessageStored(m store.Message) {
-	if m.IsText() {
-		s.enqueue(job{msg: m})
+	if !m.IsText() {
+		return
 	}
+	if k, ok := s.st.(knownSubscriptions); ok {
+		if n, known := k.KnownPushSubscriptions(m.To); known && n == 0 {
+			return // nothing to push to: no job, no worker wakeup
+		}
+	}
+	s.enqueue(job{msg: m})
+}
+
+// knownSubscriptions is what a store that keeps users' subscriptions in
+// memory (sqlitestore) may offer besides Store: how many userID has, when
+// it knows without a read. MessageStored runs on chat's completion path for
+// every message, so it asks only this, never the store itself.
+type knownSubscriptions interface {
+	KnownPushSubscriptions(userID string) (n int, known bool)
 }
 
 func (s *Sender) enqueue(j job) {

@@ -48,6 +48,14 @@ func (s *Store) PushSubscriptions(ctx context.Context, userID string) ([]store.P
 	return slices.Clone(subs), nil // the caller's to keep; empty, not nil
 }
 
+// KnownPushSubscriptions returns how many subscriptions userID has when
+// the answer is in memory, without a read (push.Sender asks it for every
+// message before it queues a push job).
+func (s *Store) KnownPushSubscriptions(userID string) (n int, known bool) {
+	subs, _, ok := s.pushSubs.lookup(userID)
+	return len(subs), ok
+}
+
 func (s *Store) readPushSubscriptions(ctx context.Context, userID string) ([]store.PushSubscription, error) {
 	rows, err := s.rstmts[rPushSubscriptions].QueryContext(ctx, userID)
 	if err != nil {
