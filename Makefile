@@ -1,7 +1,7 @@
 # chatd: the two commands of the README are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run build test testdeps test-short bench perf-curve lint
+.PHONY: run build test testdeps test-short bench perf-curve perf-split lint
 
 run:
 	$(GO) run . serve --role=all
@@ -52,6 +52,18 @@ perf-curve: build
 	@echo
 	@echo "## unpinned: server and bench share every core"
 	@bash -o pipefail -c 'bin/chatd bench --serve $(PERF_FLAGS) --json docs/perf/unpinned.json | tee docs/perf/unpinned.md'
+
+# The split deployment (issue 13, points 4-6): redis-server, the FerretDB
+# test server on PostgreSQL, auth, two chat replicas and a gateway as real
+# processes on loopback, then chatd bench through the gateway: PERF_RATE
+# msg/s against --role=all and against one replica with and without Redis,
+# the curve, the reconnect storm (PERF_STORM x PERF_MISSED, and whether the
+# gateway ejected a replica) and the gateway's memory per idle proxied
+# socket (PERF_IDLE). Needs make testdeps (redis-server, PostgreSQL).
+# Writes docs/perf/split.{json,md}; see scripts/perf-split.sh. Not part of
+# make test.
+perf-split:
+	PERF_CURVE=$(PERF_CURVE) PERF_P99_MAX=$(PERF_P99_MAX) PERF_DURATION=$(PERF_DURATION) PERF_PAIRS=$(PERF_PAIRS) ./scripts/perf-split.sh
 
 lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run

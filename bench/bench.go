@@ -39,6 +39,9 @@ type Options struct {
 	Idle     int // hold this many idle connections instead of sending
 	Storm    int // reconnect storm: this many users reconnect at once (storm.go)
 	Missed   int // with Storm: messages each user missed
+	// StormFanout is, with Storm, how many of the users one sender sends
+	// their missed messages to (0: 100).
+	StormFanout int
 	// MetricsURL is the server's /metrics, on its ops listener
 	// (http.ops_addr), read by Idle.
 	MetricsURL string
@@ -49,7 +52,7 @@ type Options struct {
 	Password string
 
 	JSON       string        // write a JSON report here
-	ServerPID  int           // read this server's CPU and RSS from /proc
+	ServerPIDs []int         // read these processes' CPU and RSS from /proc, summed (a split deployment's)
 	Serve      bool          // start `chatd serve --role=all` on a temp data dir
 	ServerCPUs string        // pin the started server (taskset list); implies Serve
 	ClientCPUs string        // pin bench itself
@@ -91,11 +94,12 @@ it or --server-pid names it).`,
 	f.IntVar(&o.Idle, "idle", 0, "hold this many idle connections and report server memory per connection")
 	f.IntVar(&o.Storm, "storm", 0, "reconnect storm: this many users, each having missed --missed messages, reconnect at once and catch up (api.md's rule); reports when the last one holds all, and checks none came twice")
 	f.IntVar(&o.Missed, "missed", 10, "with --storm: messages each user missed")
-	f.StringVar(&o.PprofURL, "pprof-url", "", "with --idle: the server's net/http/pprof (chatd serve --pprof-addr), used to run its GC before each measurement; set by --serve")
-	f.StringVar(&o.MetricsURL, "metrics-url", "http://127.0.0.1:9090/metrics", "with --idle: the server's /metrics, on its ops listener (http.ops_addr); set by --serve")
+	f.IntVar(&o.StormFanout, "storm-fanout", defaultStormFanout, "with --storm: users one sender sends the missed messages to (a sender per this many users)")
+	f.StringVar(&o.PprofURL, "pprof-url", "", "with --idle: net/http/pprof of the process measured (chatd serve --pprof-addr), used to run its GC before each measurement; set by --serve")
+	f.StringVar(&o.MetricsURL, "metrics-url", "http://127.0.0.1:9090/metrics", "with --idle: /metrics of the process measured, on its ops listener (http.ops_addr): a chat node's, or a gateway's for its memory per proxied socket; set by --serve")
 	f.StringVar(&o.Password, "password", "bench-password-1", "password of the bench users")
 	f.StringVar(&o.JSON, "json", "", "write a JSON report to this file")
-	f.IntVar(&o.ServerPID, "server-pid", 0, "PID of the server, to report its CPU seconds and RSS from /proc")
+	f.IntSliceVar(&o.ServerPIDs, "server-pid", nil, "PID of the server, to report its CPU seconds and RSS from /proc; a comma list or repeated (a split deployment's processes) reports their sum")
 	f.BoolVar(&o.Serve, "serve", false, "start chatd serve --role=all on a temporary data dir and load it (--url is ignored)")
 	f.StringVar(&o.ServerCPUs, "server-cpus", "", "with --serve (implied): run the server under taskset -c LIST (it picks GOMAXPROCS from that mask)")
 	f.StringVar(&o.ClientCPUs, "client-cpus", "", "pin bench itself to these CPUs (taskset list), GOMAXPROCS matching")
@@ -109,7 +113,8 @@ it or --server-pid names it).`,
 // Result is what a run measured.
 type Result struct {
 	Sent, Acked, Delivered, Errors int64
-	Pairs, CrossPairs              int // pairs, and those whose two sockets are on different nodes
+	Pairs, CrossPairs              int            // pairs, and those whose two sockets are on different nodes
+	SenderNodes                    map[string]int // senders per node (hello's node)
 	Elapsed                        time.Duration
 	Ack, Delivery                  []time.Duration
 }
@@ -312,17 +317,35 @@ func run(ctx context.Context, o Options, cs []*client) (Result, error) {
 	var wg sync.WaitGroup
 	for p := range o.Pairs {
 		sender, recipient := cs[2*p], cs[2*p+1]
-		sc, senderNode, err := sender.dial(ctx)
+		// Every other pair dials its recipient first: behind a gateway
+		// that balances by least connections over two replicas, the pairs'
+		// two sockets alternate between them, and so the senders, whose
+		// messages the replica they are on stores, land on both replicas
+		// instead of all on the one the first dial takes.
+		first, second := sender, recipient
+		if p%2 == 1 {
+			first, second = recipient, sender
+		}
+		c1, node1, err := first.dial(ctx)
 		if err != nil {
 			return Result{}, fmt.Errorf("bench: dial: %w", err)
 		}
-		rc, recipientNode, err := recipient.dial(ctx)
+		c2, node2, err := second.dial(ctx)
 		if err != nil {
+			c1.CloseNow()
 			return Result{}, fmt.Errorf("bench: dial: %w", err)
+		}
+		sc, rc, senderNode, recipientNode := c1, c2, node1, node2
+		if p%2 == 1 {
+			sc, rc, senderNode, recipientNode = c2, c1, node2, node1
 		}
 		if senderNode != recipientNode {
 			res.CrossPairs++
 		}
+		if res.SenderNodes == nil {
+			res.SenderNodes = map[string]int{}
+		}
+		res.SenderNodes[senderNode]++
 		defer sc.CloseNow()
 		defer rc.CloseNow()
 		window := make(chan struct{}, max(1, o.Window))
@@ -423,24 +446,55 @@ func run(ctx context.Context, o Options, cs []*client) (Result, error) {
 	cancel() // the deferred CloseNow calls end the readers
 	mu.Lock()
 	res.Sent, res.Acked, res.Delivered, res.Errors = sent.Load(), acked.Load(), delivered.Load(), errs.Load()
-	out := Result{Pairs: o.Pairs, CrossPairs: res.CrossPairs, Sent: res.Sent, Acked: res.Acked, Delivered: res.Delivered, Errors: res.Errors, Elapsed: res.Elapsed,
+	out := Result{Pairs: o.Pairs, CrossPairs: res.CrossPairs, SenderNodes: res.SenderNodes, Sent: res.Sent, Acked: res.Acked, Delivered: res.Delivered, Errors: res.Errors, Elapsed: res.Elapsed,
 		Ack: slices.Clone(res.Ack), Delivery: slices.Clone(res.Delivery)}
 	mu.Unlock()
 	return out, nil
 }
 
-// Idle opens o.Idle connections (over 10 users), waits for the server to
-// settle and reports its resident memory growth per connection, read from
-// o.MetricsURL, the server's /metrics on its ops listener
-// (process_resident_memory_bytes and go_memstats_heap_inuse_bytes).
-func Idle(ctx context.Context, o Options) (string, error) {
+// IdleResult is what --idle measured: the /metrics of o.MetricsURL's
+// process before and after the connections opened.
+type IdleResult struct {
+	Started       time.Time
+	Conns         int
+	AfterGC       bool // both readings followed the process's GC (--pprof-url)
+	Before, After map[string]float64
+}
+
+// growth is the growth of metric k per connection, in KiB.
+func (r IdleResult) growth(k string) float64 {
+	return (r.After[k] - r.Before[k]) / float64(r.Conns) / 1024
+}
+
+func (r IdleResult) String() string {
+	gc := "after a GC (--pprof-url)"
+	if !r.AfterGC {
+		gc = "without a GC first (no --pprof-url): garbage counts"
+	}
+	return fmt.Sprintf("idle connections=%d, measured %s\nserver RSS growth: %.1f KB/conn (%.1f MB -> %.1f MB)\n"+
+		"server heap + stacks in use growth: %.1f KB/conn (heap %.1f, stacks %.1f)\nserver goroutines: %.0f -> %.0f",
+		r.Conns, gc, r.growth("process_resident_memory_bytes"),
+		r.Before["process_resident_memory_bytes"]/1e6, r.After["process_resident_memory_bytes"]/1e6,
+		r.growth("go_memstats_heap_inuse_bytes")+r.growth("go_memstats_stack_inuse_bytes"),
+		r.growth("go_memstats_heap_inuse_bytes"), r.growth("go_memstats_stack_inuse_bytes"),
+		r.Before["go_goroutines"], r.After["go_goroutines"])
+}
+
+// Idle opens o.Idle connections (over 10 users) through o.URL, waits for
+// the server to settle and reports the memory growth per connection of the
+// process whose /metrics o.MetricsURL is (process_resident_memory_bytes,
+// go_memstats_heap_inuse_bytes and _stack_inuse_bytes, go_goroutines),
+// after that process's GC when o.PprofURL names its pprof. With --url a
+// gateway, o.MetricsURL and o.PprofURL the gateway's, it measures the
+// gateway's memory per proxied socket.
+func Idle(ctx context.Context, o Options) (IdleResult, error) {
+	res := IdleResult{Started: time.Now().UTC(), Conns: o.Idle, AfterGC: o.PprofURL != ""}
 	cs, err := users(ctx, o, 10)
 	if err != nil {
-		return "", fmt.Errorf("bench: sign up: %w", err)
+		return res, fmt.Errorf("bench: sign up: %w", err)
 	}
-	before, err := settledMemory(ctx, o)
-	if err != nil {
-		return "", err
+	if res.Before, err = settledMemory(ctx, o); err != nil {
+		return res, err
 	}
 	conns := make([]*websocket.Conn, 0, o.Idle)
 	defer func() {
@@ -451,7 +505,7 @@ func Idle(ctx context.Context, o Options) (string, error) {
 	for i := range o.Idle {
 		c, _, err := cs[i%len(cs)].dial(ctx)
 		if err != nil {
-			return "", fmt.Errorf("bench: connection %d: %w", i, err)
+			return res, fmt.Errorf("bench: connection %d: %w", i, err)
 		}
 		// Keep reading so pings are answered and presence frames drained.
 		go func() {
@@ -464,23 +518,10 @@ func Idle(ctx context.Context, o Options) (string, error) {
 		conns = append(conns, c)
 	}
 	time.Sleep(3 * time.Second)
-	after, err := settledMemory(ctx, o)
-	if err != nil {
-		return "", err
+	if res.After, err = settledMemory(ctx, o); err != nil {
+		return res, err
 	}
-	n := float64(o.Idle)
-	growth := func(k string) float64 { return (after[k] - before[k]) / n / 1024 }
-	gc := "after a GC (--pprof-url)"
-	if o.PprofURL == "" {
-		gc = "without a GC first (no --pprof-url): garbage counts"
-	}
-	return fmt.Sprintf("idle connections=%d, measured %s\nserver RSS growth: %.1f KB/conn (%.1f MB -> %.1f MB)\n"+
-		"server heap + stacks in use growth: %.1f KB/conn (heap %.1f, stacks %.1f)\nserver goroutines: %.0f -> %.0f",
-		o.Idle, gc, growth("process_resident_memory_bytes"),
-		before["process_resident_memory_bytes"]/1e6, after["process_resident_memory_bytes"]/1e6,
-		growth("go_memstats_heap_inuse_bytes")+growth("go_memstats_stack_inuse_bytes"),
-		growth("go_memstats_heap_inuse_bytes"), growth("go_memstats_stack_inuse_bytes"),
-		before["go_goroutines"], after["go_goroutines"]), nil
+	return res, nil
 }
 
 // settledMemory is serverMemory after the server's GC, when o.PprofURL

@@ -19,7 +19,7 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 			return err
 		}
 	}
-	pid := o.ServerPID
+	pids := o.ServerPIDs
 	if o.Serve || o.ServerCPUs != "" {
 		args := o.ServerArgs
 		if o.Idle > 0 && o.PprofURL == "" {
@@ -46,17 +46,17 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 			return err
 		}
 		defer srv.Stop()
-		o.URL, o.MetricsURL, pid = srv.URL, srv.MetricsURL, srv.PID
+		o.URL, o.MetricsURL, pids = srv.URL, srv.MetricsURL, []int{srv.PID}
 		fmt.Fprintf(out, "server: %s pid %d cpus %q\n", srv.URL, srv.PID, o.ServerCPUs)
 	}
 	if o.Storm > 0 {
-		o.ServerPID = pid
+		o.ServerPIDs = pids
 		r, err := Storm(ctx, o)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(out, r)
-		return nil
+		return writeReport(o.JSON, r.report(o))
 	}
 	if o.Idle > 0 {
 		r, err := Idle(ctx, o)
@@ -64,12 +64,12 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 			return err
 		}
 		fmt.Fprintln(out, r)
-		return nil
+		return writeReport(o.JSON, r.report(o))
 	}
 	if o.Pairs <= 0 {
 		return errors.New("bench: --pairs must be > 0")
 	}
-	rep := Report{Started: time.Now().UTC(), URL: o.URL, ServerCPUs: o.ServerCPUs, ClientCPUs: o.ClientCPUs, ServerPID: pid,
+	rep := Report{Started: time.Now().UTC(), URL: o.URL, ServerCPUs: o.ServerCPUs, ClientCPUs: o.ClientCPUs, ServerPIDs: pids,
 		GoMaxProcs: runtime.GOMAXPROCS(0), TextSize: o.TextSize}
 	rates := []float64{o.Rate}
 	if o.Curve != "" {
@@ -96,8 +96,8 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 	for _, rate := range rates {
 		o.Rate = rate
 		var before, after *procStats
-		if pid > 0 {
-			if st, err := readProc(pid); err == nil {
+		if len(pids) > 0 {
+			if st, err := readProcs(pids); err == nil {
 				before = &st
 			}
 		}
@@ -105,11 +105,11 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 		if err != nil {
 			return err
 		}
-		if pid > 0 && before != nil {
+		if before != nil {
 			// run's elapsed time is the sending window; the CPU read here
 			// also covers the second it waits for the last acks, so
 			// server_cpu_cores slightly overstates.
-			if st, err := readProc(pid); err == nil {
+			if st, err := readProcs(pids); err == nil {
 				after = &st
 			}
 		}
@@ -134,10 +134,16 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 	if o.Curve != "" {
 		fmt.Fprintf(out, "\nhighest rate with delivery p99 <= %s: %.0f msg/s\n", o.P99Max, rep.MaxRateWithinBound)
 	}
-	if o.JSON != "" {
-		if err := writeJSON(o.JSON, rep); err != nil {
-			return fmt.Errorf("bench: --json: %w", err)
-		}
+	return writeReport(o.JSON, rep)
+}
+
+// writeReport writes v to path (--json), when set.
+func writeReport(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	if err := writeJSON(path, v); err != nil {
+		return fmt.Errorf("bench: --json: %w", err)
 	}
 	return nil
 }

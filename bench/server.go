@@ -225,6 +225,22 @@ type procStats struct {
 // on every Linux architecture Go supports.
 const clockTicks = 100
 
+// readProcs sums readProc over pids (the processes of a split
+// deployment); VmHWM is summed too, so HWMBytes bounds the peaks from above.
+func readProcs(pids []int) (procStats, error) {
+	var sum procStats
+	for _, pid := range pids {
+		st, err := readProc(pid)
+		if err != nil {
+			return sum, err
+		}
+		sum.CPUSeconds += st.CPUSeconds
+		sum.RSSBytes += st.RSSBytes
+		sum.HWMBytes += st.HWMBytes
+	}
+	return sum, nil
+}
+
 func readProc(pid int) (procStats, error) {
 	var st procStats
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,12 +25,15 @@ import (
 // of its messages, and checks that each got every seq from 1 to M exactly
 // once. Tokens are taken before the storm, so argon2 is not part of it.
 
-// stormFanout is how many recipients one sender writes to.
-const stormFanout = 100
+// defaultStormFanout is how many recipients one sender writes to, unless
+// --storm-fanout says otherwise.
+const defaultStormFanout = 100
 
 // StormResult is what a storm measured.
 type StormResult struct {
+	Started         time.Time
 	Clients, Missed int
+	Fanout          int           // recipients per sender
 	CaughtUp        int           // clients that got exactly seqs 1..Missed
 	Duplicates      int           // messages a client got more than once
 	Missing         int           // messages a client never got
@@ -42,9 +46,9 @@ type StormResult struct {
 }
 
 func (r StormResult) String() string {
-	s := fmt.Sprintf("storm: clients=%d missed=%d caught_up=%d duplicates=%d missing=%d failed=%d (setup %s)\n"+
+	s := fmt.Sprintf("storm: clients=%d missed=%d (fanout %d) caught_up=%d duplicates=%d missing=%d failed=%d (setup %s)\n"+
 		"all caught up after %s; per client p50=%s p99=%s",
-		r.Clients, r.Missed, r.CaughtUp, r.Duplicates, r.Missing, r.Failed, r.Setup.Round(time.Millisecond),
+		r.Clients, r.Missed, r.Fanout, r.CaughtUp, r.Duplicates, r.Missing, r.Failed, r.Setup.Round(time.Millisecond),
 		r.All.Round(time.Millisecond), r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond))
 	if r.ServerCPU > 0 {
 		s += fmt.Sprintf("\nserver: %.2f CPU s during the storm, %.0f µs per client", r.ServerCPU, 1e6*r.ServerCPU/float64(r.Clients))
@@ -57,9 +61,11 @@ func (r StormResult) String() string {
 
 // Storm runs the reconnect storm against o.URL.
 func Storm(ctx context.Context, o Options) (StormResult, error) {
-	res := StormResult{Clients: o.Storm, Missed: o.Missed}
+	res := StormResult{Started: time.Now().UTC(), Clients: o.Storm, Missed: o.Missed}
 	t0 := time.Now()
-	senders := (o.Storm + stormFanout - 1) / stormFanout
+	fanout := cmp.Or(max(o.StormFanout, 0), defaultStormFanout)
+	res.Fanout = fanout
+	senders := (o.Storm + fanout - 1) / fanout
 	cs, err := users(ctx, o, o.Storm+senders)
 	if err != nil {
 		return res, fmt.Errorf("bench: sign up: %w", err)
@@ -69,7 +75,7 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 	var wg sync.WaitGroup
 	var sendErr atomic.Pointer[error]
 	for si, s := range from {
-		lo, hi := si*stormFanout, min((si+1)*stormFanout, o.Storm)
+		lo, hi := si*fanout, min((si+1)*fanout, o.Storm)
 		wg.Go(func() {
 			if err := sendMissed(ctx, s, recipients[lo:hi], o.Missed); err != nil {
 				sendErr.CompareAndSwap(nil, &err)
@@ -116,14 +122,14 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 		})
 	}
 	var before procStats
-	if o.ServerPID > 0 {
-		before, _ = readProc(o.ServerPID)
+	if len(o.ServerPIDs) > 0 {
+		before, _ = readProcs(o.ServerPIDs)
 	}
 	s0 = time.Now()
 	close(start)
 	wg.Wait()
-	if o.ServerPID > 0 {
-		if after, err := readProc(o.ServerPID); err == nil && before.CPUSeconds > 0 {
+	if len(o.ServerPIDs) > 0 {
+		if after, err := readProcs(o.ServerPIDs); err == nil && before.CPUSeconds > 0 {
 			res.ServerCPU = after.CPUSeconds - before.CPUSeconds
 		}
 	}
@@ -138,7 +144,10 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 }
 
 // sendMissed sends n messages from s to each of tos over one WebSocket,
-// a window of them in flight, and waits for every ack.
+// a window of them in flight, and waits for every ack. A send refused for
+// now (unavailable: the replica's store breaker is open; rate_limited) is
+// sent again, with its client_msg_id, after the retry_after_ms it names:
+// these messages are the storm's setup, not what it measures.
 func sendMissed(ctx context.Context, s *client, tos []*client, n int) error {
 	conn, _, err := s.dial(ctx)
 	if err != nil {
@@ -148,6 +157,7 @@ func sendMissed(ctx context.Context, s *client, tos []*client, n int) error {
 	total := n * len(tos)
 	window := make(chan struct{}, 64)
 	errc := make(chan error, 1)
+	var sent sync.Map // client_msg_id -> the frame, for a resend
 	go func() {
 		for acked := 0; acked < total; {
 			_, data, err := conn.Read(ctx)
@@ -155,16 +165,34 @@ func sendMissed(ctx context.Context, s *client, tos []*client, n int) error {
 				errc <- err
 				return
 			}
-			var f frame
-			if json.Unmarshal(data, &f) == nil {
-				switch f.Type {
-				case "ack":
-					acked++
-					<-window
-				case "error":
+			var f struct {
+				frame
+				Ref   string `json:"ref"`
+				Error struct {
+					Code string `json:"code"`
+				} `json:"error"`
+				RetryAfterMS int `json:"retry_after_ms"`
+			}
+			if json.Unmarshal(data, &f) != nil {
+				continue
+			}
+			switch f.Type {
+			case "ack":
+				acked++
+				select {
+				case <-window:
+				default: // a resent message acked twice
+				}
+			case "error":
+				msg, ok := sent.Load(f.Ref)
+				if !ok || (f.Error.Code != "unavailable" && f.Error.Code != "rate_limited") {
 					errc <- fmt.Errorf("send refused: %s", data)
 					return
 				}
+				// The refused send keeps its window slot until its ack.
+				time.AfterFunc(time.Duration(max(f.RetryAfterMS, 100))*time.Millisecond, func() {
+					_ = conn.Write(ctx, websocket.MessageText, msg.([]byte))
+				})
 			}
 		}
 		errc <- nil
@@ -176,8 +204,10 @@ func sendMissed(ctx context.Context, s *client, tos []*client, n int) error {
 			case err := <-errc:
 				return fmt.Errorf("before every send was written: %v", err)
 			}
+			id := "storm-" + to.id + "-" + strconv.Itoa(k)
 			msg, _ := json.Marshal(map[string]string{"type": "send", "to": to.id, "text": "missed " + strconv.Itoa(k+1),
-				"client_msg_id": "storm-" + to.id + "-" + strconv.Itoa(k)})
+				"client_msg_id": id})
+			sent.Store(id, msg)
 			if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
 				return err
 			}

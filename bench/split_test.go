@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// make perf-split starts its replicas itself: they must run with the limits
+// bench --serve lifts, or the split figures measure the limits.
+func TestPerfSplitLiftsBenchLimits(t *testing.T) {
+	script, err := os.ReadFile("../scripts/perf-split.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range benchServerEnv {
+		if !strings.Contains(string(script), "\n  "+kv+"\n") {
+			t.Errorf("scripts/perf-split.sh does not set %s (bench/server.go benchServerEnv)", kv)
+		}
+	}
+}
+
+func TestReadProcsSums(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no sleep: %v", err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	one, err := readProc(cmd.Process.Pid)
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	two, err := readProcs([]int{cmd.Process.Pid, cmd.Process.Pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.RSSBytes <= 0 || two.RSSBytes != 2*one.RSSBytes || two.HWMBytes != 2*one.HWMBytes {
+		t.Fatalf("one %+v, two of it %+v", one, two)
+	}
+	if _, err := readProcs([]int{cmd.Process.Pid, math.MaxInt32}); err == nil {
+		t.Fatal("readProcs of a missing process: no error")
+	}
+}
+
+func TestIdleReport(t *testing.T) {
+	r := IdleResult{Conns: 1000, AfterGC: true,
+		Before: map[string]float64{"process_resident_memory_bytes": 10 << 20, "go_memstats_heap_inuse_bytes": 4 << 20, "go_memstats_stack_inuse_bytes": 1 << 20, "go_goroutines": 30},
+		After:  map[string]float64{"process_resident_memory_bytes": 10<<20 + 16000*1024, "go_memstats_heap_inuse_bytes": 4<<20 + 4000*1024, "go_memstats_stack_inuse_bytes": 1<<20 + 4000*1024, "go_goroutines": 2030}}
+	rep := r.report(Options{URL: "http://gw", MetricsURL: "http://gw-ops/metrics"})
+	if rep.RSSKiB != 16 || rep.HeapKiB != 4 || rep.StacksKiB != 4 || rep.HeapStacksKiB != 8 || rep.GoroutinesTo != 2030 || rep.MetricsURL != "http://gw-ops/metrics" {
+		t.Fatalf("report %+v", rep)
+	}
+	if s := r.String(); !strings.Contains(s, "heap + stacks in use growth: 8.0 KB/conn (heap 4.0, stacks 4.0)") {
+		t.Fatalf("String %q", s)
+	}
+}
+
+func TestStormReport(t *testing.T) {
+	r := StormResult{Clients: 2000, Missed: 10, Fanout: 10, CaughtUp: 2000, All: 1500 * time.Millisecond, ServerCPU: 3}
+	rep := r.report(Options{ServerPIDs: []int{1, 2}})
+	if rep.ServerCPUPerClientUS != 1500 || rep.AllMS != 1500 || rep.Fanout != 10 || len(rep.ServerPIDs) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+// sendMissed's messages are the storm's setup: a send a replica refuses
+// for now (its store breaker open: "unavailable", with retry_after_ms) is
+// sent again, not the end of the storm. Before, the first such refusal
+// ended bench --storm against the split deployment ("send the missed
+// messages: ... send refused: ... unavailable").
+func TestSendMissedRetriesUnavailable(t *testing.T) {
+	var mu sync.Mutex
+	tries := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := r.Context()
+		_ = c.Write(ctx, websocket.MessageText, []byte(`{"type":"hello","node":"n1"}`))
+		for {
+			_, data, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			var f struct {
+				ClientMsgID string `json:"client_msg_id"`
+			}
+			_ = json.Unmarshal(data, &f)
+			mu.Lock()
+			tries[f.ClientMsgID]++
+			n := tries[f.ClientMsgID]
+			mu.Unlock()
+			answer := `{"type":"ack","client_msg_id":"` + f.ClientMsgID + `"}`
+			if n == 1 {
+				answer = `{"type":"error","ref":"` + f.ClientMsgID + `","error":{"code":"unavailable","message":"a backend is unavailable, try again"},"retry_after_ms":20}`
+			}
+			if err := c.Write(ctx, websocket.MessageText, []byte(answer)); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	s, err := newClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tos := []*client{{id: "u1"}, {id: "u2"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := sendMissed(ctx, s, tos, 3); err != nil {
+		t.Fatalf("sendMissed: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tries) != 6 {
+		t.Fatalf("%d messages sent, want 6: %v", len(tries), tries)
+	}
+	for id, n := range tries {
+		if n != 2 {
+			t.Errorf("%s sent %d times, want 2 (refused once, then acked)", id, n)
+		}
+	}
+}
+
+// Any other refusal still ends the setup, with the frame in the error.
+func TestSendMissedStopsOnOtherErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"hello","node":"n1"}`))
+		_, data, err := c.Read(r.Context())
+		if err != nil {
+			return
+		}
+		var f struct {
+			ClientMsgID string `json:"client_msg_id"`
+		}
+		_ = json.Unmarshal(data, &f)
+		_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"error","ref":"`+f.ClientMsgID+`","error":{"code":"blocked"}}`))
+		_, _, _ = c.Read(r.Context())
+	}))
+	defer srv.Close()
+	s, _ := newClient(srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := sendMissed(ctx, s, []*client{{id: "u1"}}, 1)
+	if err == nil || !strings.Contains(err.Error(), "blocked") {
+		t.Fatalf("sendMissed = %v, want the blocked refusal", err)
+	}
+}
