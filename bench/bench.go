@@ -140,7 +140,12 @@ type client struct {
 	base  *url.URL
 	token string
 	id    string
+	// retries503 counts the 503 answers post retried; at most
+	// max503Retries in a client's life.
+	retries503 int
 }
+
+const max503Retries = 30
 
 func newClient(base string) (*client, error) {
 	u, err := url.Parse(base)
@@ -166,8 +171,13 @@ func (c *client) post(ctx context.Context, path string, body, out any) (int, err
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusTooManyRequests {
-		// Honour Retry-After (the gateway limits logins per address).
+	// Honour Retry-After: the gateway limits logins per address (429), and
+	// a node whose store is slower than bench's sign-ups answers 503 (a
+	// sign-up that was stored anyway is then "taken", which login accepts).
+	if resp.StatusCode == http.StatusTooManyRequests || (resp.StatusCode == http.StatusServiceUnavailable && c.retries503 < max503Retries) {
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			c.retries503++
+		}
 		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 		select {
 		case <-time.After(time.Duration(max(secs, 1)) * time.Second):

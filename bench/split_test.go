@@ -163,3 +163,38 @@ func TestSendMissedStopsOnOtherErrors(t *testing.T) {
 		t.Fatalf("sendMissed = %v, want the blocked refusal", err)
 	}
 }
+
+// A sign-up answered 503 (the auth node's store timed out behind the load)
+// is retried after Retry-After: sign-ups are bench's setup. Before, the
+// first 503 ended bench --storm against the split deployment ("sign up:
+// POST /auth/signup: 503 ... unavailable").
+func TestLoginRetriesUnavailable(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls[r.URL.Path]++
+		n := calls[r.URL.Path]
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":{"code":"unavailable"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path == "/auth/signup" {
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		_, _ = w.Write([]byte(`{"token":"t1","user":{"id":"u1"}}`))
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := login(ctx, srv.URL, "alice", "pw")
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if c.token != "t1" || calls["/auth/signup"] != 2 || calls["/auth/token"] != 2 {
+		t.Fatalf("token %q, calls %v", c.token, calls)
+	}
+}

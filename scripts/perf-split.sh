@@ -83,6 +83,7 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/chatd-perf-split.XXXXXX")
 procs=()   # "name pid" of every process started, stopped in reverse order
+failed=()  # phases whose bench command failed
 cleanup() {
   local rc=$? i name pid
   trap - EXIT INT TERM
@@ -218,6 +219,7 @@ cpu_delta() {
 log "load average $(loadavg) at the start"
 load_start=$(loadavg)
 make -s build
+commit=$(git describe --always --dirty 2>/dev/null || echo unknown) # what bin/chatd was built from
 bench=$root/bin/chatd
 mkdir -p "$cache" "$out"
 ferret_bin=$cache/ferretdbserver
@@ -300,8 +302,15 @@ measured() {
   "$@" 9>&- > >(tee "$tmp/$name.txt") &
   pid=$!
   procs+=("bench-$name $pid")
-  wait "$pid"
+  local rc=0
+  wait "$pid" || rc=$?
   forget "bench-$name"
+  if [ "$rc" -ne 0 ]; then
+    # A phase that fails (the store gave up under the load, say) is
+    # reported as such; the other phases still run.
+    log "$name: bench exited with status $rc"
+    failed+=("$name")
+  fi
   sleep 0.5 # tee's last lines
   cpu_snap >"$tmp/$name.after"
   cpu_delta "$tmp/$name.before" "$tmp/$name.after" >"$tmp/$name.cpu.json"
@@ -376,7 +385,7 @@ log "load average $load_end at the end"
 
 # --- report ----------------------------------------------------------------
 j() { [ -s "$tmp/$1" ] && cat "$tmp/$1" || echo null; }
-jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$(git describe --always --dirty)" \
+jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$commit" \
   --arg load_start "$load_start" --arg load_end "$load_end" --argjson cpus "$(nproc)" \
   --arg rate "$rate" --arg pairs "$pairs" --arg duration "$duration" --arg storm "$storm" --arg idle "$idle" \
   --argjson all "$(j all.json)" --argjson gw_mem "$(j gw-mem.json)" --argjson gw_redis "$(j gw-redis.json)" \
@@ -384,7 +393,8 @@ jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$(gi
   --argjson idle_r "$(j idle.json)" --argjson health "$(j storm.health.json)" \
   --argjson cpu_all "$(j all.cpu.json)" --argjson cpu_gw_mem "$(j gw-mem.cpu.json)" --argjson cpu_gw_redis "$(j gw-redis.cpu.json)" \
   --argjson cpu_split "$(j split.cpu.json)" --argjson cpu_curve "$(j curve.cpu.json)" --argjson cpu_storm "$(j storm.cpu.json)" \
-  '{started: $started, commit: $commit, cpus: $cpus, load_average_start: $load_start, load_average_end: $load_end,
+  --argjson failed "$(printf '%s\n' "${failed[@]}" | jq -R . | jq -sc 'map(select(. != ""))')" \
+  '{started: $started, commit: $commit, failed_phases: $failed, cpus: $cpus, load_average_start: $load_start, load_average_end: $load_end,
     params: {rate: ($rate | tonumber), pairs: ($pairs | tonumber), duration: $duration, storm: ($storm | tonumber), idle: ($idle | tonumber)},
     compare: {all: $all, "gw-mem": $gw_mem, "gw-redis": $gw_redis, split: $split},
     curve: $curve, storm: $storm_r, storm_health: $health, idle: $idle_r,
@@ -439,5 +449,7 @@ jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$(gi
     echo
   fi
 } >"$out/split.md"
+if [ ${#failed[@]} -gt 0 ]; then echo; echo "failed phases (see their output above and docs/perf/split-logs/): ${failed[*]}"; fi >>"$out/split.md"
 log "wrote $out/split.json and $out/split.md"
 cat "$out/split.md"
+[ ${#failed[@]} -eq 0 ] # the exit status says whether every phase ran
