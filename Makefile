@@ -59,11 +59,12 @@ perf-curve: build
 # msg/s against --role=all and against one replica with and without Redis,
 # the curve, the reconnect storm (PERF_STORM x PERF_MISSED, and whether the
 # gateway ejected a replica) and the gateway's memory per idle proxied
-# socket (PERF_IDLE). Needs make testdeps (redis-server, PostgreSQL).
-# Writes docs/perf/split.{json,md}; see scripts/perf-split.sh. Not part of
-# make test.
+# socket (PERF_IDLE); PERF_SPLIT_CURVE, PERF_RATE, PERF_PHASES and the
+# others of scripts/perf-split.sh come from the environment. Needs make
+# testdeps (redis-server, PostgreSQL). Writes docs/perf/split.{json,md}.
+# Not part of make test.
 perf-split:
-	PERF_CURVE=$(PERF_CURVE) PERF_P99_MAX=$(PERF_P99_MAX) PERF_DURATION=$(PERF_DURATION) PERF_PAIRS=$(PERF_PAIRS) ./scripts/perf-split.sh
+	PERF_P99_MAX=$(PERF_P99_MAX) PERF_DURATION=$(PERF_DURATION) PERF_PAIRS=$(PERF_PAIRS) ./scripts/perf-split.sh
 
 lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run
