@@ -36,9 +36,21 @@ func TestReadProcsSums(t *testing.T) {
 		t.Skipf("no sleep: %v", err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	one, err := readProc(cmd.Process.Pid)
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
+	// Until the child has exec'd sleep its memory still changes: wait for
+	// two equal readings first.
+	var one procStats
+	for i := 0; ; i++ {
+		a, err := readProc(cmd.Process.Pid)
+		if err != nil {
+			t.Skipf("no /proc: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if one, err = readProc(cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+		if a == one || i == 100 {
+			break
+		}
 	}
 	two, err := readProcs([]int{cmd.Process.Pid, cmd.Process.Pid})
 	if err != nil {
