@@ -105,7 +105,9 @@ func (s *Store) recoverRound() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.BusyTimeout+time.Second)
 	defer cancel()
 	var busy, logFrames, done int64
+	s.ckptMu.Lock()
 	err := s.cdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
+	s.ckptMu.Unlock()
 	if err != nil || busy != 0 || logFrames != 0 {
 		return // the log is still there: a probe could reuse its space
 	}

@@ -71,6 +71,11 @@ type Options struct {
 	// of the write-ahead log into the database file), which a background
 	// goroutine runs beside the writer after writes (default 200 ms).
 	CheckpointInterval time.Duration
+	// WALLimit is the size in bytes of the write-ahead log past which the
+	// writer itself checkpoints and truncates it between two batches, so
+	// that the log stays bounded however fast commits come (wal.go;
+	// default 64 MiB).
+	WALLimit int64
 	// AttachmentDir is the directory of the attachment blobs (default
 	// "attachments" beside the database file); it is created 0700.
 	AttachmentDir string
@@ -104,6 +109,9 @@ func (o *Options) setDefaults() error {
 	if o.CheckpointInterval <= 0 {
 		o.CheckpointInterval = 200 * time.Millisecond
 	}
+	if o.WALLimit <= 0 {
+		o.WALLimit = 64 << 20
+	}
 	return nil
 }
 
@@ -128,6 +136,13 @@ type Store struct {
 
 	batches atomic.Int64 // transactions the writer ran
 	writes  atomic.Int64 // requests they carried
+
+	walPath      string     // the write-ahead log, path-wal
+	ckptMu       sync.Mutex // held by whoever checkpoints: the checkpointer, the recoverer, the writer (wal.go)
+	wal          walState   // the writer's (wal.go)
+	walTruncates atomic.Int64
+	walFailed    atomic.Int64
+	walStall     atomic.Int64 // nanoseconds
 
 	blocks   userCache[[]string]                 // IsBlocked's answers (usercache.go)
 	pushSubs userCache[[]store.PushSubscription] // PushSubscriptions' answers
@@ -170,11 +185,12 @@ func Open(path string, opts Options) (*Store, error) {
 	wq.Add("_pragma", "foreign_keys(1)")
 	wq.Add("_pragma", "journal_mode(WAL)")
 	wq.Add("_pragma", "synchronous("+opts.Synchronous+")")
-	wq.Add("_pragma", "journal_size_limit(67108864)")
+	wq.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", opts.WALLimit))
 	wq.Add("_pragma", "cache_size(-16384)") // 16 MiB: the writer's working set stays cached
 	// The checkpointer copies the log into the database beside the writer;
-	// the writer checkpoints itself only if the log grows past 64 MiB.
-	wq.Add("_pragma", "wal_autocheckpoint(16384)")
+	// the writer checkpoints itself, between batches, only once the log
+	// has passed WALLimit (wal.go), never inside a commit.
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	wdb, err := openPool(path+"?"+wq.Encode(), 1)
 	if err != nil {
 		return nil, err
@@ -237,6 +253,7 @@ func Open(path string, opts Options) (*Store, error) {
 		ckptStop: make(chan struct{}),
 		ckptDone: make(chan struct{}),
 
+		walPath:     path + "-wal",
 		dir:         filepath.Dir(path),
 		attachDir:   opts.AttachmentDir,
 		health:      health{wake: make(chan struct{}, 1)},
@@ -284,7 +301,9 @@ func (s *Store) checkpointer() {
 			return
 		case <-s.ckpt:
 		}
+		s.ckptMu.Lock()
 		_, _ = s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		s.ckptMu.Unlock()
 		pause.Reset(s.opts.CheckpointInterval)
 		select {
 		case <-s.ckptStop:

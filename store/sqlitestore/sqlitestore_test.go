@@ -360,7 +360,7 @@ func TestCanceledWhileQueued(t *testing.T) {
 }
 
 // The background checkpointer copies the log into the database file while
-// the store runs (the writer itself would wait for a 64 MiB log).
+// the store runs (the writer itself checkpoints only past WALLimit, 64 MiB).
 func TestCheckpointer(t *testing.T) {
 	s, path := openTemp(t, Options{CheckpointInterval: 10 * time.Millisecond})
 	a, b := mkUser(t, s, "alice"), mkUser(t, s, "bob")

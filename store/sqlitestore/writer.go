@@ -173,6 +173,7 @@ func (s *Store) writeLoop(b *batch) {
 			reqs[i] = nil
 			errs[i] = nil
 		}
+		s.boundWAL(b) // between batches, after the acks (wal.go)
 	}
 }
 

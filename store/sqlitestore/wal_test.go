@@ -1,0 +1,89 @@
+package sqlitestore
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/chatd/chatd/store"
+)
+
+// The write-ahead log stays bounded under writers that never pause. With
+// synchronous=NORMAL a commit does not wait for the disk, so the writer
+// begins each transaction right after the last one, before the background
+// checkpointer has copied the log; SQLite restarts the log only for a
+// transaction that begins with nothing left to copy, so without the
+// writer's own checkpoint (wal.go) the log grew by every commit
+// (docs/reliability.md, "Write-ahead log under sustained commits"). The
+// test writes about ten times the limit in log frames while readers come and go,
+// and checks the log's size after every write of one sender and at the
+// end: it may pass the limit by what the batches after a failed attempt
+// add, never by a second limit.
+func TestWALBoundedUnderSustainedWrites(t *testing.T) {
+	const limit = 1 << 20
+	s, path := openTemp(t, Options{Synchronous: "NORMAL", WALLimit: limit})
+	a, b := mkUser(t, s, "alice"), mkUser(t, s, "bob")
+	text := strings.Repeat("x", 2000)
+	const senders, each = 4, 400 // 3.2 MB of text, ~11 MB of log frames
+	var largest atomic.Int64
+	check := func() {
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			return // truncated and not written since, or not created yet
+		}
+		for {
+			m := largest.Load()
+			if fi.Size() <= m || largest.CompareAndSwap(m, fi.Size()) {
+				return
+			}
+		}
+	}
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Go(func() { // readers come and go, as a server's do
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, _, err := s.MessagesBefore(t.Context(), store.ConversationID(a.ID, b.ID), 0, 20); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Go(func() {
+			for i := range each {
+				m := msg(a, b, fmt.Sprintf("%d-%d", g, i))
+				m.Text = text
+				if _, _, err := s.AppendMessage(t.Context(), m); err != nil {
+					t.Error(err)
+					return
+				}
+				if g == 0 {
+					check()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	check()
+	if m := largest.Load(); m > 2*limit {
+		tr, failed, stall := s.WALStats()
+		t.Fatalf("the write-ahead log reached %d bytes under sustained writes; the limit is %d (truncations %d, failed %d, stall %s)", m, limit, tr, failed, stall)
+	}
+	msgs, _, err := s.MessagesBefore(t.Context(), store.ConversationID(a.ID, b.ID), 0, 1)
+	if err != nil || len(msgs) != 1 || msgs[0].Seq != senders*each {
+		t.Fatalf("last message %v, %v; want seq %d", msgs, err, senders*each)
+	}
+	tr, failed, stall := s.WALStats()
+	t.Logf("largest log seen: %d bytes (limit %d); truncations %d, failed %d, stall %s", largest.Load(), limit, tr, failed, stall)
+}
