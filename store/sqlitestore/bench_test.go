@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -67,7 +68,7 @@ func BenchmarkAppendLinger(b *testing.B) {
 }
 
 func benchAppend(b *testing.B, opts Options, conversations, senders int, rate float64) {
-	s, _ := openTemp(b, opts)
+	s, path := openTemp(b, opts)
 	users := make([]store.User, 2*conversations)
 	err := s.write(b.Context(), func(bt *batch) error {
 		for i := range users {
@@ -86,6 +87,8 @@ func benchAppend(b *testing.B, opts Options, conversations, senders int, rate fl
 	lat := make([]time.Duration, b.N) // latency of each append, by ticket
 	var tickets atomic.Int64
 	batches, writes := s.batches.Load(), s.writes.Load()
+	truncs0, _, stall0 := s.WALStats()
+	walMax, stopWAL := sampleWAL(path + "-wal")
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	start := time.Now()
@@ -128,6 +131,8 @@ func benchAppend(b *testing.B, opts Options, conversations, senders int, rate fl
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
 	b.StopTimer()
+	stopWAL()
+	truncs, _, stall := s.WALStats()
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
@@ -139,6 +144,98 @@ func benchAppend(b *testing.B, opts Options, conversations, senders int, rate fl
 	if n := s.batches.Load() - batches; n > 0 {
 		b.ReportMetric(float64(s.writes.Load()-writes)/float64(n), "msgs/batch")
 		b.ReportMetric(float64(n)/float64(b.N), "commits/msg")
+	}
+	// The writer's own log truncations (wal.go): 0 while the background
+	// checkpointer keeps the log restarting; and the largest log seen.
+	b.ReportMetric(float64(truncs-truncs0), "wal-truncs")
+	b.ReportMetric(float64((stall-stall0).Microseconds())/1000, "wal-stall-ms")
+	b.ReportMetric(float64(*walMax)/(1<<20), "wal-max-MiB")
+}
+
+// sampleWAL records the largest size of the file at path, checked every
+// 5 ms, until stop is called.
+func sampleWAL(path string) (largest *int64, stop func()) {
+	largest = new(int64)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	check := func() {
+		if fi, err := os.Stat(path); err == nil && fi.Size() > *largest {
+			*largest = fi.Size()
+		}
+	}
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				check()
+				return
+			case <-t.C:
+				check()
+			}
+		}
+	})
+	return largest, func() { close(done); wg.Wait() }
+}
+
+// BenchmarkWALTruncate measures the stall of the writer's own log
+// truncation (wal.go) in the worst case: the background checkpointer is
+// held off (one checkpoint at the start, then an hour's pause), so each
+// truncation copies a whole WALLimit of log into the database file and
+// syncs it, synchronous FULL, on the test's temporary directory. One
+// iteration is one truncation; stall-ms is the time the writer stood still
+// for it.
+//
+//	go test -run xxx -bench WALTruncate -benchtime 5x ./store/sqlitestore
+func BenchmarkWALTruncate(b *testing.B) {
+	for _, limit := range []int64{4 << 20, 16 << 20, 64 << 20} {
+		b.Run(fmt.Sprintf("limit=%dMiB", limit>>20), func(b *testing.B) {
+			s, _ := openTemp(b, Options{WALLimit: limit, CheckpointInterval: time.Hour})
+			a := store.User{ID: store.NewID(), Username: "a"}
+			c := store.User{ID: store.NewID(), Username: "c"}
+			err := s.write(b.Context(), func(bt *batch) error {
+				for _, u := range []store.User{a, c} {
+					if _, err := bt.exec(wInsertUser, u.ID, u.Username, "", "", "h", 1, "", ""); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			text := strings.Repeat("x", 1000)
+			var n atomic.Int64
+			_, _, stall0 := s.WALStats()
+			b.ResetTimer()
+			for range b.N {
+				want, _, _ := s.WALStats()
+				want++
+				var wg sync.WaitGroup
+				for range 32 {
+					wg.Go(func() {
+						for {
+							if t, _, _ := s.WALStats(); t >= want {
+								return
+							}
+							if _, _, err := s.AppendMessage(b.Context(), store.Message{
+								ID: store.NewID(), From: a.ID, To: c.ID, Text: text, ClientMsgID: fmt.Sprint(n.Add(1)), CreatedAt: time.Now(),
+							}); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+			}
+			b.StopTimer()
+			truncs, failed, stall := s.WALStats()
+			b.ReportMetric(float64((stall-stall0).Microseconds())/1000/float64(b.N), "stall-ms")
+			b.ReportMetric(float64(failed), "failed")
+			b.ReportMetric(float64(truncs), "truncs")
+		})
 	}
 }
 

@@ -25,8 +25,10 @@ import (
 // by another 1/walRetryGrowth of the limit. The waiters of a batch are
 // answered before the check, so the stall falls on the requests that
 // arrive meanwhile, never between a commit and its ack; synchronous=FULL
-// is unchanged. With a commit's fsync bounding the rate the background
-// checkpointer keeps up and this never runs (docs/reliability.md).
+// is unchanged. When the writer pauses between batches the background
+// checkpoints restart the log and this does not run; on tmpfs, or a disk
+// slow enough that requests are always queued, it does (figures in
+// docs/reliability.md).
 
 // walTruncateWait bounds how long the writer's checkpoint waits for the
 // readers still reading from the log, after its first try.
