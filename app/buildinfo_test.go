@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// /metrics carries chatd_build_info with the stamped version.
+// /metrics carries chatd_build_info with the stamped version, and the
+// SQLite store's metrics.
 func TestBuildInfoMetric(t *testing.T) {
 	old := Version
 	Version = "v1.2.3-4-gabcdef0-dirty"
@@ -45,6 +46,13 @@ func TestBuildInfoMetric(t *testing.T) {
 	want := `chatd_build_info{goversion="` + runtime.Version() + `",version="v1.2.3-4-gabcdef0-dirty"} 1`
 	if !strings.Contains(string(body), want+"\n") {
 		t.Errorf("/metrics lacks %s", want)
+	}
+	// The SQLite writer's log truncations (store/sqlitestore/wal.go): none
+	// on a store that has barely written.
+	for _, want := range []string{"chatd_store_wal_truncations_total 0", "chatd_store_wal_truncations_failed_total 0", "chatd_store_wal_truncation_seconds_total 0"} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

@@ -192,6 +192,7 @@ func (a *App) initStore(ctx context.Context) (service, error) {
 		if err != nil {
 			return nil, err
 		}
+		a.sqliteMetrics(s)
 		a.store = s
 		// The writer blocks in fsync holding a P: give the rest of the
 		// node one to run on meanwhile (app/procs.go).
