@@ -136,6 +136,7 @@ type StormReport struct {
 	Duplicates int       `json:"duplicates"` // messages a client got more than once
 	Missing    int       `json:"missing"`
 	Failed     int       `json:"failed"`
+	Retried503 int       `json:"retried_503"` // catch-up GETs answered 503 and retried after Retry-After (api.md)
 	FirstError string    `json:"first_error,omitempty"`
 	SetupS     float64   `json:"setup_s"`          // sign-ups, tokens and the missed messages
 	AllMS      float64   `json:"all_caught_up_ms"` // storm start to the last client caught up
@@ -148,7 +149,7 @@ type StormReport struct {
 
 func (r StormResult) report(o Options) StormReport {
 	rep := StormReport{Started: r.Started, URL: o.URL, ServerPIDs: o.ServerPIDs, Clients: r.Clients, Missed: r.Missed, Fanout: r.Fanout,
-		CaughtUp: r.CaughtUp, Duplicates: r.Duplicates, Missing: r.Missing, Failed: r.Failed, FirstError: r.FirstErr,
+		CaughtUp: r.CaughtUp, Duplicates: r.Duplicates, Missing: r.Missing, Failed: r.Failed, Retried503: r.Retries503, FirstError: r.FirstErr,
 		SetupS: r.Setup.Seconds(), AllMS: ms(r.All), P50MS: ms(r.P50), P99MS: ms(r.P99), ServerCPU: r.ServerCPU}
 	if r.Clients > 0 {
 		rep.ServerCPUPerClientUS = 1e6 * r.ServerCPU / float64(r.Clients)

@@ -210,3 +210,39 @@ func TestLoginRetriesUnavailable(t *testing.T) {
 		t.Fatalf("token %q, calls %v", c.token, calls)
 	}
 }
+
+// The catch-up GETs of a storm client retry a 503 after its Retry-After, as
+// api.md has a client do; before, the first 503 made the client failed
+// (all 500 of a storm through the split deployment).
+func TestGetRetriesUnavailable(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":{"code":"unavailable"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte(`{"conversations":[]}`))
+	}))
+	defer srv.Close()
+	c, err := newClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out struct {
+		Conversations []any `json:"conversations"`
+	}
+	if err := c.get(ctx, "/api/conversations", &out); err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if calls != 2 || c.retries503 != 1 {
+		t.Fatalf("calls %d, retries %d", calls, c.retries503)
+	}
+}

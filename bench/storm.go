@@ -38,6 +38,7 @@ type StormResult struct {
 	Duplicates      int           // messages a client got more than once
 	Missing         int           // messages a client never got
 	Failed          int           // clients whose dial or reads failed
+	Retries503      int           // catch-up GETs answered 503 and retried after Retry-After
 	FirstErr        string        // the first failure
 	All             time.Duration // storm start to the last client caught up (of those that did)
 	P50, P99        time.Duration // per-client time to caught up
@@ -46,9 +47,9 @@ type StormResult struct {
 }
 
 func (r StormResult) String() string {
-	s := fmt.Sprintf("storm: clients=%d missed=%d (fanout %d) caught_up=%d duplicates=%d missing=%d failed=%d (setup %s)\n"+
+	s := fmt.Sprintf("storm: clients=%d missed=%d (fanout %d) caught_up=%d duplicates=%d missing=%d failed=%d retried_503=%d (setup %s)\n"+
 		"all caught up after %s; per client p50=%s p99=%s",
-		r.Clients, r.Missed, r.Fanout, r.CaughtUp, r.Duplicates, r.Missing, r.Failed, r.Setup.Round(time.Millisecond),
+		r.Clients, r.Missed, r.Fanout, r.CaughtUp, r.Duplicates, r.Missing, r.Failed, r.Retries503, r.Setup.Round(time.Millisecond),
 		r.All.Round(time.Millisecond), r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond))
 	if r.ServerCPU > 0 {
 		s += fmt.Sprintf("\nserver: %.2f CPU s during the storm, %.0f µs per client", r.ServerCPU, 1e6*r.ServerCPU/float64(r.Clients))
@@ -96,6 +97,10 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 		last time.Time
 		s0   time.Time
 	)
+	retriesBefore := 0
+	for _, c := range recipients {
+		retriesBefore += c.retries503
+	}
 	for i, c := range recipients {
 		wg.Go(func() {
 			<-start
@@ -133,6 +138,10 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 			res.ServerCPU = after.CPUSeconds - before.CPUSeconds
 		}
 	}
+	for _, c := range recipients {
+		res.Retries503 += c.retries503
+	}
+	res.Retries503 -= retriesBefore
 	got := slices.DeleteFunc(took, func(d time.Duration) bool { return d == 0 })
 	slices.Sort(got)
 	if len(got) > 0 {
@@ -294,8 +303,19 @@ func (c *client) get(ctx context.Context, path string, out any) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable && c.retries503 < max503Retries {
+		// api.md: 503 unavailable comes with Retry-After; a client retries.
+		c.retries503++
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		select {
+		case <-time.After(time.Duration(max(secs, 1)) * time.Second):
+			return c.get(ctx, path, out)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %d %s", p, resp.StatusCode, strings.TrimSpace(string(data)))
 	}
