@@ -72,7 +72,7 @@ type Options struct {
 	// goroutine runs beside the writer after writes (default 200 ms).
 	CheckpointInterval time.Duration
 	// WALLimit is the size in bytes of the write-ahead log past which the
-	// writer itself checkpoints and truncates it between two batches, so
+	// writer itself checkpoints and restarts it between two batches, so
 	// that the log stays bounded however fast commits come (wal.go;
 	// default 64 MiB).
 	WALLimit int64
@@ -185,7 +185,9 @@ func Open(path string, opts Options) (*Store, error) {
 	wq.Add("_pragma", "foreign_keys(1)")
 	wq.Add("_pragma", "journal_mode(WAL)")
 	wq.Add("_pragma", "synchronous("+opts.Synchronous+")")
-	wq.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", opts.WALLimit))
+	// A restarted log's file is cut to half the limit, so that the size
+	// wal.go checks is the log's own again (a restart alone keeps the file).
+	wq.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", opts.WALLimit/2))
 	wq.Add("_pragma", "cache_size(-16384)") // 16 MiB: the writer's working set stays cached
 	// The checkpointer copies the log into the database beside the writer;
 	// the writer checkpoints itself, between batches, only once the log

@@ -20,8 +20,8 @@ import (
 // (docs/reliability.md, "Write-ahead log under sustained commits"). The
 // test writes about ten times the limit in log frames while readers come and go,
 // and checks the log's size after every write of one sender and at the
-// end: it may pass the limit by what the batches after a failed attempt
-// add, never by a second limit.
+// end: it may pass the limit by a quarter per failed attempt (readers in
+// the log) and a batch or two, and most attempts succeed.
 func TestWALBoundedUnderSustainedWrites(t *testing.T) {
 	const limit = 1 << 20
 	s, path := openTemp(t, Options{Synchronous: "NORMAL", WALLimit: limit})
@@ -76,14 +76,18 @@ func TestWALBoundedUnderSustainedWrites(t *testing.T) {
 	close(stop)
 	readers.Wait()
 	check()
-	if m := largest.Load(); m > 2*limit {
-		tr, failed, stall := s.WALStats()
-		t.Fatalf("the write-ahead log reached %d bytes under sustained writes; the limit is %d (truncations %d, failed %d, stall %s)", m, limit, tr, failed, stall)
+	// A try that finds readers in the log fails, and the writer tries again
+	// once the log grew by another 1/walRetryGrowth of the limit: the bound
+	// is the limit, a quarter per failed try, and a batch or two. Most
+	// tries must succeed.
+	tr, failed, stall := s.WALStats()
+	if m, bound := largest.Load(), limit+(failed+2)*limit/walRetryGrowth; m > bound || failed >= tr {
+		t.Fatalf("the write-ahead log reached %d bytes under sustained writes (bound %d for a limit of %d); truncations %d, failed %d, stall %s", m, bound, limit, tr, failed, stall)
 	}
 	msgs, _, err := s.MessagesBefore(t.Context(), store.ConversationID(a.ID, b.ID), 0, 1)
 	if err != nil || len(msgs) != 1 || msgs[0].Seq != senders*each {
 		t.Fatalf("last message %v, %v; want seq %d", msgs, err, senders*each)
 	}
-	tr, failed, stall := s.WALStats()
+	tr, failed, stall = s.WALStats()
 	t.Logf("largest log seen: %d bytes (limit %d); truncations %d, failed %d, stall %s", largest.Load(), limit, tr, failed, stall)
 }
