@@ -42,6 +42,9 @@ type Options struct {
 	// StormFanout is, with Storm, how many of the users one sender sends
 	// their missed messages to (0: 100).
 	StormFanout int
+	// StormProfile (optional) is where the server's CPU profiles of the
+	// storm go (StormProfile.1, .2, …, a second each), from PprofURL.
+	StormProfile string
 	// MetricsURL is the server's /metrics, on its ops listener
 	// (http.ops_addr), read by Idle.
 	MetricsURL string
@@ -95,8 +98,9 @@ it or --server-pid names it).`,
 	f.IntVar(&o.Storm, "storm", 0, "reconnect storm: this many users, each having missed --missed messages, reconnect at once and catch up (api.md's rule); reports when the last one holds all, and checks none came twice")
 	f.IntVar(&o.Missed, "missed", 10, "with --storm: messages each user missed")
 	f.IntVar(&o.StormFanout, "storm-fanout", defaultStormFanout, "with --storm: users one sender sends the missed messages to (a sender per this many users)")
-	f.StringVar(&o.PprofURL, "pprof-url", "", "with --idle: net/http/pprof of the process measured (chatd serve --pprof-addr), used to run its GC before each measurement; set by --serve")
-	f.StringVar(&o.MetricsURL, "metrics-url", "http://127.0.0.1:9090/metrics", "with --idle: /metrics of the process measured, on its ops listener (http.ops_addr): a chat node's, or a gateway's for its memory per proxied socket; set by --serve")
+	f.StringVar(&o.StormProfile, "storm-profile", "", "with --storm: write the server's CPU profile of the storm to FILE.1, FILE.2, … (a second each; go tool pprof merges them), from --pprof-url")
+	f.StringVar(&o.PprofURL, "pprof-url", "", "net/http/pprof of the process measured (chatd serve --pprof-addr): --idle runs its GC before each measurement, --storm-profile profiles it; set by --serve")
+	f.StringVar(&o.MetricsURL, "metrics-url", "http://127.0.0.1:9090/metrics", "with --idle: /metrics of the process measured, on its ops listener (http.ops_addr): a chat node's, or a gateway's for its memory per proxied socket; --storm reads the store operations there; set by --serve")
 	f.StringVar(&o.Password, "password", "bench-password-1", "password of the bench users")
 	f.StringVar(&o.JSON, "json", "", "write a JSON report to this file")
 	f.IntSliceVar(&o.ServerPIDs, "server-pid", nil, "PID of the server, to report its CPU seconds and RSS from /proc; a comma list or repeated (a split deployment's processes) reports their sum")

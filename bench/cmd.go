@@ -22,8 +22,9 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 	pids := o.ServerPIDs
 	if o.Serve || o.ServerCPUs != "" {
 		args := o.ServerArgs
-		if o.Idle > 0 && o.PprofURL == "" {
-			// --idle runs the server's GC before it measures (pprof's heap?gc=1).
+		if (o.Idle > 0 || o.StormProfile != "") && o.PprofURL == "" {
+			// --idle runs the server's GC before it measures (pprof's
+			// heap?gc=1); --storm-profile profiles the server.
 			port, err := freePort()
 			if err != nil {
 				return err

@@ -1,12 +1,16 @@
 package bench
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +48,11 @@ type StormResult struct {
 	P50, P99        time.Duration // per-client time to caught up
 	Setup           time.Duration // sign-ups, tokens and the missed messages
 	ServerCPU       float64       // the server's CPU seconds during the storm (--server-pid or --serve)
+	ClientCPU       float64       // bench's own CPU seconds during the storm
+	Profiles        []string      // the server's CPU profiles of the storm (--storm-profile)
+	// StoreOps counts the chat service's timed store operations during the
+	// storm, by op (chatd_store_latency_seconds_count on --metrics-url).
+	StoreOps map[string]float64
 }
 
 func (r StormResult) String() string {
@@ -53,6 +62,20 @@ func (r StormResult) String() string {
 		r.All.Round(time.Millisecond), r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond))
 	if r.ServerCPU > 0 {
 		s += fmt.Sprintf("\nserver: %.2f CPU s during the storm, %.0f µs per client", r.ServerCPU, 1e6*r.ServerCPU/float64(r.Clients))
+	}
+	if r.ClientCPU > 0 {
+		s += fmt.Sprintf("\nbench: %.2f CPU s during the storm, %.0f µs per client", r.ClientCPU, 1e6*r.ClientCPU/float64(r.Clients))
+	}
+	if len(r.StoreOps) > 0 {
+		ops := slices.Sorted(maps.Keys(r.StoreOps))
+		parts := make([]string, 0, len(ops))
+		for _, op := range ops {
+			parts = append(parts, fmt.Sprintf("%s %.2f", op, r.StoreOps[op]/float64(r.Clients)))
+		}
+		s += "\nstore operations per client (timed ones): " + strings.Join(parts, ", ")
+	}
+	if len(r.Profiles) > 0 {
+		s += "\nserver CPU profiles of the storm: go tool pprof -top " + strings.Join(r.Profiles, " ")
 	}
 	if r.FirstErr != "" {
 		s += "\nfirst error: " + r.FirstErr
@@ -130,6 +153,15 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 	if len(o.ServerPIDs) > 0 {
 		before, _ = readProcs(o.ServerPIDs)
 	}
+	self, _ := readProc(os.Getpid())
+	ops0, opsErr := storeOps(ctx, o.MetricsURL)
+	profiled := make(chan []string, 1)
+	stormDone := make(chan struct{})
+	if o.StormProfile != "" {
+		go func() { profiled <- profileStorm(ctx, o.PprofURL, o.StormProfile, stormDone) }()
+	} else {
+		profiled <- nil
+	}
 	s0 = time.Now()
 	close(start)
 	wg.Wait()
@@ -142,6 +174,19 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 		res.Retries503 += c.retries503
 	}
 	res.Retries503 -= retriesBefore
+	if after, err := readProc(os.Getpid()); err == nil && self.CPUSeconds > 0 {
+		res.ClientCPU = after.CPUSeconds - self.CPUSeconds
+	}
+	close(stormDone)
+	res.Profiles = <-profiled
+	if ops1, err := storeOps(ctx, o.MetricsURL); err == nil && opsErr == nil {
+		res.StoreOps = map[string]float64{}
+		for op, n := range ops1 {
+			if d := n - ops0[op]; d > 0 {
+				res.StoreOps[op] = d
+			}
+		}
+	}
 	got := slices.DeleteFunc(took, func(d time.Duration) bool { return d == 0 })
 	slices.Sort(got)
 	if len(got) > 0 {
@@ -150,6 +195,85 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 		res.P99 = got[min(len(got)-1, len(got)*99/100)]
 	}
 	return res, nil
+}
+
+// storeOps reads chatd_store_latency_seconds_count by op from the
+// server's /metrics.
+func storeOps(ctx context.Context, metricsURL string) (map[string]float64, error) {
+	if metricsURL == "" {
+		return nil, errors.New("no --metrics-url")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", metricsURL, resp.Status)
+	}
+	const prefix = `chatd_store_latency_seconds_count{op="`
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		op, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		if f, err := strconv.ParseFloat(val, 64); err == nil {
+			out[op] = f
+		}
+	}
+	return out, sc.Err()
+}
+
+// profileStorm takes the server's CPU profile (pprofURL's
+// /debug/pprof/profile) in consecutive one-second pieces, written to
+// prefix.1, prefix.2, …, until done is closed; go tool pprof merges the
+// files it is given. It returns the files written.
+func profileStorm(ctx context.Context, pprofURL, prefix string, done <-chan struct{}) []string {
+	var files []string
+	for i := 1; ; i++ {
+		select {
+		case <-done:
+			return files
+		default:
+		}
+		name := prefix + "." + strconv.Itoa(i)
+		if err := fetchTo(ctx, strings.TrimSuffix(pprofURL, "/")+"/debug/pprof/profile?seconds=1", name); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: storm profile: %v\n", err)
+			return files
+		}
+		files = append(files, name)
+	}
+}
+
+// fetchTo writes the body of GET u to the file name.
+func fetchTo(ctx context.Context, u, name string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(name, data, 0o644)
 }
 
 // sendMissed sends n messages from s to each of tos over one WebSocket,
