@@ -28,16 +28,22 @@ func (s *Service) visibleTo(ctx context.Context, viewer string, ids []string) (m
 	if err != nil {
 		return nil, err
 	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if _, ok := slices.BinarySearch(contacts, id); ok {
+			out[id] = true
+		}
+	}
+	if len(out) == 0 {
+		return out, nil // no contact among ids: no block to read
+	}
 	blocked, err := s.store.BlockedEither(ctx, viewer)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if _, ok := slices.BinarySearch(contacts, id); ok {
-			if _, no := slices.BinarySearch(blocked, id); !no {
-				out[id] = true
-			}
+	for id := range out {
+		if _, no := slices.BinarySearch(blocked, id); no {
+			delete(out, id)
 		}
 	}
 	return out, nil
