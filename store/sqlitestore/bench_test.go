@@ -320,3 +320,98 @@ func BenchmarkReads(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkReconnectReads measures the store reads one client of bench's
+// reconnect storm (issue 13 point 6) costs the server, in the order chat
+// makes them: on the WebSocket connect its presence audience (ContactIDs,
+// then BlockedEither when it has contacts), then GET /api/conversations
+// (Conversations, UsersByIDs of the peers, ContactIDs and BlockedEither for
+// their presence, Mutes), then one page of GET …/messages?after=0&limit=200.
+// 1,000 users each missed 10 messages from one of 10 senders, who each
+// wrote to 100 of them (the storm's shape); an iteration is the next user.
+// Besides ns/op it reports the CPU time of the whole process per client.
+//
+//	go test -run xxx -bench ReconnectReads -benchtime 2000x ./store/sqlitestore
+func BenchmarkReconnectReads(b *testing.B) {
+	s, _ := openTemp(b, Options{Synchronous: "NORMAL"})
+	ctx := b.Context()
+	const recipients, fanout, missed = 1000, 100, 10
+	newUsers := func(n int, prefix string) []store.User {
+		us := make([]store.User, n)
+		err := s.write(ctx, func(bt *batch) error {
+			for i := range us {
+				us[i] = store.User{ID: store.NewID(), Username: fmt.Sprintf("%s%04d", prefix, i)}
+				if _, err := bt.exec(wInsertUser, us[i].ID, us[i].Username, "", "", "h", 1, "", ""); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return us
+	}
+	to := newUsers(recipients, "r")
+	from := newUsers(recipients/fanout, "s")
+	var wg sync.WaitGroup
+	for si, sender := range from {
+		wg.Go(func() {
+			for k := range missed {
+				for _, r := range to[si*fanout : (si+1)*fanout] {
+					if _, _, err := s.AppendMessage(ctx, store.Message{
+						ID: store.NewID(), From: sender.ID, To: r.ID, Text: "missed " + fmt.Sprint(k+1),
+						ClientMsgID: fmt.Sprintf("storm-%s-%d", r.ID, k), CreatedAt: time.Now(),
+					}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	client := func(u store.User) error {
+		if contacts, err := s.ContactIDs(ctx, u.ID); err != nil {
+			return err
+		} else if len(contacts) > 0 {
+			if _, err := s.BlockedEither(ctx, u.ID); err != nil {
+				return err
+			}
+		}
+		convs, err := s.Conversations(ctx, u.ID)
+		if err != nil || len(convs) != 1 {
+			return fmt.Errorf("conversations: %d, %v", len(convs), err)
+		}
+		if _, err := s.UsersByIDs(ctx, []string{convs[0].PeerID}); err != nil {
+			return err
+		}
+		if _, err := s.ContactIDs(ctx, u.ID); err != nil {
+			return err
+		}
+		if _, err := s.BlockedEither(ctx, u.ID); err != nil {
+			return err
+		}
+		if _, err := s.Mutes(ctx, u.ID); err != nil {
+			return err
+		}
+		msgs, _, err := s.MessagesAfter(ctx, convs[0].ID, 0, 200)
+		if err != nil || len(msgs) != missed {
+			return fmt.Errorf("messages after: %d, %v", len(msgs), err)
+		}
+		return nil
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := client(to[int(next.Add(1))%recipients]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	cpu := cpuTime() - cpu0
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/client")
+}

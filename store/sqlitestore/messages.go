@@ -18,12 +18,16 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 		return store.Message{}, false, fmt.Errorf("sqlitestore: append message: %w", err)
 	}
 	var stored store.Message
-	var created bool
+	var created, contact bool
 	err = s.write(ctx, func(b *batch) error {
 		var err error
-		stored, created, err = appendMessage(b, m)
+		stored, created, contact, err = appendMessage(b, m)
 		return err
 	})
+	if contact || err != nil { // committed, or an unknown outcome
+		s.contacts.forget(m.From)
+		s.contacts.forget(m.To)
+	}
 	if err != nil {
 		return store.Message{}, false, fmt.Errorf("sqlitestore: append message: %w", err)
 	}
@@ -40,13 +44,17 @@ func (s *Store) AppendMessageAsync(ctx context.Context, m store.Message, done fu
 		return
 	}
 	var stored store.Message
-	var created bool
+	var created, contact bool
 	req := &writeReq{ctx: ctx, fn: func(b *batch) error {
 		var err error
-		stored, created, err = appendMessage(b, m)
+		stored, created, contact, err = appendMessage(b, m)
 		return err
 	}}
-	req.callback = func(err error) { // on the writer, after fn: no race on stored
+	req.callback = func(err error) { // on the writer, after fn and the commit: no race on stored
+		if contact || err != nil {
+			s.contacts.forget(m.From)
+			s.contacts.forget(m.To)
+		}
 		if err != nil {
 			done(store.Message{}, false, fmt.Errorf("sqlitestore: append message: %w", err))
 			return
@@ -60,31 +68,35 @@ func (s *Store) AppendMessageAsync(ctx context.Context, m store.Message, done fu
 
 // appendMessage runs in the writer, inside the batch transaction: look for
 // a retry, take the next seq from the conversation row (creating the
-// conversation and its two members on the first message), insert.
-func appendMessage(b *batch, m store.Message) (store.Message, bool, error) {
+// conversation and its two members on the first message), insert. contact
+// reports that the message made its members contacts (the sender's first
+// text message, the peer having sent one): the caller forgets their
+// ContactIDs once the batch committed.
+func appendMessage(b *batch, m store.Message) (_ store.Message, created, contact bool, _ error) {
 	if m.ClientMsgID != "" {
 		var r messageRow
 		err := b.queryRow(wMessageByClient, m.From, m.ClientMsgID).Scan(r.dest()...)
 		if err == nil {
 			old, err := r.message(store.ConversationID(r.from.String, r.to.String))
-			return old, false, err
+			return old, false, false, err
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
-			return store.Message{}, false, err
+			return store.Message{}, false, false, err
 		}
 	}
 	if !m.IsText() {
-		return appendEvent(b, m)
+		stored, created, err := appendEvent(b, m)
+		return stored, created, false, err
 	}
 	if m.ReplyTo != 0 {
 		var r messageRow
 		var conv int64
 		err := b.queryRow(wMessageAt, m.ConversationID, m.ReplyTo).Scan(append([]any{&conv}, r.dest()...)...)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && r.kind.String != "") {
-			return store.Message{}, false, fmt.Errorf("reply_to %d is no text message of the conversation: %w", m.ReplyTo, store.ErrInvalid)
+			return store.Message{}, false, false, fmt.Errorf("reply_to %d is no text message of the conversation: %w", m.ReplyTo, store.ErrInvalid)
 		}
 		if err != nil {
-			return store.Message{}, false, err
+			return store.Message{}, false, false, err
 		}
 	}
 	at := millis(m.CreatedAt)
@@ -99,35 +111,43 @@ func appendMessage(b *batch, m store.Message) (store.Message, bool, error) {
 	if m.From == userB {
 		sentB = 1
 	}
-	var conv int64
-	err := b.queryRow(wBumpConversation, at, sentA, sentB, m.ConversationID).Scan(&conv, &m.Seq)
+	var conv, sentByA, sentByB int64
+	err := b.queryRow(wBumpConversation, at, sentA, sentB, m.ConversationID).Scan(&conv, &m.Seq, &sentByA, &sentByB)
+	if err == nil {
+		// The sender's first text message, to a peer who sent one.
+		mine, theirs := sentByA, sentByB
+		if m.From == userB {
+			mine, theirs = sentByB, sentByA
+		}
+		contact = mine == 1 && theirs > 0
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		// The first message: create the conversation and both members.
 		m.Seq = 1
 		res, err := b.exec(wInsertConversation, m.ConversationID, userA, userB, at, sentA, sentB)
 		if err != nil {
-			return store.Message{}, false, err
+			return store.Message{}, false, false, err
 		}
 		if conv, err = res.LastInsertId(); err != nil {
-			return store.Message{}, false, err
+			return store.Message{}, false, false, err
 		}
 		for _, p := range [2][2]string{{m.From, m.To}, {m.To, m.From}} {
 			if _, err := b.exec(wInsertMember, p[0], conv, p[1]); err != nil {
 				if isForeignKeyViolation(err) {
-					return store.Message{}, false, fmt.Errorf("no user %q: %w", p[0], store.ErrNotFound)
+					return store.Message{}, false, false, fmt.Errorf("no user %q: %w", p[0], store.ErrNotFound)
 				}
-				return store.Message{}, false, err
+				return store.Message{}, false, false, err
 			}
 		}
 	} else if err != nil {
-		return store.Message{}, false, err
+		return store.Message{}, false, false, err
 	}
 	if _, err := b.exec(wInsertMessage, conv, m.Seq, m.ID, m.From, m.To, m.Text, m.ClientMsgID, at,
 		m.Kind, m.ReplyTo, m.Target, m.Emoji, millis(m.EditedAt), encodeReactions(m.Reactions),
 		encodeAttachments(m.Attachments)); err != nil {
-		return store.Message{}, false, err
+		return store.Message{}, false, false, err
 	}
-	return m, true, nil
+	return m, true, contact, nil
 }
 
 // appendEvent stores the event m and its target's new state (writer, in
@@ -201,7 +221,9 @@ func (s *Store) messages(ctx context.Context, stmt int, conversationID string, s
 		return nil, false, wrapCtx(ctx, err)
 	}
 	defer rows.Close()
-	msgs := make([]store.Message, 0, min(limit, 256))
+	// Room for a catch-up's typical page, not the limit: a page of 200
+	// asked for 10 messages would allocate 200 (about 60 KiB) each time.
+	msgs := make([]store.Message, 0, min(limit, 16))
 	more := false
 	for rows.Next() {
 		if len(msgs) == limit {

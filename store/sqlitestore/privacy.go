@@ -13,12 +13,13 @@ import (
 
 // ContactIDs returns the peers of userID's conversations in which both
 // members sent a message.
+// From memory once read (usercache.go); the caller gets its own copy.
 func (s *Store) ContactIDs(ctx context.Context, userID string) ([]string, error) {
-	ids, err := s.queryIDs(ctx, rContactIDs, userID)
+	ids, err := s.cachedIDs(ctx, &s.contacts, rContactIDs, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: contact ids: %w", err)
 	}
-	return ids, nil
+	return append([]string{}, ids...), nil
 }
 
 // Block records that userID blocks otherID.
@@ -32,6 +33,7 @@ func (s *Store) Block(ctx context.Context, userID, otherID string, at time.Time)
 		return err
 	})
 	s.blocks.forget(userID)
+	s.blockers.forget(otherID)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: block: %w", err)
 	}
@@ -45,6 +47,7 @@ func (s *Store) Unblock(ctx context.Context, userID, otherID string) error {
 		return err
 	})
 	s.blocks.forget(userID)
+	s.blockers.forget(otherID)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: unblock: %w", err)
 	}
@@ -60,17 +63,34 @@ func (s *Store) BlockedIDs(ctx context.Context, userID string) ([]string, error)
 	return ids, nil
 }
 
-// BlockedEither returns the ids in a block with userID either way.
+// BlockedEither returns the ids in a block with userID either way, sorted
+// (from memory once both directions were read: usercache.go).
 func (s *Store) BlockedEither(ctx context.Context, userID string) ([]string, error) {
-	ids, err := s.queryIDs(ctx, rBlockedEither, userID)
+	by, err := s.blockedBy(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: blocked either: %w", err)
+	}
+	of, err := s.blockersOf(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: blocked either: %w", err)
+	}
+	// A new slice: the cached ones are shared.
+	ids := make([]string, 0, len(by)+len(of))
+	for len(by) > 0 || len(of) > 0 {
+		switch {
+		case len(of) == 0 || (len(by) > 0 && by[0] < of[0]):
+			ids, by = append(ids, by[0]), by[1:]
+		case len(by) == 0 || of[0] < by[0]:
+			ids, of = append(ids, of[0]), of[1:]
+		default: // in both
+			ids, by, of = append(ids, by[0]), by[1:], of[1:]
+		}
 	}
 	return ids, nil
 }
 
 // IsBlocked reports whether userID blocks otherID (from memory once
-// userID's blocks were read: blockcache.go).
+// userID's blocks were read: usercache.go).
 func (s *Store) IsBlocked(ctx context.Context, userID, otherID string) (bool, error) {
 	ids, err := s.blockedBy(ctx, userID)
 	if err != nil {

@@ -126,7 +126,7 @@ func (s *Store) SetMute(ctx context.Context, userID, peerID string, until time.T
 
 // Mutes returns userID's mutes by peer.
 func (s *Store) Mutes(ctx context.Context, userID string) (map[string]time.Time, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT peer_id, until FROM mutes WHERE user_id = ?`, userID)
+	rows, err := s.rstmts[rMutes].QueryContext(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: mutes: %w", wrapCtx(ctx, err))
 	}

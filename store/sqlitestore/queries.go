@@ -42,7 +42,7 @@ var writeQueries = [numWriteStmts]string{
 	// ?2 and ?3 are 1 for the sender's side (user_a or user_b), else 0.
 	wBumpConversation: `UPDATE conversations
 		SET last_seq = last_seq + 1, last_text_seq = last_seq + 1, updated_at = ?1, sent_a = sent_a + ?2, sent_b = sent_b + ?3
-		WHERE id = ?4 RETURNING k, last_seq`,
+		WHERE id = ?4 RETURNING k, last_seq, sent_a, sent_b`,
 	wInsertConversation: `INSERT INTO conversations (id, user_a, user_b, last_seq, last_text_seq, updated_at, sent_a, sent_b)
 		VALUES (?, ?, ?, 1, 1, ?, ?, ?)`,
 	wInsertMember: `INSERT OR IGNORE INTO conversation_members (user_id, conv, peer_id) VALUES (?, ?, ?)`,
@@ -91,10 +91,11 @@ const (
 	rPeerIDs
 	rContactIDs
 	rBlockedIDs
-	rBlockedEither
 	rBlockedSorted
+	rBlockersSorted
 	rPushSubscriptions
 	rMutedUntil
+	rMutes
 	numReadStmts
 )
 
@@ -147,12 +148,14 @@ var readQueries = [numReadStmts]string{
 	// list (privacy.go): prepared, not parsed per call.
 	rContactIDs: `SELECT m.peer_id FROM conversation_members m JOIN conversations c ON c.k = m.conv
 		WHERE m.user_id = ? AND c.sent_a > 0 AND c.sent_b > 0 ORDER BY m.peer_id`,
-	rBlockedIDs: `SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY created_at DESC, blocked_id`,
-	rBlockedEither: `SELECT blocked_id FROM blocks WHERE user_id = ?1
-		UNION SELECT user_id FROM blocks WHERE blocked_id = ?1 ORDER BY 1`,
+	rBlockedIDs:    `SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY created_at DESC, blocked_id`,
 	rBlockedSorted: `SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id`,
+	// blocks_blocked holds the primary key's user_id: it covers this, in order.
+	rBlockersSorted: `SELECT user_id FROM blocks WHERE blocked_id = ? ORDER BY user_id`,
 	// Push reads these for every message to a user with no open connection.
 	rPushSubscriptions: `SELECT endpoint, p256dh, auth, session_id, created_at FROM push_subscriptions
 		WHERE user_id = ? ORDER BY created_at, endpoint`,
 	rMutedUntil: `SELECT until FROM mutes WHERE user_id = ? AND peer_id = ?`,
+	// Every GET /api/conversations reads these.
+	rMutes: `SELECT peer_id, until FROM mutes WHERE user_id = ?`,
 }

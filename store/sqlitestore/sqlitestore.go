@@ -145,6 +145,8 @@ type Store struct {
 	walStall     atomic.Int64 // nanoseconds
 
 	blocks   userCache[[]string]                 // IsBlocked's answers (usercache.go)
+	blockers userCache[[]string]                 // who blocks a user, for BlockedEither
+	contacts userCache[[]string]                 // ContactIDs' answers
 	pushSubs userCache[[]store.PushSubscription] // PushSubscriptions' answers
 
 	dir         string        // the database file's directory

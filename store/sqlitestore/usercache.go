@@ -14,6 +14,13 @@ import (
 //     and Unblock. Before it, every send ran an ad hoc query on the read
 //     pool (parsed each time, with SQLite's read locks), about a sixth of
 //     the server's CPU at 2,500 msg/s on one core (docs/performance.md).
+//   - blockers: the sorted ids that block a user, dropped by Block and
+//     Unblock of that user; with blocks it answers BlockedEither, which
+//     presence asks for the contacts it shows.
+//   - contacts: ContactIDs, which presence asks on every connect, every
+//     disconnect and every conversation list (three times per client of
+//     the reconnect storm). Contacts only ever grow: an entry is dropped
+//     after the commit of the text message that makes two users contacts.
 //   - pushSubs: PushSubscriptions, which the push sender reads for every
 //     text message's recipient (most have none), dropped by every change of
 //     subscriptions. It was 14 % of the server's CPU at 3,000 msg/s on one
@@ -72,20 +79,32 @@ func (c *userCache[V]) forgetAll() {
 }
 
 // blockedBy returns the sorted ids blocker blocks, from the cache or the
-// database.
+// database. The slice is shared: callers must not modify it.
 func (s *Store) blockedBy(ctx context.Context, blocker string) ([]string, error) {
-	ids, gen, ok := s.blocks.lookup(blocker)
+	return s.cachedIDs(ctx, &s.blocks, rBlockedSorted, blocker)
+}
+
+// blockersOf returns the sorted ids that block blocked (shared, like
+// blockedBy's).
+func (s *Store) blockersOf(ctx context.Context, blocked string) ([]string, error) {
+	return s.cachedIDs(ctx, &s.blockers, rBlockersSorted, blocked)
+}
+
+// cachedIDs is user's entry in c, read by prepared read stmt (one text
+// column) on a miss.
+func (s *Store) cachedIDs(ctx context.Context, c *userCache[[]string], stmt int, user string) ([]string, error) {
+	ids, gen, ok := c.lookup(user)
 	if ok {
 		return ids, nil
 	}
-	ids, err := s.queryIDs(ctx, rBlockedSorted, blocker)
+	ids, err := s.queryIDs(ctx, stmt, user)
 	if err != nil {
 		return nil, err
 	}
 	if len(ids) == 0 {
 		ids = nil
 	}
-	s.blocks.fill(blocker, ids, gen)
+	c.fill(user, ids, gen)
 	return ids, nil
 }
 

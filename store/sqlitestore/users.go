@@ -95,6 +95,18 @@ func (s *Store) UsersByIDs(ctx context.Context, ids []string) ([]store.User, err
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	if len(ids) == 1 {
+		// The common list of one conversation: the primary key lookup,
+		// without json_each's marshalling and virtual table.
+		u, err := scanUser(s.rstmts[rUserByID].QueryRowContext(ctx, ids[0]))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("sqlitestore: users by ids: %w", wrapCtx(ctx, err))
+		}
+		return []store.User{u}, nil
+	}
 	list, err := json.Marshal(ids)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: users by ids: %w", err)
