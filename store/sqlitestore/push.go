@@ -37,13 +37,11 @@ func (s *Store) AddPushSubscription(ctx context.Context, sub store.PushSubscript
 // memory after the first question (usercache.go): the push sender asks for
 // every text message's recipient.
 func (s *Store) PushSubscriptions(ctx context.Context, userID string) ([]store.PushSubscription, error) {
-	subs, gen, ok := s.pushSubs.lookup(userID)
-	if !ok {
-		var err error
-		if subs, err = s.readPushSubscriptions(ctx, userID); err != nil {
-			return nil, err
-		}
-		s.pushSubs.fill(userID, subs, gen)
+	subs, err := cached(&s.pushSubs, userID, func() ([]store.PushSubscription, error) {
+		return s.readPushSubscriptions(ctx, userID)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return slices.Clone(subs), nil // the caller's to keep; empty, not nil
 }

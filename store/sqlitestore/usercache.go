@@ -91,21 +91,31 @@ func (s *Store) blockersOf(ctx context.Context, blocked string) ([]string, error
 }
 
 // cachedIDs is user's entry in c, read by prepared read stmt (one text
-// column) on a miss.
+// column) on a miss; none is kept as nil.
 func (s *Store) cachedIDs(ctx context.Context, c *userCache[[]string], stmt int, user string) ([]string, error) {
-	ids, gen, ok := c.lookup(user)
+	return cached(c, user, func() ([]string, error) {
+		ids, err := s.queryIDs(ctx, stmt, user)
+		if len(ids) == 0 {
+			ids = nil
+		}
+		return ids, err
+	})
+}
+
+// cached is user's entry in c, or what read returns, kept unless a change
+// happened while it read.
+func cached[V any](c *userCache[V], user string, read func() (V, error)) (V, error) {
+	v, gen, ok := c.lookup(user)
 	if ok {
-		return ids, nil
+		return v, nil
 	}
-	ids, err := s.queryIDs(ctx, stmt, user)
+	v, err := read()
 	if err != nil {
-		return nil, err
+		var zero V
+		return zero, err
 	}
-	if len(ids) == 0 {
-		ids = nil
-	}
-	c.fill(user, ids, gen)
-	return ids, nil
+	c.fill(user, v, gen)
+	return v, nil
 }
 
 func hasID(sorted []string, id string) bool {

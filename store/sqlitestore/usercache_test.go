@@ -138,32 +138,26 @@ func TestPushSubscriptionsFollowChanges(t *testing.T) {
 			t.Fatalf("%s: %s's endpoints = %v, want %v", step, user, got, want)
 		}
 	}
-	check("start", "alice")
-	if err := s.AddPushSubscription(ctx, sub("alice", "https://push.example/1")); err != nil {
-		t.Fatal(err)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
+	check("start", "alice")
+	must(s.AddPushSubscription(ctx, sub("alice", "https://push.example/1")))
 	check("add", "alice", "https://push.example/1")
 	check("add", "bob")
-	if err := s.AddPushSubscription(ctx, sub("bob", "https://push.example/1")); err != nil {
-		t.Fatal(err)
-	}
+	must(s.AddPushSubscription(ctx, sub("bob", "https://push.example/1")))
 	check("endpoint moved", "alice")
 	check("endpoint moved", "bob", "https://push.example/1")
-	if err := s.DeletePushSubscription(ctx, "bob", "https://push.example/1"); err != nil {
-		t.Fatal(err)
-	}
+	must(s.DeletePushSubscription(ctx, "bob", "https://push.example/1"))
 	check("delete", "bob")
-	if err := s.AddPushSubscription(ctx, sub("alice", "https://push.example/2")); err != nil {
-		t.Fatal(err)
-	}
+	must(s.AddPushSubscription(ctx, sub("alice", "https://push.example/2")))
 	check("add again", "alice", "https://push.example/2")
-	if err := s.RemovePushSubscription(ctx, "https://push.example/2"); err != nil {
-		t.Fatal(err)
-	}
+	must(s.RemovePushSubscription(ctx, "https://push.example/2"))
 	check("remove by endpoint", "alice")
-	if err := s.AddPushSubscription(ctx, sub("alice", "https://push.example/3")); err != nil {
-		t.Fatal(err)
-	}
+	must(s.AddPushSubscription(ctx, sub("alice", "https://push.example/3")))
 	check("add third", "alice", "https://push.example/3")
 	if err := s.DeleteUser(ctx, "alice"); err != nil {
 		t.Fatal(err)

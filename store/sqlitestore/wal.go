@@ -70,7 +70,7 @@ func (s *Store) boundWAL(b *batch) {
 	// it ran.
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
-	ok := b.truncateWAL(s.opts.BusyTimeout)
+	ok := b.restartWAL(s.opts.BusyTimeout)
 	s.walStall.Add(int64(time.Since(start)))
 	if ok {
 		s.walTruncates.Add(1)
@@ -81,7 +81,7 @@ func (s *Store) boundWAL(b *batch) {
 	s.wal.retryAt = size + s.opts.WALLimit/walRetryGrowth
 }
 
-// truncateWAL runs wal_checkpoint(RESTART) on the writer's connection
+// restartWAL runs wal_checkpoint(RESTART) on the writer's connection
 // under a busy timeout of walTryWait, and again until walTruncateWait has
 // passed since the first try (which copies the log and syncs the database
 // file, however long the disk takes), then restores busy (the connection's
@@ -97,7 +97,7 @@ func (s *Store) boundWAL(b *batch) {
 // or 200 ms failed a third of the tries, and so did 1 ms tries for 50 ms
 // counted from the first try's start (its copy and fsync took 10-30 ms of
 // it); counted after the first try, none failed.
-func (b *batch) truncateWAL(busy time.Duration) bool {
+func (b *batch) restartWAL(busy time.Duration) bool {
 	if _, err := b.execSQL(fmt.Sprintf("PRAGMA busy_timeout = %d", walTryWait.Milliseconds())); err != nil {
 		return false
 	}
@@ -123,7 +123,7 @@ func (b *batch) truncateWAL(busy time.Duration) bool {
 	}
 }
 
-// WALStats returns how often the writer truncated the write-ahead log
+// WALStats returns how often the writer restarted the write-ahead log
 // because it had passed Options.WALLimit, how often it tried and could not
 // (readers still in the log), and the time its writes stood still for
 // both: zero while the background checkpointer keeps up.
