@@ -105,12 +105,15 @@ func (r *registry) drop(userID string, l *connList) {
 	}
 }
 
-// add queues hello as c's first frame (its writer has not started yet) and
-// adds c to l, its user's list, and to the session and node sets.
+// add queues hello as c's first frame, adds c to l, its user's list, and to
+// the session and node sets, and only then starts c's writer: once the
+// client has hello, every event published reaches c (api.md), and none is
+// queued before hello.
 func (r *registry) add(c *conn, l *connList, hello []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c.enqueue(hello, 0)
+	c.queueFirst(hello)
+	defer c.startWriter()
 	old := l.load()
 	list := make([]*conn, 0, len(old)+1)
 	list = append(list, old...)

@@ -81,6 +81,21 @@ func (c *conn) enqueueSpan(frame []byte, start int64, span trace.Span) bool {
 	return true
 }
 
+// queueFirst queues frame without starting the writer: the connection is
+// not yet reachable by anyone else (registry.add).
+func (c *conn) queueFirst(frame []byte) {
+	c.mu.Lock()
+	c.queue = append(c.queue, outItem{frame: frame})
+	c.mu.Unlock()
+}
+
+// startWriter starts the writer unless it runs (registry.add, after
+// queueFirst).
+func (c *conn) startWriter() {
+	c.mu.Lock()
+	c.startWriterUnlock()
+}
+
 // startWriterUnlock starts the writer unless it runs (or has written the
 // close), then unlocks c.mu, which the caller holds.
 func (c *conn) startWriterUnlock() {
