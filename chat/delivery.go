@@ -160,10 +160,19 @@ func (s *Service) sendResultOf(req sendRequest, msg store.Message, created bool,
 // may have stored the message and then reported an error (the store's
 // outcome was unknown), so nothing was published then. Clients key
 // messages by seq, so a second copy is harmless (api.md 1.1, resync).
-func (s *Service) fanOut(ctx context.Context, res sendResult) {
-	if res.tr != nil {
+func (s *Service) fanOut(ctx context.Context, res sendResult) { s.fanOutInto(ctx, res, nil) }
+
+// fanOutInto is fanOut, the publications gathered in b when it is not nil
+// (a completion batch, published by b.flush); a traced send is published
+// at once, inside its span.
+func (s *Service) fanOutInto(ctx context.Context, res sendResult, b *pubBatch) {
+	switch {
+	case res.tr != nil:
 		s.fanOutTraced(ctx, res) // tracing.go: the same, in a span carried by the envelope
-	} else {
+	case b != nil:
+		b.add(res.msg.To, res.env)
+		b.add(res.msg.From, res.env)
+	default:
 		s.publishTo(ctx, res.msg.To, res.env)
 		s.publishTo(ctx, res.msg.From, res.env)
 	}
@@ -180,10 +189,50 @@ func (s *Service) fanOut(ctx context.Context, res sendResult) {
 // userID's connections on this node get a resync (api.md 1.1), and the
 // failure is logged (at most every publishFailureLogEvery).
 func (s *Service) publishTo(ctx context.Context, userID string, env []byte) {
-	err := s.broker.Publish(ctx, pubsub.UserTopic(userID), env)
-	if err == nil {
-		return
+	if err := s.broker.Publish(ctx, pubsub.UserTopic(userID), env); err != nil {
+		s.publishFailed(ctx, userID, err)
 	}
+}
+
+// pubBatch gathers the publications of one completion batch (pipeline.go),
+// so that a broker with a round trip per command (pubsub.BatchPublisher:
+// Redis) takes them in one: the completion goroutine no longer waits for
+// two round trips per message.
+type pubBatch struct {
+	users []string
+	ps    []pubsub.Publication
+}
+
+func (b *pubBatch) add(userID string, env []byte) {
+	b.users = append(b.users, userID)
+	b.ps = append(b.ps, pubsub.Publication{Topic: pubsub.UserTopic(userID), Payload: env})
+}
+
+// flush publishes what b gathered, in order, and empties it; a failed
+// publication is handled as publishTo's.
+func (s *Service) flush(ctx context.Context, b *pubBatch) {
+	bp, ok := s.broker.(pubsub.BatchPublisher)
+	switch {
+	case len(b.ps) == 0:
+	case ok && len(b.ps) > 1:
+		for i, err := range bp.PublishBatch(ctx, b.ps) {
+			if err != nil {
+				s.publishFailed(ctx, b.users[i], err)
+			}
+		}
+	default:
+		for i, p := range b.ps {
+			if err := s.broker.Publish(ctx, p.Topic, p.Payload); err != nil {
+				s.publishFailed(ctx, b.users[i], err)
+			}
+		}
+	}
+	clear(b.ps)
+	b.ps, b.users = b.ps[:0], b.users[:0]
+}
+
+// publishFailed is the answer to a lost publication to userID's topic.
+func (s *Service) publishFailed(ctx context.Context, userID string, err error) {
 	s.hub.conns.resyncUser(userID)
 	if now := time.Now().UnixNano(); ctx.Err() == nil && now-s.lastPublishWarn.Load() >= int64(publishFailureLogEvery) {
 		s.lastPublishWarn.Store(now)

@@ -105,6 +105,7 @@ func newCompletionQueues() []*completionQueue {
 func (s *Service) completer(q *completionQueue) {
 	defer s.completers.Done()
 	var spare []*sendOp
+	var pubs pubBatch
 	for {
 		stop := false
 		select {
@@ -116,8 +117,15 @@ func (s *Service) completer(q *completionQueue) {
 		ops := q.ops
 		q.ops = spare[:0]
 		q.mu.Unlock()
+		work := 0
 		for _, op := range ops {
-			s.complete(op)
+			work += s.complete(op, &pubs)
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+		s.flush(ctx, &pubs)
+		cancel()
+		for range work {
+			s.endWork() // after the publications: Shutdown closes the broker then
 		}
 		clear(ops)
 		if cap(ops) <= 1024 {
@@ -218,8 +226,10 @@ func (op *sendOp) stored(msg store.Message, created bool, err error) {
 }
 
 // complete files op in its connection's ring and answers every ticket that
-// is next in line (completion goroutine).
-func (s *Service) complete(op *sendOp) {
+// is next in line (completion goroutine), their publications gathered in
+// pubs. It returns how many in-flight counts the caller ends once pubs is
+// published.
+func (s *Service) complete(op *sendOp, pubs *pubBatch) (work int) {
 	p := op.p
 	w := uint64(len(p.ring))
 	p.ring[op.ticket%w] = op
@@ -227,17 +237,21 @@ func (s *Service) complete(op *sendOp) {
 		i := p.next % w
 		op := p.ring[i]
 		if op == nil || op.ticket != p.next {
-			return
+			return work
 		}
 		p.ring[i] = nil
 		p.next++
-		s.answer(op)
+		s.answer(op, pubs)
+		if op.work {
+			work++
+		}
 	}
 }
 
 // answer queues op's answer on its connection and, for a new message,
-// publishes it; then it frees op's slot and in-flight count.
-func (s *Service) answer(op *sendOp) {
+// gathers its publications in pubs; then it frees op's slot. The caller
+// ends op's in-flight count after publishing pubs.
+func (s *Service) answer(op *sendOp, pubs *pubBatch) {
 	c := op.c
 	if op.frame != nil {
 		c.enqueue(op.frame, 0)
@@ -249,7 +263,7 @@ func (s *Service) answer(op *sendOp) {
 			op.req.tr.end(nil, herr)
 		} else if res.tr == nil {
 			c.enqueue(res.ack, op.start) // the ack does not wait for the broker
-			s.fanOut(ctx, res)
+			s.fanOutInto(ctx, res, pubs)
 		} else {
 			ws := res.tr.start("ws.write", trace.SpanKindInternal)
 			if !c.enqueueSpan(res.ack, op.start, ws) {
@@ -263,7 +277,4 @@ func (s *Service) answer(op *sendOp) {
 	p := op.p
 	p.pending.Add(-1) // after the enqueue: see answerInOrder
 	<-p.slots
-	if op.work {
-		s.endWork()
-	}
 }

@@ -77,6 +77,60 @@ func TestResyncWhenPublishFails(t *testing.T) {
 	}
 }
 
+// batchingFlakyBroker is a flakyBroker that also takes batches
+// (pubsub.BatchPublisher, as Redis does), failing all of one while failing
+// is set.
+type batchingFlakyBroker struct {
+	*flakyBroker
+	batches atomic.Int64
+}
+
+func (b *batchingFlakyBroker) PublishBatch(ctx context.Context, ps []pubsub.Publication) []error {
+	b.batches.Add(1)
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		errs[i] = b.Publish(ctx, p.Topic, p.Payload)
+	}
+	if !b.failing.Load() {
+		return nil
+	}
+	return errs
+}
+
+// WebSocket sends are published per completion batch; a batch that fails
+// gives the recipient's socket resync, as a single failed publish does, and
+// a working batch delivers the messages in order.
+func TestResyncWhenABatchPublishFails(t *testing.T) {
+	e := newTestEnv(t, nil)
+	fb := &batchingFlakyBroker{flakyBroker: &flakyBroker{}}
+	e.wrapBroker = func(b pubsub.Broker) pubsub.Broker { fb.Broker = b; return fb }
+	n := e.node("node-2", nil)
+	alice, bob := n.user("alice"), n.user("bob")
+	a, b := n.dial(alice), n.dial(bob)
+	const burst = 50
+	for i := range burst {
+		a.send(bob, itoa(i), cmid())
+	}
+	for i := range burst {
+		if m, _ := b.nextOf("message"); m.obj("message").str("text") != itoa(i) {
+			t.Fatalf("message %d: %v", i, m)
+		}
+	}
+	if fb.batches.Load() == 0 {
+		t.Fatal("no send went through PublishBatch")
+	}
+	fb.failing.Store(true)
+	for range burst {
+		a.send(bob, "while the broker is down", cmid())
+	}
+	skipped := b.until(func(f frame) bool { return f.typ() == "resync" })
+	for _, f := range skipped {
+		if f.typ() == "message" {
+			t.Fatalf("bob got %v live although its publish failed", f)
+		}
+	}
+}
+
 // The broker link comes back: every connection of the node gets resync.
 func TestResyncOnBrokerReconnect(t *testing.T) {
 	n, fb := newFlakyNode(t)

@@ -60,6 +60,21 @@ type Broker interface {
 	Close() error
 }
 
+// Publication is one payload for one topic.
+type Publication struct {
+	Topic   string
+	Payload []byte
+}
+
+// BatchPublisher is a Broker that hands several publications to its
+// transport at once: one round trip to a remote backend instead of one per
+// publication. The order is that of calling Publish for each in turn from
+// one goroutine. It returns nil when every publication was handed over,
+// else one error per publication (nil for those that were).
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, ps []Publication) []error
+}
+
 // Status is a user's presence.
 type Status struct {
 	Online   bool

@@ -36,6 +36,7 @@ func Run(t *testing.T, newNode NewNode) {
 		{"OtherTopicsNotDelivered", testOtherTopicsNotDelivered},
 		{"OrderFromOnePublisher", testOrderFromOnePublisher},
 		{"ConcurrentPublishersKeepTheirOrder", testConcurrentPublishers},
+		{"PublishBatchKeepsOrder", testPublishBatch},
 		{"SubscribeActiveOnReturn", testSubscribeActiveOnReturn},
 		{"SeveralSubscriptionsOneTopic", testSeveralSubscriptions},
 		{"Unsubscribe", testUnsubscribe},
@@ -186,6 +187,46 @@ func testOrderFromOnePublisher(t *testing.T, node func() (pubsub.Broker, pubsub.
 	}
 	wantPayloads(t, "same node", ra.wait(t, n), want...)
 	wantPayloads(t, "other node", rb.wait(t, n), want...)
+}
+
+// testPublishBatch: a BatchPublisher's batches, mixed with single
+// publishes from the same goroutine, arrive in order on every node, each
+// topic getting its own; after Close every publication of a batch fails.
+func testPublishBatch(t *testing.T, node func() (pubsub.Broker, pubsub.Presence)) {
+	a, _ := node()
+	bp, ok := a.(pubsub.BatchPublisher)
+	if !ok {
+		t.Skip("not a BatchPublisher")
+	}
+	b, _ := node()
+	rx, ry := newRecorder(), newRecorder()
+	subscribe(t, b, "batch.x", rx.handle)
+	subscribe(t, b, "batch.y", ry.handle)
+	var wantX, wantY []string
+	for round := range 50 {
+		var ps []pubsub.Publication
+		for i := range round % 7 {
+			x, y := fmt.Sprintf("x%d.%d", round, i), fmt.Sprintf("y%d.%d", round, i)
+			ps = append(ps, pubsub.Publication{Topic: "batch.x", Payload: []byte(x)}, pubsub.Publication{Topic: "batch.y", Payload: []byte(y)})
+			wantX, wantY = append(wantX, x), append(wantY, y)
+		}
+		if errs := bp.PublishBatch(ctxT(t), ps); errs != nil {
+			t.Fatalf("PublishBatch: %v", errs)
+		}
+		single := fmt.Sprintf("x%d", round)
+		publish(t, a, "batch.x", single)
+		wantX = append(wantX, single)
+	}
+	wantPayloads(t, "batch.x", rx.wait(t, len(wantX)), wantX...)
+	wantPayloads(t, "batch.y", ry.wait(t, len(wantY)), wantY...)
+
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	errs := bp.PublishBatch(ctxT(t), []pubsub.Publication{{Topic: "batch.x", Payload: []byte("late")}, {Topic: "batch.y", Payload: []byte("late")}})
+	if len(errs) != 2 || errs[0] == nil || errs[1] == nil {
+		t.Fatalf("PublishBatch after Close = %v, want two errors", errs)
+	}
 }
 
 func testConcurrentPublishers(t *testing.T, node func() (pubsub.Broker, pubsub.Presence)) {

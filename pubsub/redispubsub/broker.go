@@ -277,6 +277,41 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) erro
 	return nil
 }
 
+// PublishBatch implements pubsub.BatchPublisher: the PUBLISH commands go in
+// one pipeline, so a completion batch of sends costs one round trip.
+func (b *Broker) PublishBatch(ctx context.Context, ps []pubsub.Publication) []error {
+	if len(ps) == 0 {
+		return nil
+	}
+	if b.isClosed() {
+		errs := make([]error, len(ps))
+		for i := range errs {
+			errs[i] = ErrClosed
+		}
+		return errs
+	}
+	cmds, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, x := range ps {
+			p.Publish(ctx, b.opt.ChannelPrefix+x.Topic, x.Payload)
+		}
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	errs := make([]error, len(ps))
+	for i := range errs {
+		e := err // the pipeline failed before it returned commands
+		if i < len(cmds) {
+			e = cmds[i].Err()
+		}
+		if e != nil {
+			errs[i] = fmt.Errorf("redispubsub: publish: %w", e)
+		}
+	}
+	return errs
+}
+
 // Subscribe implements pubsub.Broker. It returns once Redis has processed
 // the channel's SUBSCRIBE on this node's Pub/Sub connection (a PING sent
 // after it was answered), or fails when ctx ends first.
