@@ -22,13 +22,16 @@ import (
 // completion queue. A few completion goroutines per node (not per message)
 // answer: they encode the frames, put the answers of each connection in
 // ticket order (a refused send is a ticket answered at once, so its error
-// frame cannot overtake earlier acks), queue the ack, publish the message,
-// then release the slot and the send's in-flight count.
+// frame cannot overtake earlier acks), queue the ack and release the slot;
+// once every answer of the batch it took is queued, it publishes their
+// messages together (one round trip to Redis, delivery.go's pubBatch) and
+// ends their in-flight counts.
 //
 // Guarantees: the ack is queued only after the store reported the message
 // durable; a connection's answers come in the order its frames were read;
 // the store commits in queue order, so one connection's messages to one peer
-// get increasing seqs, and they are published in that order. Shutdown waits
+// get increasing seqs, and they are published in that order (a batch keeps
+// its order, and one goroutine publishes a connection's batches). Shutdown waits
 // for in-flight sends (each holds beginWork until answered); a connection
 // closed meanwhile only loses its answers (enqueue refuses them), the
 // messages stay stored.
