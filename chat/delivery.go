@@ -164,7 +164,8 @@ func (s *Service) fanOut(ctx context.Context, res sendResult) { s.fanOutInto(ctx
 
 // fanOutInto is fanOut, the publications gathered in b when it is not nil
 // (a completion batch, published by b.flush); a traced send is published
-// at once, inside its span.
+// at once, inside its span. Order holds either way: a node with a tracer
+// traces every send (traceSend), so one batch never mixes the two paths.
 func (s *Service) fanOutInto(ctx context.Context, res sendResult, b *pubBatch) {
 	switch {
 	case res.tr != nil:
