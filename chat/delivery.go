@@ -213,19 +213,15 @@ func (b *pubBatch) add(userID string, env []byte) {
 // publication is handled as publishTo's.
 func (s *Service) flush(ctx context.Context, b *pubBatch) {
 	bp, ok := s.broker.(pubsub.BatchPublisher)
-	switch {
-	case len(b.ps) == 0:
-	case ok && len(b.ps) > 1:
+	if ok && len(b.ps) > 1 {
 		for i, err := range bp.PublishBatch(ctx, b.ps) {
 			if err != nil {
 				s.publishFailed(ctx, b.users[i], err)
 			}
 		}
-	default:
+	} else {
 		for i, p := range b.ps {
-			if err := s.broker.Publish(ctx, p.Topic, p.Payload); err != nil {
-				s.publishFailed(ctx, b.users[i], err)
-			}
+			s.publishTo(ctx, b.users[i], p.Payload)
 		}
 	}
 	clear(b.ps)

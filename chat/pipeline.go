@@ -124,9 +124,11 @@ func (s *Service) completer(q *completionQueue) {
 		for _, op := range ops {
 			work += s.complete(op, &pubs)
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
-		s.flush(ctx, &pubs)
-		cancel()
+		if len(pubs.ps) > 0 {
+			ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+			s.flush(ctx, &pubs)
+			cancel()
+		}
 		for range work {
 			s.endWork() // after the publications: Shutdown closes the broker then
 		}
