@@ -119,3 +119,70 @@ func testAppendMessageAsync(t *testing.T, opts Options) {
 		t.Fatalf("after Close: called %d times, err %v", called, lateErr)
 	}
 }
+
+// A batch's first run skips the lookup for retries (appendMessage): a
+// retry inside a batch of new messages, even one whose replay fails a
+// check (a second delete of the same message), must still return the
+// stored message, and the batch's new messages must keep contiguous seqs,
+// none taken by the run that was rolled back.
+func TestRetriesInABatchOfNewMessages(t *testing.T) {
+	s, _ := openTemp(t, Options{BatchMax: 64, QueueSize: 200})
+	a, b := mkUser(t, s, "alice"), mkUser(t, s, "bob")
+	ctx := t.Context()
+	m1, _, err := s.AppendMessage(ctx, msg(a, b, "m1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	del := store.Message{ID: store.NewID(), From: a.ID, To: b.ID, ClientMsgID: "del", CreatedAt: t0,
+		Kind: store.KindDelete, Target: m1.Seq}
+	d, _, err := s.AppendMessage(ctx, del)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := blockWriter(t, s)
+	const n = 40
+	results := make(chan asyncResult, n+2)
+	answer := func(i int) func(store.Message, bool, error) {
+		return func(m store.Message, created bool, err error) { results <- asyncResult{i, m, created, err} }
+	}
+	for i := range n {
+		s.AppendMessageAsync(ctx, msg(a, b, fmt.Sprint("new", i)), answer(i))
+		switch i {
+		case 10:
+			s.AppendMessageAsync(ctx, del, answer(-1)) // its replay would fail with ErrDeleted
+		case 30:
+			s.AppendMessageAsync(ctx, msg(a, b, "m1"), answer(-2))
+		}
+	}
+	release()
+	last := d.Seq
+	for range n + 2 {
+		var r asyncResult
+		select {
+		case r = <-results:
+		case <-time.After(10 * time.Second):
+			t.Fatal("not every message was answered")
+		}
+		switch {
+		case r.err != nil:
+			t.Fatalf("message %d: %v", r.i, r.err)
+		case r.i == -1:
+			if r.created || r.msg.ID != d.ID || r.msg.Seq != d.Seq || r.msg.Kind != store.KindDelete {
+				t.Fatalf("the delete's retry = %+v created=%v, want %+v", r.msg, r.created, d)
+			}
+		case r.i == -2:
+			if r.created || r.msg.ID != m1.ID || r.msg.Seq != m1.Seq {
+				t.Fatalf("m1's retry = %+v created=%v, want %+v", r.msg, r.created, m1)
+			}
+		default:
+			if !r.created || r.msg.Seq != last+1 {
+				t.Fatalf("message %d: seq %d created=%v, want seq %d", r.i, r.msg.Seq, r.created, last+1)
+			}
+			last = r.msg.Seq
+		}
+	}
+	msgs, _, err := s.MessagesAfter(ctx, m1.ConversationID, 0, 1000)
+	if err != nil || len(msgs) != n+2 {
+		t.Fatalf("read back %d messages (%v), want %d", len(msgs), err, n+2)
+	}
+}

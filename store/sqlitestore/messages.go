@@ -66,14 +66,34 @@ func (s *Store) AppendMessageAsync(ctx context.Context, m store.Message, done fu
 	}
 }
 
+// errMaybeRetry fails a request with a client_msg_id in a batch run
+// without savepoints: the request may be a retry of a stored message,
+// which only the careful run (savepoints, the lookup first) can tell.
+var errMaybeRetry = errors.New("sqlitestore: the message may be a retry: run the batch with savepoints")
+
 // appendMessage runs in the writer, inside the batch transaction: look for
 // a retry, take the next seq from the conversation row (creating the
 // conversation and its two members on the first message), insert. contact
 // reports that the message made its members contacts (the sender's first
 // text message, the peer having sent one): the caller forgets their
 // ContactIDs once the batch committed.
+//
+// The lookup for a retry costs a statement per message and almost never
+// finds one, so the first run of a batch (b.careful false) skips it: a
+// retry then fails on messages_client, or earlier on a check the stored
+// message has changed the answer of (a second delete of its target), and
+// any failure of a message with a client_msg_id sends the whole batch to
+// the careful run, which looks first (tryBatch).
 func appendMessage(b *batch, m store.Message) (_ store.Message, created, contact bool, _ error) {
-	if m.ClientMsgID != "" {
+	stored, created, contact, err := appendOnce(b, m)
+	if err != nil && m.ClientMsgID != "" && !b.careful {
+		return store.Message{}, false, false, fmt.Errorf("%w (%v)", errMaybeRetry, err)
+	}
+	return stored, created, contact, err
+}
+
+func appendOnce(b *batch, m store.Message) (_ store.Message, created, contact bool, _ error) {
+	if m.ClientMsgID != "" && b.careful {
 		var r messageRow
 		err := b.queryRow(wMessageByClient, m.From, m.ClientMsgID).Scan(r.dest()...)
 		if err == nil {

@@ -222,6 +222,7 @@ func (s *Store) tryBatch(b *batch, reqs []*writeReq, errs []error, savepoints bo
 		// reports it.
 		_, _ = b.control(cRollback)
 	}
+	b.careful = savepoints
 	if _, err := b.control(cBegin); err != nil {
 		return failAll(fmt.Errorf("begin: %w", err))
 	}
@@ -237,8 +238,8 @@ func (s *Store) tryBatch(b *batch, reqs []*writeReq, errs []error, savepoints bo
 			}
 			if err := r.fn(b); err != nil {
 				rollback()
-				if ok > 0 || i < len(reqs)-1 {
-					return false // others may succeed: retry with savepoints
+				if ok > 0 || i < len(reqs)-1 || errors.Is(err, errMaybeRetry) {
+					return false // others may succeed, or it may: retry with savepoints
 				}
 				errs[i] = err
 				return true
@@ -285,6 +286,10 @@ type batch struct {
 	stmts [numWriteStmts]driver.Stmt
 	ctl   [numControlStmts]driver.Stmt
 	args  []driver.NamedValue // reused for every statement
+	// careful is set while the batch runs with a savepoint per request,
+	// after a first run without failed: appendMessage then looks for a
+	// retry before it writes.
+	careful bool
 }
 
 func (b *batch) prepare() error {
