@@ -130,6 +130,7 @@ func (o *Options) setDefaults() error {
 type Store struct {
 	opts   Options
 	client *mongo.Client
+	pinger *mongo.Client // Ping's, with a pool of its own
 	db     *mongo.Database
 
 	users       *mongo.Collection
@@ -184,10 +185,29 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: open: %w", err)
 	}
+	// Ping's own client: a readiness check queued behind the node's own
+	// load (every pooled connection busy, a reconnect storm's reads) would
+	// take a busy replica out of the gateway's rotation when it is needed.
+	pinger, err := mongo.Connect(options.Client().ApplyURI(uri).
+		SetAppName("chatd-ping").
+		SetReadPreference(readpref.Primary()).
+		SetConnectTimeout(opts.ConnectTimeout).
+		SetServerSelectionTimeout(opts.ConnectTimeout).
+		SetMaxPoolSize(1))
+	if err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("mongostore: open: %w", err)
+	}
+	fail := func(err error) (*Store, error) {
+		_ = client.Disconnect(context.Background())
+		_ = pinger.Disconnect(context.Background())
+		return nil, err
+	}
 	db := client.Database(database)
 	s := &Store{
 		opts:        opts,
 		client:      client,
+		pinger:      pinger,
 		db:          db,
 		users:       db.Collection("users"),
 		sessions:    db.Collection("sessions"),
@@ -205,28 +225,22 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 	s.seqs.m = make(map[string]int64)
 	s.cleanups = make(chan struct{}, cleanupMax)
 	if err := client.Ping(ctx, readpref.Primary()); err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, fmt.Errorf("mongostore: open: ping: %w", err)
+		return fail(fmt.Errorf("mongostore: open: ping: %w", err))
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, fmt.Errorf("mongostore: open: %w", err)
+		return fail(fmt.Errorf("mongostore: open: %w", err))
 	}
 	if err := s.ensurePrivacyIndexes(ctx); err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, fmt.Errorf("mongostore: open: %w", err)
+		return fail(fmt.Errorf("mongostore: open: %w", err))
 	}
 	if err := s.backfillSearchKeys(ctx); err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, fmt.Errorf("mongostore: open: %w", err)
+		return fail(fmt.Errorf("mongostore: open: %w", err))
 	}
 	if err := s.ensureAttachmentIndexes(ctx); err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, fmt.Errorf("mongostore: open: %w", err)
+		return fail(fmt.Errorf("mongostore: open: %w", err))
 	}
 	if err := s.ensurePushIndexes(ctx); err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, fmt.Errorf("mongostore: open: %w", err)
+		return fail(fmt.Errorf("mongostore: open: %w", err))
 	}
 	s.startWriter()
 	return s, nil
@@ -310,7 +324,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 
 // Ping reports whether the primary answers.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+	if err := s.pinger.Ping(ctx, readpref.Primary()); err != nil {
 		return fmt.Errorf("mongostore: ping: %w", wrapCtx(ctx, err))
 	}
 	return nil
@@ -328,6 +342,7 @@ func (s *Store) Close() error {
 		if err := s.client.Disconnect(ctx); err != nil {
 			s.closeErr = fmt.Errorf("mongostore: close: %w", err)
 		}
+		_ = s.pinger.Disconnect(ctx) // nothing of the caller's is on it
 	})
 	return s.closeErr
 }
