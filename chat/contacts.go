@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/store"
 )
 
@@ -179,11 +180,36 @@ func (s *Service) checkFirstContact(a, b string) bool {
 		return false
 	}
 	st := s.lookupPresence(ctx, []string{a, b})
-	for _, p := range [][2]string{{a, b}, {b, a}} {
-		env, err := eventEnvelope(presenceFrame{Type: "presence", UserID: p[1], Presence: toPresenceJSON(st[p[1]])})
+	if testHookFirstContactLookedUp != nil {
+		testHookFirstContactLookedUp()
+	}
+	s.sendPresenceOf(ctx, [2]string{a, b}, st, nil)
+	// A transition of either user between that lookup and these publishes
+	// may have reached the other first, and the state read before it then
+	// came after it and stayed on the other's screen. Read again and send
+	// what changed: a transition after this read changes the state before
+	// it publishes, so its frame comes after these.
+	if again := s.lookupPresence(ctx, []string{a, b}); again != nil {
+		s.sendPresenceOf(ctx, [2]string{a, b}, again, st)
+	}
+	return true
+}
+
+// testHookFirstContactLookedUp, when set, runs between checkFirstContact's
+// presence lookup and its publishes.
+var testHookFirstContactLookedUp func()
+
+// sendPresenceOf sends each of pair the other's presence from st, only
+// where it differs from before when before is not nil.
+func (s *Service) sendPresenceOf(ctx context.Context, pair [2]string, st, before map[string]pubsub.Status) {
+	for _, p := range [][2]string{{pair[0], pair[1]}, {pair[1], pair[0]}} {
+		now := st[p[1]]
+		if was := before[p[1]]; before != nil && was.Online == now.Online && was.LastSeen.Equal(now.LastSeen) {
+			continue
+		}
+		env, err := eventEnvelope(presenceFrame{Type: "presence", UserID: p[1], Presence: toPresenceJSON(now)})
 		if err == nil {
 			s.publishTo(ctx, p[0], env)
 		}
 	}
-	return true
 }

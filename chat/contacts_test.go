@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -75,5 +76,52 @@ func TestOneSidedSendsSkipContactChecks(t *testing.T) {
 	}
 	if n := reads.Load() - before; n > 2 {
 		t.Fatalf("20 one-sided sends read the contacts %d times, want at most 2", n)
+	}
+}
+
+// The presence a first contact sends is read before it is published: a
+// user who comes online in between had the other see the online event
+// first and then the state read before it, offline, which stayed on the
+// screen until the next change. checkFirstContact now reads again after
+// its publishes and sends what changed.
+func TestFirstContactPresenceNotLeftStale(t *testing.T) {
+	e := newTestEnv(t, nil)
+	alice, bob := e.user("alice"), e.user("bob")
+	if st, _ := e.restSend(alice, bob, "hi bob", cmid()); st != http.StatusCreated {
+		t.Fatal(st)
+	}
+	wb := e.dial(bob)
+	lookedUp, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	testHookFirstContactLookedUp = func() { once.Do(func() { close(lookedUp); <-resume }) }
+	t.Cleanup(func() { testHookFirstContactLookedUp = nil })
+
+	if st, _ := e.restSend(bob, alice, "hi alice", cmid()); st != http.StatusCreated { // now contacts
+		t.Fatal(st)
+	}
+	<-lookedUp // the check read alice offline; she comes online before it publishes
+	e.dial(alice)
+	if p, _ := wb.nextOf("presence"); p.str("user_id") != alice.id || p.obj("presence")["online"] != true {
+		t.Fatalf("bob's first presence frame = %v, want alice online", p)
+	}
+	close(resume)
+	conv := store.ConversationID(alice.id, bob.id)
+	waitUntil(t, "the first-contact check is done", func() bool {
+		p := &e.svc.pairs
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.known[conv]
+	})
+	if st, _ := e.restSend(alice, bob, "marker", cmid()); st != http.StatusCreated {
+		t.Fatal(st)
+	}
+	var last frame
+	for _, f := range wb.until(func(f frame) bool { return f.typ() == "message" && f.obj("message").str("text") == "marker" }) {
+		if f.typ() == "presence" && f.str("user_id") == alice.id {
+			last = f
+		}
+	}
+	if last == nil || last.obj("presence")["online"] != true {
+		t.Fatalf("the last presence of alice bob got = %v, want online", last)
 	}
 }
