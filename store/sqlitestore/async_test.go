@@ -186,3 +186,45 @@ func TestRetriesInABatchOfNewMessages(t *testing.T) {
 		t.Fatalf("read back %d messages (%v), want %d", len(msgs), err, n+2)
 	}
 }
+
+// A sender whose retry sent a batch to the careful run looks for retries
+// first for a while: its next retries cost no batch a second run, so a
+// client replaying old client_msg_ids cannot make every batch run twice.
+func TestRetriesOfOneSenderCostOneRerun(t *testing.T) {
+	s, _ := openTemp(t, Options{BatchMax: 64, QueueSize: 200})
+	a, b := mkUser(t, s, "alice"), mkUser(t, s, "bob")
+	ctx := t.Context()
+	var old []store.Message
+	for i := range 3 {
+		m, _, err := s.AppendMessage(ctx, msg(a, b, fmt.Sprint("old", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, m)
+	}
+	for round, m := range old {
+		release := blockWriter(t, s)
+		results := make(chan asyncResult, 3)
+		answer := func(i int) func(store.Message, bool, error) {
+			return func(m store.Message, created bool, err error) { results <- asyncResult{i, m, created, err} }
+		}
+		s.AppendMessageAsync(ctx, msg(b, a, fmt.Sprint("new-b", round)), answer(0))
+		s.AppendMessageAsync(ctx, msg(a, b, m.ClientMsgID), answer(1)) // a retry of an old one
+		s.AppendMessageAsync(ctx, msg(a, b, fmt.Sprint("new-a", round)), answer(2))
+		release()
+		for range 3 {
+			r := <-results
+			switch {
+			case r.err != nil:
+				t.Fatalf("round %d, message %d: %v", round, r.i, r.err)
+			case r.i == 1 && (r.created || r.msg.ID != m.ID):
+				t.Fatalf("round %d: the retry = %+v created=%v, want %+v", round, r.msg, r.created, m)
+			case r.i != 1 && !r.created:
+				t.Fatalf("round %d: message %d not created", round, r.i)
+			}
+		}
+		if n := s.reruns.Load(); n != 1 {
+			t.Fatalf("after %d rounds with a retry of alice's, %d batches ran twice, want 1", round+1, n)
+		}
+	}
+}

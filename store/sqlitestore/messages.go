@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/chatd/chatd/store"
 )
@@ -84,16 +85,42 @@ var errMaybeRetry = errors.New("sqlitestore: the message may be a retry: run the
 // message has changed the answer of (a second delete of its target), and
 // any failure of a message with a client_msg_id sends the whole batch to
 // the careful run, which looks first (tryBatch).
+//
+// A sender whose message sent a batch to the careful run looks first for a
+// while (suspectFor), in every run: a client retrying its unacknowledged
+// sends after a reconnect costs one careful run, not one per retry, and a
+// client replaying old client_msg_ids cannot make every batch run twice.
 func appendMessage(b *batch, m store.Message) (_ store.Message, created, contact bool, _ error) {
 	stored, created, contact, err := appendOnce(b, m)
-	if err != nil && m.ClientMsgID != "" && !b.careful {
+	if err != nil && m.ClientMsgID != "" && !b.careful && !b.suspected(m.From) {
+		b.suspect(m.From)
 		return store.Message{}, false, false, fmt.Errorf("%w (%v)", errMaybeRetry, err)
 	}
 	return stored, created, contact, err
 }
 
+// suspectFor is how long a sender's messages look for a retry first once
+// one of them needed the careful run; suspectsMax bounds the senders
+// remembered (beyond it the set starts again: they only skip a lookup).
+const (
+	suspectFor  = 10 * time.Minute
+	suspectsMax = 10000
+)
+
+func (b *batch) suspected(from string) bool {
+	until, ok := b.suspects[from]
+	return ok && time.Now().Before(until)
+}
+
+func (b *batch) suspect(from string) {
+	if b.suspects == nil || len(b.suspects) >= suspectsMax {
+		b.suspects = make(map[string]time.Time)
+	}
+	b.suspects[from] = time.Now().Add(suspectFor)
+}
+
 func appendOnce(b *batch, m store.Message) (_ store.Message, created, contact bool, _ error) {
-	if m.ClientMsgID != "" && b.careful {
+	if m.ClientMsgID != "" && (b.careful || b.suspected(m.From)) {
 		var r messageRow
 		err := b.queryRow(wMessageByClient, m.From, m.ClientMsgID).Scan(r.dest()...)
 		if err == nil {

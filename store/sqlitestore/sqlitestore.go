@@ -136,6 +136,7 @@ type Store struct {
 
 	batches atomic.Int64 // transactions the writer ran
 	writes  atomic.Int64 // requests they carried
+	reruns  atomic.Int64 // batches run again with savepoints (runBatch)
 
 	walPath      string     // the write-ahead log, path-wal
 	ckptMu       sync.Mutex // held by whoever checkpoints: the checkpointer, the recoverer, the writer (wal.go)

@@ -202,6 +202,7 @@ func (s *Store) runBatch(b *batch, reqs []*writeReq, errs []error) {
 	if s.tryBatch(b, reqs, errs, false) {
 		return
 	}
+	s.reruns.Add(1)
 	clear(errs)
 	s.tryBatch(b, reqs, errs, true)
 }
@@ -290,6 +291,9 @@ type batch struct {
 	// after a first run without failed: appendMessage then looks for a
 	// retry before it writes.
 	careful bool
+	// suspects are the senders whose messages look for a retry first in
+	// every run, until the time given (appendMessage).
+	suspects map[string]time.Time
 }
 
 func (b *batch) prepare() error {
