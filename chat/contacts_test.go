@@ -105,13 +105,7 @@ func TestFirstContactPresenceNotLeftStale(t *testing.T) {
 		t.Fatalf("bob's first presence frame = %v, want alice online", p)
 	}
 	close(resume)
-	conv := store.ConversationID(alice.id, bob.id)
-	waitUntil(t, "the first-contact check is done", func() bool {
-		p := &e.svc.pairs
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.known[conv]
-	})
+	waitFirstContact(t, e, alice, bob)
 	if st, _ := e.restSend(alice, bob, "marker", cmid()); st != http.StatusCreated {
 		t.Fatal(st)
 	}
@@ -124,4 +118,17 @@ func TestFirstContactPresenceNotLeftStale(t *testing.T) {
 	if last == nil || last.obj("presence")["online"] != true {
 		t.Fatalf("the last presence of alice bob got = %v, want online", last)
 	}
+}
+
+// waitFirstContact waits until the first-contact check of a and b's
+// conversation (contacts.go) found them contacts and sent its presence.
+func waitFirstContact(t *testing.T, e *testEnv, a, b *testUser) {
+	t.Helper()
+	conv := store.ConversationID(a.id, b.id)
+	waitUntil(t, "the first-contact check is done", func() bool {
+		p := &e.svc.pairs
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.known[conv]
+	})
 }

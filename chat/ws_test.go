@@ -309,13 +309,7 @@ func TestPresence(t *testing.T) {
 	// That send's first-contact presence (contacts.go) is published after
 	// it returned: once it is out, bob's first presence frame is alice
 	// coming online (CI saw the first contact's "alice offline" first).
-	conv := store.ConversationID(alice.id, bob.id)
-	waitUntil(t, "the first-contact check is done", func() bool {
-		p := &e.svc.pairs
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.known[conv]
-	})
+	waitFirstContact(t, e, alice, bob)
 	b := e.dial(bob)
 	a := e.dial(alice)
 	p, _ := b.nextOf("presence")

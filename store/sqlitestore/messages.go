@@ -91,8 +91,9 @@ var errMaybeRetry = errors.New("sqlitestore: the message may be a retry: run the
 // sends after a reconnect costs one careful run, not one per retry, and a
 // client replaying old client_msg_ids cannot make every batch run twice.
 func appendMessage(b *batch, m store.Message) (_ store.Message, created, contact bool, _ error) {
-	stored, created, contact, err := appendOnce(b, m)
-	if err != nil && m.ClientMsgID != "" && !b.careful && !b.suspected(m.From) {
+	lookFirst := m.ClientMsgID != "" && (b.careful || b.suspected(m.From))
+	stored, created, contact, err := appendOnce(b, m, lookFirst)
+	if err != nil && m.ClientMsgID != "" && !lookFirst {
 		b.suspect(m.From)
 		return store.Message{}, false, false, fmt.Errorf("%w (%v)", errMaybeRetry, err)
 	}
@@ -119,8 +120,10 @@ func (b *batch) suspect(from string) {
 	b.suspects[from] = time.Now().Add(suspectFor)
 }
 
-func appendOnce(b *batch, m store.Message) (_ store.Message, created, contact bool, _ error) {
-	if m.ClientMsgID != "" && (b.careful || b.suspected(m.From)) {
+// appendOnce is appendMessage's work, looking for a retry first when
+// lookFirst.
+func appendOnce(b *batch, m store.Message, lookFirst bool) (_ store.Message, created, contact bool, _ error) {
+	if lookFirst {
 		var r messageRow
 		err := b.queryRow(wMessageByClient, m.From, m.ClientMsgID).Scan(r.dest()...)
 		if err == nil {
