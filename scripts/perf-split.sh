@@ -9,6 +9,7 @@
 #   1. the comparison at PERF_RATE msg/s (default 2000), PERF_PAIRS pairs,
 #      PERF_DURATION each, one run per deployment, fresh users each:
 #        all      chatd serve --role=all: SQLite, in-process broker, no gateway
+#        all-redis the same on redis-server's broker: the Redis hop without a gateway
 #        gw-mem   gateway -> one --role=auth,chat node, SQLite, in-process broker
 #        gw-redis gateway -> one --role=auth,chat node, SQLite, Redis broker
 #        split    gateway -> auth + chat1 + chat2, mongo store (FerretDB), Redis
@@ -325,6 +326,10 @@ if has compare; then
   start_chatd all all
   measured all "$bench" bench --url "$url_all" "${common[@]}" --rate "$rate" --server-pid "$(pids_of all)" --json "$tmp/all.json"
   stop all
+  start_chatd allredis all CHATD_PUBSUB_BACKEND=redis CHATD_PUBSUB_REDIS_URL="$redis_url"
+  measured all-redis "$bench" bench --url "$url_allredis" "${common[@]}" --rate "$rate" \
+    --server-pid "$(pids_of allredis redis)" --json "$tmp/all-redis.json"
+  stop allredis
   cluster single-mem
   measured gw-mem "$bench" bench --url "$url_gateway" "${common[@]}" --rate "$rate" \
     --server-pid "$(pids_of gateway node)" --json "$tmp/gw-mem.json"
@@ -388,17 +393,17 @@ j() { [ -s "$tmp/$1" ] && cat "$tmp/$1" || echo null; }
 jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$commit" \
   --arg load_start "$load_start" --arg load_end "$load_end" --argjson cpus "$(nproc)" \
   --arg rate "$rate" --arg pairs "$pairs" --arg duration "$duration" --arg storm "$storm" --arg idle "$idle" \
-  --argjson all "$(j all.json)" --argjson gw_mem "$(j gw-mem.json)" --argjson gw_redis "$(j gw-redis.json)" \
+  --argjson all "$(j all.json)" --argjson all_redis "$(j all-redis.json)" --argjson gw_mem "$(j gw-mem.json)" --argjson gw_redis "$(j gw-redis.json)" \
   --argjson split "$(j split.json)" --argjson curve "$(j curve.json)" --argjson storm_r "$(j storm.json)" \
   --argjson idle_r "$(j idle.json)" --argjson health "$(j storm.health.json)" \
-  --argjson cpu_all "$(j all.cpu.json)" --argjson cpu_gw_mem "$(j gw-mem.cpu.json)" --argjson cpu_gw_redis "$(j gw-redis.cpu.json)" \
+  --argjson cpu_all "$(j all.cpu.json)" --argjson cpu_all_redis "$(j all-redis.cpu.json)" --argjson cpu_gw_mem "$(j gw-mem.cpu.json)" --argjson cpu_gw_redis "$(j gw-redis.cpu.json)" \
   --argjson cpu_split "$(j split.cpu.json)" --argjson cpu_curve "$(j curve.cpu.json)" --argjson cpu_storm "$(j storm.cpu.json)" \
   --argjson failed "$(printf '%s\n' "${failed[@]}" | jq -R . | jq -sc 'map(select(. != ""))')" \
   '{started: $started, commit: $commit, failed_phases: $failed, cpus: $cpus, load_average_start: $load_start, load_average_end: $load_end,
     params: {rate: ($rate | tonumber), pairs: ($pairs | tonumber), duration: $duration, storm: ($storm | tonumber), idle: ($idle | tonumber)},
-    compare: {all: $all, "gw-mem": $gw_mem, "gw-redis": $gw_redis, split: $split},
+    compare: {all: $all, "all-redis": $all_redis, "gw-mem": $gw_mem, "gw-redis": $gw_redis, split: $split},
     curve: $curve, storm: $storm_r, storm_health: $health, idle: $idle_r,
-    process_cpu_s: {all: $cpu_all, "gw-mem": $cpu_gw_mem, "gw-redis": $cpu_gw_redis, split: $cpu_split, curve: $cpu_curve, storm: $cpu_storm}}' \
+    process_cpu_s: {all: $cpu_all, "all-redis": $cpu_all_redis, "gw-mem": $cpu_gw_mem, "gw-redis": $cpu_gw_redis, split: $cpu_split, curve: $cpu_curve, storm: $cpu_storm}}' \
   >"$out/split.json"
 
 {
@@ -409,17 +414,17 @@ jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$com
     echo
     echo "| deployment | pairs across nodes | delivered/s | ack p50 | ack p99 | delivery p50 | p99 | p99.9 | max | errors | CPU ms per 1,000 msgs (processes) |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    for name in all gw-mem gw-redis split; do
+    for name in all all-redis gw-mem gw-redis split; do
       [ -s "$tmp/$name.json" ] || continue
       jq -r --arg name "$name" --argjson cpu "$(j "$name.cpu.json")" '.steps[0] as $s |
-        ["gateway", "all", "node", "auth", "chat1", "chat2", "redis", "ferretdb", "postgres"] as $order |
+        ["gateway", "all", "allredis", "node", "auth", "chat1", "chat2", "redis", "ferretdb", "postgres"] as $order |
         ($cpu | with_entries(select(.value > 0))) as $c |
         ([$order[] as $k | select($c[$k] != null) | {key: $k, value: $c[$k]}] + [{key: "total", value: ([$c[]] | add)}] | from_entries) as $c |
         "| \($name) | \($s.cross_pairs)/\($s.pairs) | \($s.delivered_per_s | round) | \($s.ack.p50_ms) ms | \($s.ack.p99_ms) ms | \($s.delivery.p50_ms) ms | \($s.delivery.p99_ms) ms | \($s.delivery.p999_ms) ms | \($s.delivery.max_ms) ms | \($s.errors) | " +
         ([$c | to_entries[] | "\(.key) \((1e6 * .value / ($s.delivered | if . == 0 then 1 else . end)) | round)"] | join(", ")) + " |"' "$tmp/$name.json"
     done
     echo
-    echo "all: chatd serve --role=all (SQLite, in-process broker), no gateway. gw-mem / gw-redis: gateway -> one --role=auth,chat node on"
+    echo "all: chatd serve --role=all (SQLite, in-process broker), no gateway; all-redis: the same on Redis. gw-mem / gw-redis: gateway -> one --role=auth,chat node on"
     echo "SQLite, in-process / Redis broker. split: gateway -> auth + chat1 + chat2 on the mongo store (FerretDB on PostgreSQL), Redis."
     echo "CPU: each process's user+system CPU over the whole bench command (sign-up and connects included, and FerretDB's PostgreSQL backends"
     echo "as postgres), in ms per 1,000 delivered messages."
