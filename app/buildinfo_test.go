@@ -5,9 +5,12 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/apitest"
 )
 
 // /metrics carries chatd_build_info with the stamped version, and the
@@ -34,6 +37,8 @@ func TestBuildInfoMetric(t *testing.T) {
 		defer cancel()
 		_ = a.Shutdown(ctx)
 	})
+	// One sign-up: a user and a session, written by the SQLite writer.
+	apitest.SignUp(t, "http://"+a.Addr(), "alice")
 	res, err := http.Get("http://" + a.OpsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +59,31 @@ func TestBuildInfoMetric(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// The writer's group commits: the sign-up's writes were carried by at
+	// least one batch, and none failed into a second run.
+	batches, writes := metricValue(t, body, "chatd_store_write_batches_total"), metricValue(t, body, "chatd_store_write_requests_total")
+	if batches < 1 || writes < batches {
+		t.Errorf("write batches %v carrying %v requests, want at least one batch and a request per batch", batches, writes)
+	}
+	if reruns := metricValue(t, body, "chatd_store_write_reruns_total"); reruns != 0 {
+		t.Errorf("write reruns %v, want 0", reruns)
+	}
+}
+
+// metricValue is the value of the unlabelled metric name in a /metrics body.
+func metricValue(t *testing.T, body []byte, name string) float64 {
+	t.Helper()
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics lacks %s", name)
+	return 0
 }
 
 func TestBuildVersionFallback(t *testing.T) {

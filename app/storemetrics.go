@@ -6,11 +6,13 @@ import (
 	"github.com/chatd/chatd/store/sqlitestore"
 )
 
-// sqliteMetrics exports the SQLite writer's own restarts of the
-// write-ahead log (store/sqlitestore/wal.go; a restart also cuts the file
-// to half the limit, hence "truncations"), read from the store at each
-// scrape: they stay 0 while the background checkpointer keeps the log
-// restarting, and the stall is what the writes waited for them.
+// sqliteMetrics exports, read from the store at each scrape, the SQLite
+// writer's group commits (how many, carrying how many requests, how many
+// ran again with savepoints) and its own restarts of the write-ahead log
+// (store/sqlitestore/wal.go; a restart also cuts the file to half the
+// limit, hence "truncations"): those stay 0 while the background
+// checkpointer keeps the log restarting, and the stall is what the writes
+// waited for them.
 func (a *App) sqliteMetrics(s *sqlitestore.Store) {
 	stat := func(i int) func() float64 {
 		return func() float64 {
@@ -18,7 +20,25 @@ func (a *App) sqliteMetrics(s *sqlitestore.Store) {
 			return [...]float64{float64(truncates), float64(failed), stall.Seconds()}[i]
 		}
 	}
+	write := func(i int) func() float64 {
+		return func() float64 {
+			batches, writes, reruns := s.WriteStats()
+			return [...]float64{float64(batches), float64(writes), float64(reruns)}[i]
+		}
+	}
 	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chatd_store_write_batches_total",
+			Help: "Transactions the SQLite writer ran (group commits, one fsync each); requests/batches is the mean batch size.",
+		}, write(0)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chatd_store_write_requests_total",
+			Help: "Write requests (a message, a receipt, a sign-up, ...) the SQLite writer's batches carried.",
+		}, write(1)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chatd_store_write_reruns_total",
+			Help: "Batches the SQLite writer ran a second time with a savepoint per request, because one of them failed (or was a retried send).",
+		}, write(2)),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "chatd_store_wal_truncations_total",
 			Help: "Write-ahead log restarts (wal_checkpoint RESTART, the file cut to half the limit) the SQLite writer ran itself because the log had passed its limit.",

@@ -559,6 +559,26 @@ func settledMemory(ctx context.Context, o Options) (map[string]float64, error) {
 }
 
 func serverMemory(ctx context.Context, metricsURL string) (map[string]float64, error) {
+	all, err := scrapeMetrics(ctx, metricsURL)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, name := range []string{"process_resident_memory_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines"} {
+		if v, ok := all[name]; ok {
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+// scrapeMetrics reads metricsURL (a /metrics in the Prometheus text
+// format) into a map from each series (the name with its labels, as
+// written) to its value.
+func scrapeMetrics(ctx context.Context, metricsURL string) (map[string]float64, error) {
+	if metricsURL == "" {
+		return nil, errors.New("bench: no --metrics-url")
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return nil, err
@@ -574,14 +594,16 @@ func serverMemory(ctx context.Context, metricsURL string) (map[string]float64, e
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		switch name {
-		case "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines":
-			f, _ := strconv.ParseFloat(val, 64)
-			out[name] = f
+		i := strings.LastIndexByte(line, ' ')
+		if i <= 0 {
+			continue
+		}
+		if f, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = f
 		}
 	}
 	return out, sc.Err()

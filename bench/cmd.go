@@ -102,6 +102,7 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 				before = &st
 			}
 		}
+		commits0, writes0, commitsErr := writerStats(ctx, o.MetricsURL)
 		r, err := run(ctx, o, cs)
 		if err != nil {
 			return err
@@ -115,12 +116,18 @@ func runCommand(ctx context.Context, out io.Writer, o Options) error {
 			}
 		}
 		s := newStep(o, r, before, after)
+		if commits1, writes1, err := writerStats(ctx, o.MetricsURL); err == nil && commitsErr == nil {
+			s.StoreCommits, s.StoreWrites = int64(commits1-commits0), int64(writes1-writes0)
+		}
 		rep.Steps = append(rep.Steps, s)
 		if o.Curve == "" {
 			fmt.Fprintln(out, r)
 			if after != nil {
 				fmt.Fprintf(out, "server: %.2f CPU s (%.0f %% of a core), RSS %.1f MB (peak %.1f MB)\n",
 					s.ServerCPU, 100*s.ServerCores, float64(s.ServerRSS)/1e6, float64(s.ServerMaxRSS)/1e6)
+			}
+			if s.StoreCommits > 0 {
+				fmt.Fprintf(out, "store: %d commits carrying %d writes (%.1f a commit)\n", s.StoreCommits, s.StoreWrites, float64(s.StoreWrites)/float64(s.StoreCommits))
 			}
 			continue
 		}
@@ -147,4 +154,20 @@ func writeReport(path string, v any) error {
 		return fmt.Errorf("bench: --json: %w", err)
 	}
 	return nil
+}
+
+// writerStats reads the SQLite writer's group commits and the write
+// requests they carried from the server's /metrics; an error when the
+// server has no such store (mongostore, a gateway).
+func writerStats(ctx context.Context, metricsURL string) (commits, writes float64, err error) {
+	all, err := scrapeMetrics(ctx, metricsURL)
+	if err != nil {
+		return 0, 0, err
+	}
+	commits, ok1 := all["chatd_store_write_batches_total"]
+	writes, ok2 := all["chatd_store_write_requests_total"]
+	if !ok1 || !ok2 {
+		return 0, 0, errors.New("bench: no SQLite writer metrics")
+	}
+	return commits, writes, nil
 }

@@ -50,6 +50,12 @@ type Step struct {
 	ServerCores  float64        `json:"server_cpu_cores,omitempty"` // ServerCPU / duration
 	ServerRSS    int64          `json:"server_rss_bytes,omitempty"`
 	ServerMaxRSS int64          `json:"server_max_rss_bytes,omitempty"`
+	// StoreCommits and StoreWrites are the SQLite writer's group commits
+	// during the run (its sending window and the drain second) and the
+	// write requests they carried, from the server's /metrics; absent
+	// for other stores.
+	StoreCommits int64 `json:"store_commits,omitempty"`
+	StoreWrites  int64 `json:"store_writes,omitempty"`
 }
 
 // Report is what --json writes.
@@ -82,7 +88,7 @@ func newStep(o Options, r Result, before, after *procStats) Step {
 }
 
 // tableHeader and row print a step as a markdown table row.
-const tableHeader = "| rate asked | delivered/s | ack p50 | ack p99 | delivery p50 | p99 | p99.9 | max | errors | server CPU | server RSS |\n|---|---|---|---|---|---|---|---|---|---|---|"
+const tableHeader = "| rate asked | delivered/s | ack p50 | ack p99 | delivery p50 | p99 | p99.9 | max | errors | server CPU | server RSS | writes per commit |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 func (s Step) row() string {
 	cpu, rss := "n/a", "n/a"
@@ -90,12 +96,16 @@ func (s Step) row() string {
 		cpu = fmt.Sprintf("%.0f %%", 100*s.ServerCores)
 		rss = fmt.Sprintf("%.0f MB", float64(s.ServerRSS)/1e6)
 	}
+	perCommit := "n/a"
+	if s.StoreCommits > 0 {
+		perCommit = fmt.Sprintf("%.1f", float64(s.StoreWrites)/float64(s.StoreCommits))
+	}
 	rate := "window"
 	if s.RateAsked > 0 {
 		rate = strconv.FormatFloat(s.RateAsked, 'f', -1, 64)
 	}
-	return fmt.Sprintf("| %s | %.0f | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.1f ms | %d | %s | %s |",
-		rate, s.DeliveredPS, s.Ack.P50, s.Ack.P99, s.Delivery.P50, s.Delivery.P99, s.Delivery.P999, s.Delivery.Max, s.Errors, cpu, rss)
+	return fmt.Sprintf("| %s | %.0f | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.1f ms | %d | %s | %s | %s |",
+		rate, s.DeliveredPS, s.Ack.P50, s.Ack.P99, s.Delivery.P50, s.Delivery.P99, s.Delivery.P999, s.Delivery.Max, s.Errors, cpu, rss, perCommit)
 }
 
 func writeJSON(path string, r any) error {

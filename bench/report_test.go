@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -71,12 +74,45 @@ func TestReadProcSelf(t *testing.T) {
 }
 
 func TestStepRow(t *testing.T) {
-	s := Step{RateAsked: 2000, DeliveredPS: 1999, ServerCPU: 5, ServerCores: 0.5, ServerRSS: 50e6}
+	s := Step{RateAsked: 2000, DeliveredPS: 1999, ServerCPU: 5, ServerCores: 0.5, ServerRSS: 50e6, StoreCommits: 400, StoreWrites: 1000}
 	row := s.row()
-	if !strings.HasPrefix(row, "| 2000 | 1999 |") || !strings.Contains(row, "50 %") || !strings.Contains(row, "50 MB") {
+	if !strings.HasPrefix(row, "| 2000 | 1999 |") || !strings.Contains(row, "50 %") || !strings.Contains(row, "50 MB") || !strings.HasSuffix(row, "| 2.5 |") {
 		t.Fatalf("row %q", row)
 	}
 	if strings.Count(row, "|") != strings.Count(strings.SplitN(tableHeader, "\n", 2)[0], "|") {
 		t.Fatalf("row %q does not match the header's columns", row)
+	}
+}
+
+// The SQLite writer's counters come from /metrics in the text format,
+// with its comments and labelled series around them.
+func TestWriterStats(t *testing.T) {
+	var body atomic.Pointer[string]
+	text := `# HELP chatd_store_write_batches_total Transactions.
+# TYPE chatd_store_write_batches_total counter
+chatd_store_write_batches_total 1234
+chatd_store_latency_seconds_count{op="append_message"} 99
+chatd_store_write_requests_total 5678
+`
+	body.Store(&text)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(*body.Load())) }))
+	defer srv.Close()
+	commits, writes, err := writerStats(t.Context(), srv.URL)
+	if err != nil || commits != 1234 || writes != 5678 {
+		t.Fatalf("writerStats = %v, %v, %v; want 1234, 5678", commits, writes, err)
+	}
+	ops, err := storeOps(t.Context(), srv.URL)
+	if err != nil || len(ops) != 1 || ops["append_message"] != 99 {
+		t.Fatalf("storeOps = %v, %v", ops, err)
+	}
+	// A server without the SQLite writer (mongostore, a gateway).
+	other := "go_goroutines 12\n"
+	body.Store(&other)
+	if _, _, err := writerStats(t.Context(), srv.URL); err == nil {
+		t.Fatal("writerStats without the counters: no error")
+	}
+	mem, err := serverMemory(t.Context(), srv.URL)
+	if err != nil || mem["go_goroutines"] != 12 {
+		t.Fatalf("serverMemory = %v, %v", mem, err)
 	}
 }

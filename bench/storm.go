@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -200,38 +198,20 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 // storeOps reads chatd_store_latency_seconds_count by op from the
 // server's /metrics.
 func storeOps(ctx context.Context, metricsURL string) (map[string]float64, error) {
-	if metricsURL == "" {
-		return nil, errors.New("no --metrics-url")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	all, err := scrapeMetrics(ctx, metricsURL)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", metricsURL, resp.Status)
 	}
 	const prefix = `chatd_store_latency_seconds_count{op="`
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), prefix)
-		if !ok {
-			continue
-		}
-		op, val, ok := strings.Cut(rest, `"} `)
-		if !ok {
-			continue
-		}
-		if f, err := strconv.ParseFloat(val, 64); err == nil {
-			out[op] = f
+	for series, v := range all {
+		if rest, ok := strings.CutPrefix(series, prefix); ok {
+			if op, ok := strings.CutSuffix(rest, `"}`); ok {
+				out[op] = v
+			}
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // profileStorm takes the server's CPU profile (pprofURL's

@@ -233,7 +233,7 @@ func takeProcCounts(e *testEnv) procCounts {
 	ms := []rtmetrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	rtmetrics.Read(ms)
 	c := procCounts{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), gcs: ms[0].Value.Uint64()}
-	c.commits, c.storeWrits = e.st.WriteStats()
+	c.commits, c.storeWrits, _ = e.st.WriteStats()
 	c.socketWrites = socketWrites.Load()
 	return c
 }

@@ -375,10 +375,11 @@ func (s *Store) Close() error {
 }
 
 // WriteStats returns how many transactions the writer committed (or
-// tried) and how many write requests they carried: writes/batches is the
-// group commit's batch size, one fsync per batch.
-func (s *Store) WriteStats() (batches, writes int64) {
-	return s.batches.Load(), s.writes.Load()
+// tried), how many write requests they carried (writes/batches is the
+// group commit's batch size, one fsync per batch) and how many batches ran
+// a second time with a savepoint per request (runBatch).
+func (s *Store) WriteStats() (batches, writes, reruns int64) {
+	return s.batches.Load(), s.writes.Load(), s.reruns.Load()
 }
 
 // Ping reports whether the database answers, and ErrWritesFailing while
