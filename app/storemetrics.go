@@ -14,7 +14,7 @@ import (
 // checkpointer keeps the log restarting, and the stall is what the writes
 // waited for them.
 func (a *App) sqliteMetrics(s *sqlitestore.Store) {
-	stat := func(i int) func() float64 {
+	wal := func(i int) func() float64 {
 		return func() float64 {
 			truncates, failed, stall := s.WALStats()
 			return [...]float64{float64(truncates), float64(failed), stall.Seconds()}[i]
@@ -26,32 +26,18 @@ func (a *App) sqliteMetrics(s *sqlitestore.Store) {
 			return [...]float64{float64(batches), float64(writes), float64(reruns)}[i]
 		}
 	}
-	for _, c := range []prometheus.Collector{
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "chatd_store_write_batches_total",
-			Help: "Transactions the SQLite writer ran (group commits, one fsync each); requests/batches is the mean batch size.",
-		}, write(0)),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "chatd_store_write_requests_total",
-			Help: "Write requests (a message, a receipt, a sign-up, ...) the SQLite writer's batches carried.",
-		}, write(1)),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "chatd_store_write_reruns_total",
-			Help: "Batches the SQLite writer ran a second time with a savepoint per request, because one of them failed (or was a retried send).",
-		}, write(2)),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "chatd_store_wal_truncations_total",
-			Help: "Write-ahead log restarts (wal_checkpoint RESTART, the file cut to half the limit) the SQLite writer ran itself because the log had passed its limit.",
-		}, stat(0)),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "chatd_store_wal_truncations_failed_total",
-			Help: "Writer restarts of the write-ahead log that could not finish (readers still in the log); retried later.",
-		}, stat(1)),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "chatd_store_wal_truncation_seconds_total",
-			Help: "Time the SQLite writer stood still for its write-ahead log restarts.",
-		}, stat(2)),
+	for _, m := range []struct {
+		name, help string
+		value      func() float64
+	}{
+		{"chatd_store_write_batches_total", "Transactions the SQLite writer ran (group commits, one fsync each); requests/batches is the mean batch size.", write(0)},
+		{"chatd_store_write_requests_total", "Write requests (a message, a receipt, a sign-up, ...) the SQLite writer's batches carried.", write(1)},
+		{"chatd_store_write_reruns_total", "Batches the SQLite writer ran a second time with a savepoint per request, because one of them failed (or was a retried send).", write(2)},
+		{"chatd_store_wal_truncations_total", "Write-ahead log restarts (wal_checkpoint RESTART, the file cut to half the limit) the SQLite writer ran itself because the log had passed its limit.", wal(0)},
+		{"chatd_store_wal_truncations_failed_total", "Writer restarts of the write-ahead log that could not finish (readers still in the log); retried later.", wal(1)},
+		{"chatd_store_wal_truncation_seconds_total", "Time the SQLite writer stood still for its write-ahead log restarts.", wal(2)},
 	} {
+		c := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, m.value)
 		if err := a.reg.Register(c); err != nil {
 			a.log.Warn("register store metric", "err", err)
 		}
