@@ -1,12 +1,15 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/chatd/chatd/pubsub"
 	"github.com/chatd/chatd/store"
 )
 
@@ -131,4 +134,49 @@ func waitFirstContact(t *testing.T, e *testEnv, a, b *testUser) {
 		defer p.mu.Unlock()
 		return p.known[conv]
 	})
+}
+
+// holdingBroker holds each message publication until a presence
+// publication has gone out or hold has passed, so that a presence racing
+// the message that made two users contacts wins whenever it can.
+type holdingBroker struct {
+	pubsub.Broker
+	hold      time.Duration
+	presences atomic.Int64
+}
+
+func (b *holdingBroker) Publish(ctx context.Context, topic string, p []byte) error {
+	switch {
+	case bytes.Contains(p, []byte(`"type":"presence"`)):
+		b.presences.Add(1)
+	case bytes.Contains(p, []byte(`"type":"message"`)):
+		for end := time.Now().Add(b.hold); b.presences.Load() == 0 && time.Now().Before(end); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return b.Broker.Publish(ctx, topic, p)
+}
+
+// The WebSocket send that makes two users contacts reaches the other
+// before the presence it brings (CI run of 58254aa: the first-contact check
+// started before its completion batch was published, so the presence
+// could come first, to a user who was not yet shown as a contact).
+func TestFirstContactMessageBeforeItsPresence(t *testing.T) {
+	e := newTestEnv(t, nil)
+	hb := &holdingBroker{hold: 500 * time.Millisecond}
+	e.wrapBroker = func(b pubsub.Broker) pubsub.Broker { hb.Broker = b; return hb }
+	n := e.node("node-2", nil)
+	alice, mallory := n.user("alice"), n.user("mallory")
+	if st, _ := n.restSend(mallory, alice, "hi, stranger", cmid()); st != http.StatusCreated {
+		t.Fatal(st)
+	}
+	m, a := n.dial(mallory), n.dial(alice)
+	a.sendOK(mallory, "hi back", cmid()) // now contacts
+	got := m.until(func(f frame) bool { return f.typ() == "message" || f.typ() == "presence" })
+	if f := got[len(got)-1]; f.typ() != "message" {
+		t.Fatalf("mallory's first frame after alice answered = %v, want the message", f)
+	}
+	if p, _ := m.nextOf("presence"); p.str("user_id") != alice.id || p.obj("presence")["online"] != true {
+		t.Fatalf("mallory's presence frame = %v, want alice online", p)
+	}
 }

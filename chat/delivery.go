@@ -181,7 +181,11 @@ func (s *Service) fanOutInto(ctx context.Context, res sendResult, b *pubBatch) {
 		s.notifier.MessageStored(res.msg) // never blocks: push.go
 	}
 	if res.created && res.msg.IsText() && !res.wasContact {
-		s.noteText(res.msg) // contacts.go: presence on a first contact
+		if b != nil {
+			b.firsts = append(b.firsts, res.msg) // after the message: flush
+		} else {
+			s.noteText(res.msg) // contacts.go: presence on a first contact
+		}
 	}
 }
 
@@ -202,6 +206,11 @@ func (s *Service) publishTo(ctx context.Context, userID string, env []byte) {
 type pubBatch struct {
 	users []string
 	ps    []pubsub.Publication
+	// firsts are the batch's messages that may make two users contacts;
+	// their checks start after the publications, so that the presence a
+	// first contact sends never reaches a user before the message that
+	// made it.
+	firsts []store.Message
 }
 
 func (b *pubBatch) add(userID string, env []byte) {
@@ -224,8 +233,12 @@ func (s *Service) flush(ctx context.Context, b *pubBatch) {
 			s.publishTo(ctx, b.users[i], p.Payload)
 		}
 	}
+	for _, m := range b.firsts {
+		s.noteText(m) // contacts.go: presence on a first contact
+	}
 	clear(b.ps)
-	b.ps, b.users = b.ps[:0], b.users[:0]
+	clear(b.firsts)
+	b.ps, b.users, b.firsts = b.ps[:0], b.users[:0], b.firsts[:0]
 }
 
 // publishFailed is the answer to a lost publication to userID's topic.
