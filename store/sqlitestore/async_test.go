@@ -185,6 +185,17 @@ func TestRetriesInABatchOfNewMessages(t *testing.T) {
 	if err != nil || len(msgs) != n+2 {
 		t.Fatalf("read back %d messages (%v), want %d", len(msgs), err, n+2)
 	}
+	// The counters the writer keeps for the conversation (batch.convs)
+	// were not left at what the rolled-back run wrote: the next message
+	// takes the next seq, and bob's unread count is alice's n+1 texts.
+	next, _, err := s.AppendMessage(ctx, msg(a, b, "after"))
+	if err != nil || next.Seq != last+1 {
+		t.Fatalf("the next message: seq %d (%v), want %d", next.Seq, err, last+1)
+	}
+	convs, err := s.Conversations(ctx, b.ID)
+	if err != nil || len(convs) != 1 || convs[0].Unread != n+2 || convs[0].LastSeq != next.Seq {
+		t.Fatalf("bob's conversations = %+v (%v), want unread %d and last seq %d", convs, err, n+2, next.Seq)
+	}
 }
 
 // A sender whose retry sent a batch to the careful run looks for retries

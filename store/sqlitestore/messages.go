@@ -162,7 +162,18 @@ func appendOnce(b *batch, m store.Message, lookFirst bool) (_ store.Message, cre
 		sentB = 1
 	}
 	var conv, sentByA, sentByB int64
-	err := b.queryRow(wBumpConversation, at, sentA, sentB, m.ConversationID).Scan(&conv, &m.Seq, &sentByA, &sentByB)
+	var err error
+	if cs, ok := b.convs[m.ConversationID]; ok {
+		cs.seq++
+		cs.sentA += int64(sentA)
+		cs.sentB += int64(sentB)
+		if _, err = b.exec(wSetConversation, cs.seq, at, cs.sentA, cs.sentB, cs.k); err == nil {
+			b.convs[m.ConversationID] = cs
+			conv, m.Seq, sentByA, sentByB = cs.k, cs.seq, cs.sentA, cs.sentB
+		}
+	} else if err = b.queryRow(wBumpConversation, at, sentA, sentB, m.ConversationID).Scan(&conv, &m.Seq, &sentByA, &sentByB); err == nil {
+		b.rememberConv(m.ConversationID, convState{k: conv, seq: m.Seq, sentA: sentByA, sentB: sentByB})
+	}
 	if err == nil {
 		// The sender's first text message, to a peer who sent one.
 		mine, theirs := sentByA, sentByB
@@ -181,6 +192,7 @@ func appendOnce(b *batch, m store.Message, lookFirst bool) (_ store.Message, cre
 		if conv, err = res.LastInsertId(); err != nil {
 			return store.Message{}, false, false, err
 		}
+		b.rememberConv(m.ConversationID, convState{k: conv, seq: 1, sentA: int64(sentA), sentB: int64(sentB)})
 		for _, p := range [2][2]string{{m.From, m.To}, {m.To, m.From}} {
 			if _, err := b.exec(wInsertMember, p[0], conv, p[1]); err != nil {
 				if isForeignKeyViolation(err) {
@@ -221,6 +233,10 @@ func appendEvent(b *batch, m store.Message) (store.Message, bool, error) {
 	}
 	if err := b.queryRow(wBumpEvent, conv).Scan(&m.Seq); err != nil {
 		return store.Message{}, false, err
+	}
+	if cs, ok := b.convs[m.ConversationID]; ok {
+		cs.seq = m.Seq
+		b.convs[m.ConversationID] = cs
 	}
 	if _, err := b.exec(wInsertMessage, conv, m.Seq, m.ID, m.From, m.To, m.Text, m.ClientMsgID, millis(m.CreatedAt),
 		m.Kind, 0, m.Target, m.Emoji, 0, "", ""); err != nil {

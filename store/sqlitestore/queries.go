@@ -9,6 +9,7 @@ const (
 	wRevokeSession
 	wMessageByClient
 	wBumpConversation
+	wSetConversation
 	wInsertConversation
 	wInsertMember
 	wInsertMessage
@@ -43,6 +44,11 @@ var writeQueries = [numWriteStmts]string{
 	wBumpConversation: `UPDATE conversations
 		SET last_seq = last_seq + 1, last_text_seq = last_seq + 1, updated_at = ?1, sent_a = sent_a + ?2, sent_b = sent_b + ?3
 		WHERE id = ?4 RETURNING k, last_seq, sent_a, sent_b`,
+	// The same for a conversation whose counters the writer holds
+	// (convState): no RETURNING, and the row found by its key.
+	wSetConversation: `UPDATE conversations
+		SET last_seq = ?1, last_text_seq = ?1, updated_at = ?2, sent_a = ?3, sent_b = ?4
+		WHERE k = ?5`,
 	wInsertConversation: `INSERT INTO conversations (id, user_a, user_b, last_seq, last_text_seq, updated_at, sent_a, sent_b)
 		VALUES (?, ?, ?, 1, 1, ?, ?, ?)`,
 	wInsertMember: `INSERT OR IGNORE INTO conversation_members (user_id, conv, peer_id) VALUES (?, ?, ?)`,
