@@ -145,6 +145,19 @@ func sourceMetrics(t *testing.T) map[string]metricKind {
 			return err
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.CompositeLit); ok {
+				// Options written apart from their New call (a table of
+				// them, as app/storemetrics.go has): the type says the kind.
+				if name, kind := optsMetric(lit); name != "" {
+					unq, err := strconv.Unquote(name)
+					if err != nil {
+						t.Errorf("%s: metric name %s", fset.Position(lit.Pos()), name)
+						return true
+					}
+					out[unq] = kind
+				}
+				return true
+			}
 			call, ok := n.(*ast.CallExpr)
 			if !ok || len(call.Args) == 0 {
 				return true
@@ -207,6 +220,35 @@ func sourceMetrics(t *testing.T) map[string]metricKind {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// optsMetric returns the quoted Name of a prometheus.CounterOpts,
+// GaugeOpts, HistogramOpts or SummaryOpts literal and the kind its type
+// gives, or "" for any other literal.
+func optsMetric(lit *ast.CompositeLit) (string, metricKind) {
+	sel, ok := lit.Type.(*ast.SelectorExpr)
+	if !ok {
+		return "", ""
+	}
+	if pkg, ok := sel.X.(*ast.Ident); !ok || pkg.Name != "prometheus" {
+		return "", ""
+	}
+	kind, ok := map[string]metricKind{
+		"CounterOpts": "counter", "GaugeOpts": "gauge", "HistogramOpts": "histogram", "SummaryOpts": "summary",
+	}[sel.Sel.Name]
+	if !ok {
+		return "", ""
+	}
+	for _, el := range lit.Elts {
+		if kv, ok := el.(*ast.KeyValueExpr); ok {
+			if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Name" {
+				if v, ok := kv.Value.(*ast.BasicLit); ok {
+					return v.Value, kind
+				}
+			}
+		}
+	}
+	return "", ""
 }
 
 // scrapedMetrics reads /metrics of a running chatd (its ops listener): the
