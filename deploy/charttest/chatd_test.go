@@ -144,74 +144,33 @@ func sourceMetrics(t *testing.T) map[string]metricKind {
 		if err != nil {
 			return err
 		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			if lit, ok := n.(*ast.CompositeLit); ok {
-				// Options written apart from their New call (a table of
-				// them, as app/storemetrics.go has): the type says the kind.
-				if name, kind := optsMetric(lit); name != "" {
-					unq, err := strconv.Unquote(name)
-					if err != nil {
-						t.Errorf("%s: metric name %s", fset.Position(lit.Pos()), name)
-						return true
-					}
-					out[unq] = kind
-				}
-				return true
-			}
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) == 0 {
-				return true
-			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok {
-				return true
-			}
-			if pkg, ok := sel.X.(*ast.Ident); !ok || pkg.Name != "prometheus" {
-				return true
-			}
-			fn := sel.Sel.Name
-			var kind metricKind
-			switch {
-			case strings.HasPrefix(fn, "NewCounter"):
-				kind = "counter"
-			case strings.HasPrefix(fn, "NewGauge"):
-				kind = "gauge"
-			case strings.HasPrefix(fn, "NewHistogram"):
-				kind = "histogram"
-			case strings.HasPrefix(fn, "NewSummary"):
-				kind = "summary"
-			case fn == "NewDesc":
-				kind = "const" // a collector's own metric: gauge or counter
-			default:
-				return true
-			}
-			var name string
-			switch a := call.Args[0].(type) {
-			case *ast.BasicLit:
-				name = a.Value
-			case *ast.CompositeLit:
-				for _, el := range a.Elts {
-					if kv, ok := el.(*ast.KeyValueExpr); ok {
-						if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Name" {
-							if lit, ok := kv.Value.(*ast.BasicLit); ok {
-								name = lit.Value
-							}
-						}
-						if k, ok := kv.Key.(*ast.Ident); ok && (k.Name == "Namespace" || k.Name == "Subsystem") {
-							t.Errorf("%s: %s uses %s; this scan reads whole names only", fset.Position(kv.Pos()), fn, k.Name)
-						}
-					}
-				}
-			}
-			if name == "" {
-				return true
-			}
-			unq, err := strconv.Unquote(name)
+		record := func(pos token.Pos, quoted string, kind metricKind) {
+			name, err := strconv.Unquote(quoted)
 			if err != nil {
-				t.Errorf("%s: metric name %s", fset.Position(call.Pos()), name)
-				return true
+				t.Errorf("%s: metric name %s", fset.Position(pos), quoted)
+				return
 			}
-			out[unq] = kind
+			out[name] = kind
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CompositeLit:
+				// Options, whether passed to their New call or kept apart
+				// (a table of them, as app/storemetrics.go has): the type
+				// says the kind.
+				if kind := optsKind(n); kind != "" {
+					if name := optsName(t, fset, n); name != "" {
+						record(n.Pos(), name, kind)
+					}
+				}
+			case *ast.CallExpr:
+				// A collector's own metric: gauge or counter.
+				if isPrometheus(n.Fun, "NewDesc") && len(n.Args) > 0 {
+					if lit, ok := n.Args[0].(*ast.BasicLit); ok {
+						record(n.Pos(), lit.Value, "const")
+					}
+				}
+			}
 			return true
 		})
 		return nil
@@ -222,33 +181,51 @@ func sourceMetrics(t *testing.T) map[string]metricKind {
 	return out
 }
 
-// optsMetric returns the quoted Name of a prometheus.CounterOpts,
-// GaugeOpts, HistogramOpts or SummaryOpts literal and the kind its type
-// gives, or "" for any other literal.
-func optsMetric(lit *ast.CompositeLit) (string, metricKind) {
-	sel, ok := lit.Type.(*ast.SelectorExpr)
-	if !ok {
-		return "", ""
+// isPrometheus reports whether e is prometheus.<name>.
+func isPrometheus(e ast.Expr, name string) bool {
+	sel, ok := e.(*ast.SelectorExpr)
+	if !ok || sel.Sel.Name != name {
+		return false
 	}
-	if pkg, ok := sel.X.(*ast.Ident); !ok || pkg.Name != "prometheus" {
-		return "", ""
-	}
-	kind, ok := map[string]metricKind{
+	pkg, ok := sel.X.(*ast.Ident)
+	return ok && pkg.Name == "prometheus"
+}
+
+// optsKind is the metric kind of a prometheus.CounterOpts, GaugeOpts,
+// HistogramOpts or SummaryOpts literal, "" for any other literal.
+func optsKind(lit *ast.CompositeLit) metricKind {
+	for typ, kind := range map[string]metricKind{
 		"CounterOpts": "counter", "GaugeOpts": "gauge", "HistogramOpts": "histogram", "SummaryOpts": "summary",
-	}[sel.Sel.Name]
-	if !ok {
-		return "", ""
-	}
-	for _, el := range lit.Elts {
-		if kv, ok := el.(*ast.KeyValueExpr); ok {
-			if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Name" {
-				if v, ok := kv.Value.(*ast.BasicLit); ok {
-					return v.Value, kind
-				}
-			}
+	} {
+		if isPrometheus(lit.Type, typ) {
+			return kind
 		}
 	}
-	return "", ""
+	return ""
+}
+
+// optsName returns the quoted Name of an options literal, "" when it has
+// none written out; a Namespace or Subsystem is an error, since this scan
+// reads whole names only.
+func optsName(t *testing.T, fset *token.FileSet, lit *ast.CompositeLit) string {
+	t.Helper()
+	var name string
+	for _, el := range lit.Elts {
+		kv, ok := el.(*ast.KeyValueExpr)
+		if !ok {
+			continue
+		}
+		switch k, _ := kv.Key.(*ast.Ident); {
+		case k == nil:
+		case k.Name == "Name":
+			if v, ok := kv.Value.(*ast.BasicLit); ok {
+				name = v.Value
+			}
+		case k.Name == "Namespace" || k.Name == "Subsystem":
+			t.Errorf("%s: %s; this scan reads whole names only", fset.Position(kv.Pos()), k.Name)
+		}
+	}
+	return name
 }
 
 // scrapedMetrics reads /metrics of a running chatd (its ops listener): the
