@@ -25,6 +25,9 @@
 #      (10) through the gateway, and whether the gateway took a replica out
 #      of rotation meanwhile (its "upstream unhealthy" log lines and
 #      chatd_gateway_upstream_ejections_total);
+#   3b. (storm-node) the same storm through the gateway onto one
+#      --role=auth,chat node on SQLite and the Redis broker: the gateway's
+#      and the broker's part of a storm, on a store that keeps up;
 #   4. bench --idle PERF_IDLE (2000) through the gateway, memory read from
 #      the gateway's own /metrics after its GC (its --pprof-addr; the
 #      gateway is restarted with it for this phase only, since pprof turns
@@ -56,7 +59,7 @@ missed=${PERF_MISSED:-10}
 fanout=${PERF_STORM_FANOUT:-10}   # see "Storm fan-out" in docs/performance.md
 idle=${PERF_IDLE:-2000}
 pg_conns=${PERF_PG_MAX_CONNS:-16}   # FerretDB's pool (the PostgreSQL server is shared with the tests: max_connections 100)
-phases=${PERF_PHASES:-compare,curve,idle,storm}
+phases=${PERF_PHASES:-compare,curve,idle,storm-node,storm}
 pg_url=${CHATD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 out=docs/perf
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/chatd-test"
@@ -188,7 +191,7 @@ start_chatd() {
   [ -e "$tmp/$name.log" ] && mv "$tmp/$name.log" "$tmp/$name.$k.log" # an earlier run of NAME
   (cd "$tmp/$name" && exec env "${bench_env[@]}" "$@" \
     CHATD_HTTP_ADDR=127.0.0.1:0 CHATD_HTTP_OPS_ADDR=127.0.0.1:0 CHATD_DATA_DIR="$tmp/$name" \
-    "$root/bin/chatd" serve --role="$roles" --node-id="$name" "${extra[@]}") >"$tmp/$name.log" 2>&1 9>&- &
+    "$chatd_bin" serve --role="$roles" --node-id="$name" "${extra[@]}") >"$tmp/$name.log" 2>&1 9>&- &
   procs+=("$name $!")
   wait_ready "$name"
 }
@@ -219,9 +222,15 @@ cpu_delta() {
 # --- build, infrastructure -------------------------------------------------
 log "load average $(loadavg) at the start"
 load_start=$(loadavg)
-make -s build
-commit=$(git describe --always --dirty 2>/dev/null || echo unknown) # what bin/chatd was built from
-bench=$root/bin/chatd
+# PERF_CHATD: a chatd binary to measure instead of building bin/chatd (for
+# comparing builds: the report's commit is then that file's name)
+if [ -n "${PERF_CHATD:-}" ]; then
+  chatd_bin=$(realpath "$PERF_CHATD") commit=$(basename "$PERF_CHATD")
+else
+  make -s build
+  chatd_bin=$root/bin/chatd commit=$(git describe --always --dirty 2>/dev/null || echo unknown) # what bin/chatd was built from
+fi
+bench=$chatd_bin
 mkdir -p "$cache" "$out"
 ferret_bin=$cache/ferretdbserver
 (cd internal/testserver/ferretdbserver && GOWORK=off go build -buildvcs=false -o "$ferret_bin" .)
@@ -365,20 +374,53 @@ if has idle; then
   stop gateway
   start_gateway
 fi
-if has storm; then
-  fresh_split
+# storm_run NAME PROCS...: the reconnect storm through the gateway into
+# $tmp/NAME.*, and whether the gateway took an upstream out of rotation
+# meanwhile (its "upstream unhealthy" lines, its ejections counter, and the
+# nodes' own "not ready" lines).
+storm_run() {
+  local name=$1 n
+  shift
   gw_log_from=$(wc -l <"$tmp/gateway.log")
-  curl -s "$ops_gateway/metrics" >"$tmp/storm.metrics.before"
-  measured storm "$bench" bench --url "$url_gateway" --storm "$storm" --missed "$missed" --storm-fanout "$fanout" \
-    --server-pid "$(pids_of gateway auth chat1 chat2 redis ferretdb)" --json "$tmp/storm.json"
-  curl -s "$ops_gateway/metrics" >"$tmp/storm.metrics.after"
+  curl -s "$ops_gateway/metrics" >"$tmp/$name.metrics.before"
+  measured "$name" "$bench" bench --url "$url_gateway" --storm "$storm" --missed "$missed" --storm-fanout "$fanout" "${prof[@]}" \
+    --server-pid "$(pids_of "$@")" --json "$tmp/$name.json"
+  curl -s "$ops_gateway/metrics" >"$tmp/$name.metrics.after"
   ejections() { awk '/^chatd_gateway_upstream_ejections_total/ { s += $2 } END { print s + 0 }' "$1"; }
   unhealthy=$(tail -n +"$((gw_log_from + 1))" "$tmp/gateway.log" | grep -c 'upstream unhealthy' || true)
-  not_ready=$(cat "$tmp"/chat1.log "$tmp"/chat2.log | grep -c 'msg="not ready"' || true)
-  jq -n --argjson u "$unhealthy" --argjson e "$(( $(ejections "$tmp/storm.metrics.after") - $(ejections "$tmp/storm.metrics.before") ))" \
+  not_ready=0
+  for n in "${chat_nodes[@]}"; do
+    not_ready=$((not_ready + $(grep -c 'msg="not ready"' "$tmp/$n.log" || true)))
+  done
+  jq -n --argjson u "$unhealthy" --argjson e "$(( $(ejections "$tmp/$name.metrics.after") - $(ejections "$tmp/$name.metrics.before") ))" \
     --argjson nr "$not_ready" --arg lines "$(tail -n +"$((gw_log_from + 1))" "$tmp/gateway.log" | grep 'upstream \(un\)\?healthy' || true)" \
-    '{upstream_unhealthy: $u, ejections: $e, replica_not_ready_lines: $nr, gateway_health_log: $lines}' >"$tmp/storm.health.json"
-  log "storm: gateway 'upstream unhealthy' $unhealthy, ejections $(jq .ejections "$tmp/storm.health.json"), replicas' 'not ready' $not_ready"
+    '{upstream_unhealthy: $u, ejections: $e, replica_not_ready_lines: $nr, gateway_health_log: $lines}' >"$tmp/$name.health.json"
+  log "$name: gateway 'upstream unhealthy' $unhealthy, ejections $(jq .ejections "$tmp/$name.health.json"), nodes' 'not ready' $not_ready"
+}
+if has storm-node; then
+  # The storm through the gateway onto one --role=auth,chat node on SQLite
+  # and the Redis broker: the gateway's part of a storm, on a store that
+  # keeps up (the split deployment's storm below is FerretDB's).
+  if [ "$split_n" -gt 0 ]; then stop_cluster; fi
+  prof=()
+  if [ -n "${PERF_STORM_PROFILE:-}" ]; then
+    # the CPU profile of the storm of PERF_STORM_PROFILE_OF (gateway or
+    # node), which then serves pprof; that turns on mutex and block
+    # profiling: for where the time goes, not for the figure
+    PPROF=1 cluster single-redis
+    pp="pprof_${PERF_STORM_PROFILE_OF:-gateway}"
+    prof=(--storm-profile "$PERF_STORM_PROFILE" --pprof-url "${!pp}")
+  else
+    cluster single-redis
+  fi
+  storm_run storm-node gateway node redis
+  stop_cluster
+  split_n=0
+fi
+if has storm; then
+  fresh_split
+  prof=()
+  storm_run storm gateway auth chat1 chat2 redis ferretdb
 fi
 if has compare; then
   fresh_split
@@ -398,12 +440,13 @@ jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$com
   --argjson idle_r "$(j idle.json)" --argjson health "$(j storm.health.json)" \
   --argjson cpu_all "$(j all.cpu.json)" --argjson cpu_all_redis "$(j all-redis.cpu.json)" --argjson cpu_gw_mem "$(j gw-mem.cpu.json)" --argjson cpu_gw_redis "$(j gw-redis.cpu.json)" \
   --argjson cpu_split "$(j split.cpu.json)" --argjson cpu_curve "$(j curve.cpu.json)" --argjson cpu_storm "$(j storm.cpu.json)" \
+  --argjson storm_node "$(j storm-node.json)" --argjson health_node "$(j storm-node.health.json)" --argjson cpu_storm_node "$(j storm-node.cpu.json)" \
   --argjson failed "$(printf '%s\n' "${failed[@]}" | jq -R . | jq -sc 'map(select(. != ""))')" \
   '{started: $started, commit: $commit, failed_phases: $failed, cpus: $cpus, load_average_start: $load_start, load_average_end: $load_end,
     params: {rate: ($rate | tonumber), pairs: ($pairs | tonumber), duration: $duration, storm: ($storm | tonumber), idle: ($idle | tonumber)},
     compare: {all: $all, "all-redis": $all_redis, "gw-mem": $gw_mem, "gw-redis": $gw_redis, split: $split},
-    curve: $curve, storm: $storm_r, storm_health: $health, idle: $idle_r,
-    process_cpu_s: {all: $cpu_all, "all-redis": $cpu_all_redis, "gw-mem": $cpu_gw_mem, "gw-redis": $cpu_gw_redis, split: $cpu_split, curve: $cpu_curve, storm: $cpu_storm}}' \
+    curve: $curve, storm: $storm_r, storm_health: $health, "storm-node": $storm_node, "storm-node_health": $health_node, idle: $idle_r,
+    process_cpu_s: {all: $cpu_all, "all-redis": $cpu_all_redis, "gw-mem": $cpu_gw_mem, "gw-redis": $cpu_gw_redis, split: $cpu_split, curve: $cpu_curve, storm: $cpu_storm, "storm-node": $cpu_storm_node}}' \
   >"$out/split.json"
 
 {
@@ -445,6 +488,14 @@ jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$com
     sed -n '/^storm:/,$p' "$tmp/storm.txt"
     echo
     jq -r '"gateway during the storm: \(.upstream_unhealthy) upstream unhealthy, \(.ejections) ejections; the replicas logged not ready \(.replica_not_ready_lines) times (whole run)"' "$tmp/storm.health.json"
+    echo
+  fi
+  if has storm-node && [ -s "$tmp/storm-node.json" ]; then
+    echo "## gateway -> one auth,chat node (SQLite, Redis broker): reconnect storm through the gateway"
+    echo
+    sed -n '/^storm:/,$p' "$tmp/storm-node.txt"
+    echo
+    jq -r '"gateway during the storm: \(.upstream_unhealthy) upstream unhealthy, \(.ejections) ejections; the node logged not ready \(.replica_not_ready_lines) times (whole run)"' "$tmp/storm-node.health.json"
     echo
   fi
   if has idle && [ -s "$tmp/idle.json" ]; then
