@@ -181,6 +181,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
 		Transport:      g.transport, // not for upgrades: serveTunnel proxies those
+		BufferPool:     newProxyBufs(),
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   recordError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),

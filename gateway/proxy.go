@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync"
 
 	"github.com/chatd/chatd/httpapi"
 )
@@ -22,6 +23,27 @@ type attempt struct {
 }
 
 type attemptKey struct{}
+
+// proxyBufSize is the size of the REST proxy's copy buffers: what
+// httputil.ReverseProxy would allocate for every response without a
+// BufferPool (a reconnect storm's 10,000 small GETs were 320 MB of garbage).
+const proxyBufSize = 32 << 10
+
+// proxyBufs is the ReverseProxy's BufferPool.
+type proxyBufs struct{ p sync.Pool }
+
+func newProxyBufs() *proxyBufs {
+	return &proxyBufs{p: sync.Pool{New: func() any { b := make([]byte, proxyBufSize); return &b }}}
+}
+
+func (b *proxyBufs) Get() []byte { return *b.p.Get().(*[]byte) }
+
+func (b *proxyBufs) Put(buf []byte) {
+	if cap(buf) == proxyBufSize { // only ours (the proxy hands back what Get gave)
+		buf = buf[:proxyBufSize]
+		b.p.Put(&buf)
+	}
+}
 
 func attemptOf(ctx context.Context) *attempt {
 	a, _ := ctx.Value(attemptKey{}).(*attempt)
