@@ -74,6 +74,10 @@ type Broker struct {
 	log    *slog.Logger
 	client *redis.Client
 	ps     *redis.PubSub
+	// pinger answers Ping on a connection of its own, so that readiness
+	// does not queue for one of client's behind a storm of presence writes
+	// and publishes (TestPingWithPoolBusy).
+	pinger *redis.Client
 
 	// subMu serializes SUBSCRIBE/UNSUBSCRIBE decisions and their writes;
 	// the delivery path never takes it.
@@ -137,6 +141,8 @@ func New(ctx context.Context, opt Options) (*Broker, error) {
 	// logger; send them to the structured log instead (the first broker's
 	// logger serves the process: setting it again would race with readers).
 	setRedisLogger.Do(func() { redis.SetLogger(redisLogger{log}) })
+	po := *ro
+	po.PoolSize, po.MinIdleConns, po.MaxIdleConns = 1, 0, 1
 	client := redis.NewClient(ro)
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
@@ -149,6 +155,7 @@ func New(ctx context.Context, opt Options) (*Broker, error) {
 		opt:      opt,
 		log:      log,
 		client:   client,
+		pinger:   redis.NewClient(&po),  // connects on first use
 		ps:       client.Subscribe(ctx), // no channel yet: connects on first use
 		channels: make(map[string]*channelSubs),
 		pongs:    make(map[string]chan struct{}),
@@ -517,7 +524,7 @@ func (b *Broker) Ping(ctx context.Context) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
-	if err := b.client.Ping(ctx).Err(); err != nil {
+	if err := b.pinger.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redispubsub: ping: %w", err)
 	}
 	if b.recvDown.Load() {
@@ -551,6 +558,7 @@ func (b *Broker) Close() error {
 		_ = b.ps.Close()
 		b.wg.Wait()
 		_ = b.client.Close()
+		_ = b.pinger.Close()
 	})
 	return nil
 }
