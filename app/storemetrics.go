@@ -33,7 +33,7 @@ func (a *App) sqliteMetrics(s *sqlitestore.Store) {
 		{prometheus.CounterOpts{Name: "chatd_store_write_batches_total", Help: "Transactions the SQLite writer ran (group commits, one fsync each); requests/batches is the mean batch size."}, write(0)},
 		{prometheus.CounterOpts{Name: "chatd_store_write_requests_total", Help: "Write requests (a message, a receipt, a sign-up, ...) the SQLite writer's batches carried."}, write(1)},
 		{prometheus.CounterOpts{Name: "chatd_store_write_reruns_total", Help: "Batches the SQLite writer ran a second time with a savepoint per request, because one of them failed (or was a retried send)."}, write(2)},
-		{prometheus.CounterOpts{Name: "chatd_store_wal_truncations_total", Help: "Write-ahead log restarts (wal_checkpoint RESTART, the file cut to half the limit) the SQLite writer ran itself because the log had passed its limit."}, wal(0)},
+		{prometheus.CounterOpts{Name: "chatd_store_wal_truncations_total", Help: "Write-ahead log restarts (wal_checkpoint RESTART) the SQLite writer ran itself because the log had passed its limit."}, wal(0)},
 		{prometheus.CounterOpts{Name: "chatd_store_wal_truncations_failed_total", Help: "Writer restarts of the write-ahead log that could not finish (readers still in the log); retried later."}, wal(1)},
 		{prometheus.CounterOpts{Name: "chatd_store_wal_truncation_seconds_total", Help: "Time the SQLite writer stood still for its write-ahead log restarts."}, wal(2)},
 	} {

@@ -188,9 +188,12 @@ func Open(path string, opts Options) (*Store, error) {
 	wq.Add("_pragma", "foreign_keys(1)")
 	wq.Add("_pragma", "journal_mode(WAL)")
 	wq.Add("_pragma", "synchronous("+opts.Synchronous+")")
-	// A restarted log's file is cut to half the limit, so that the size
-	// wal.go checks is the log's own again (a restart alone keeps the file).
-	wq.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", opts.WALLimit/2))
+	// A restarted log's file is cut back to the limit, not below it: the
+	// commits after a restart overwrite the file's blocks instead of
+	// appending (a sync of an append also commits the new size through the
+	// file system's journal), and the file's size is still the log's own
+	// once the log passes the limit, which is what wal.go checks.
+	wq.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", opts.WALLimit))
 	wq.Add("_pragma", "cache_size(-16384)") // 16 MiB: the writer's working set stays cached
 	// The checkpointer copies the log into the database beside the writer;
 	// the writer checkpoints itself, between batches, only once the log

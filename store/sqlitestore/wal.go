@@ -17,8 +17,11 @@ import (
 // Options.WALLimit, the writer itself runs wal_checkpoint(RESTART) on its
 // own connection: it holds no transaction then and is the only writer, so
 // the checkpoint copies what is left and waits for the readers of the log
-// to finish; the next batch begins at the head of the log, and SQLite cuts
-// the file to journal_size_limit (half the limit) as it does. RESTART, not
+// to finish; the next batch begins at the head of the log, overwriting the
+// file, and SQLite cuts the file to journal_size_limit (the limit itself)
+// as it does, so the file is past the limit exactly when the log is. (Cut
+// to half the limit, half of each cycle's commits appended to the file,
+// whose syncs also commit its size: TestWALRestartKeepsFile.) RESTART, not
 // TRUNCATE: truncating the whole file made each bound a stall of ~117 ms
 // at 64 MiB (the file's blocks freed, then allocated again by the next
 // commits), restarting ~12-15 ms (BenchmarkAppendLinger/paced2000, load
@@ -72,7 +75,7 @@ func (s *Store) boundWAL(b *batch) {
 		return // no log yet (or just truncated and not written since)
 	}
 	size := fi.Size()
-	if size < s.opts.WALLimit || size < s.wal.retryAt {
+	if size <= s.opts.WALLimit || size < s.wal.retryAt {
 		return
 	}
 	start := time.Now()
