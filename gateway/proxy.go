@@ -24,6 +24,11 @@ type attempt struct {
 
 type attemptKey struct{}
 
+func attemptOf(ctx context.Context) *attempt {
+	a, _ := ctx.Value(attemptKey{}).(*attempt)
+	return a
+}
+
 // proxyBufSize is the size of the REST proxy's copy buffers: what
 // httputil.ReverseProxy would allocate for every response without a
 // BufferPool (a reconnect storm's 10,000 small GETs were 320 MB of garbage).
@@ -43,11 +48,6 @@ func (b *proxyBufs) Put(buf []byte) {
 		buf = buf[:proxyBufSize]
 		b.p.Put(&buf)
 	}
-}
-
-func attemptOf(ctx context.Context) *attempt {
-	a, _ := ctx.Value(attemptKey{}).(*attempt)
-	return a
 }
 
 // forward proxies r to an upstream of p, retrying once on another upstream

@@ -352,11 +352,18 @@ fi
 # Each split phase gets a fresh deployment on a fresh database: a phase
 # that overloads the store (the FerretDB test server cannot take 2,000
 # msg/s here) leaves queues behind that the next phase would measure.
+# fresh_cluster KIND [DB]: stops the deployment running, if any, and starts
+# cluster KIND DB; fresh_split numbers the split phases' databases.
+up=0
+fresh_cluster() {
+  if [ "$up" = 1 ]; then stop_cluster; fi
+  up=1
+  cluster "$@"
+}
 split_n=0
 fresh_split() {
-  if [ "$split_n" -gt 0 ]; then stop_cluster; fi
   split_n=$((split_n + 1))
-  cluster split "perf_split_$split_n"
+  fresh_cluster split "perf_split_$split_n"
 }
 if has curve; then
   fresh_split
@@ -374,6 +381,7 @@ if has idle; then
   stop gateway
   start_gateway
 fi
+prof=() # storm_run's extra bench flags (the storm-node phase's profile)
 # storm_run NAME PROCS...: the reconnect storm through the gateway into
 # $tmp/NAME.*, and whether the gateway took an upstream out of rotation
 # meanwhile (its "upstream unhealthy" lines, its ejections counter, and the
@@ -401,25 +409,21 @@ if has storm-node; then
   # The storm through the gateway onto one --role=auth,chat node on SQLite
   # and the Redis broker: the gateway's part of a storm, on a store that
   # keeps up (the split deployment's storm below is FerretDB's).
-  if [ "$split_n" -gt 0 ]; then stop_cluster; fi
-  prof=()
   if [ -n "${PERF_STORM_PROFILE:-}" ]; then
     # the CPU profile of the storm of PERF_STORM_PROFILE_OF (gateway or
     # node), which then serves pprof; that turns on mutex and block
     # profiling: for where the time goes, not for the figure
-    PPROF=1 cluster single-redis
+    PPROF=1 fresh_cluster single-redis
     pp="pprof_${PERF_STORM_PROFILE_OF:-gateway}"
     prof=(--storm-profile "$PERF_STORM_PROFILE" --pprof-url "${!pp}")
   else
-    cluster single-redis
+    fresh_cluster single-redis
   fi
   storm_run storm-node gateway node redis
-  stop_cluster
-  split_n=0
+  prof=()
 fi
 if has storm; then
   fresh_split
-  prof=()
   storm_run storm gateway auth chat1 chat2 redis ferretdb
 fi
 if has compare; then
@@ -449,6 +453,16 @@ jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$com
     process_cpu_s: {all: $cpu_all, "all-redis": $cpu_all_redis, "gw-mem": $cpu_gw_mem, "gw-redis": $cpu_gw_redis, split: $cpu_split, curve: $cpu_curve, storm: $cpu_storm, "storm-node": $cpu_storm_node}}' \
   >"$out/split.json"
 
+# storm_md NAME TITLE: the report's section of storm phase NAME, if it ran.
+storm_md() {
+  has "$1" && [ -s "$tmp/$1.json" ] || return 0
+  echo "## $2"
+  echo
+  sed -n '/^storm:/,$p' "$tmp/$1.txt"
+  echo
+  jq -r '"gateway during the storm: \(.upstream_unhealthy) upstream unhealthy, \(.ejections) ejections; the nodes logged not ready \(.replica_not_ready_lines) times (whole run)"' "$tmp/$1.health.json"
+  echo
+}
 {
   echo "# make perf-split ($(jq -r .commit "$out/split.json"), $(jq -r .started "$out/split.json"), $(nproc) CPUs, load average $load_start at the start, $load_end at the end)"
   echo
@@ -482,22 +496,8 @@ jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$com
     echo "server CPU and RSS: the sum over gateway, auth, chat1, chat2, redis-server and ferretdbserver (PostgreSQL not included)."
     echo
   fi
-  if has storm && [ -s "$tmp/storm.json" ]; then
-    echo "## split: reconnect storm through the gateway"
-    echo
-    sed -n '/^storm:/,$p' "$tmp/storm.txt"
-    echo
-    jq -r '"gateway during the storm: \(.upstream_unhealthy) upstream unhealthy, \(.ejections) ejections; the replicas logged not ready \(.replica_not_ready_lines) times (whole run)"' "$tmp/storm.health.json"
-    echo
-  fi
-  if has storm-node && [ -s "$tmp/storm-node.json" ]; then
-    echo "## gateway -> one auth,chat node (SQLite, Redis broker): reconnect storm through the gateway"
-    echo
-    sed -n '/^storm:/,$p' "$tmp/storm-node.txt"
-    echo
-    jq -r '"gateway during the storm: \(.upstream_unhealthy) upstream unhealthy, \(.ejections) ejections; the node logged not ready \(.replica_not_ready_lines) times (whole run)"' "$tmp/storm-node.health.json"
-    echo
-  fi
+  storm_md storm "split: reconnect storm through the gateway"
+  storm_md storm-node "gateway -> one auth,chat node (SQLite, Redis broker): reconnect storm through the gateway"
   if has idle && [ -s "$tmp/idle.json" ]; then
     echo "## split: the gateway's memory per idle proxied socket"
     echo
