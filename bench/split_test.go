@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -244,5 +245,60 @@ func TestGetRetriesUnavailable(t *testing.T) {
 	}
 	if calls != 2 || c.retries503 != 1 {
 		t.Fatalf("calls %d, retries %d", calls, c.retries503)
+	}
+}
+
+// Storm clients each keep their connection from one GET to the next (as a
+// browser does): 50 clients, a GET each at once and, once all are
+// answered, a second GET each, dial 50 connections. On
+// http.DefaultTransport (2 idle per host) the second round dialed 48 anew.
+func TestStormClientsKeepAlive(t *testing.T) {
+	var mu sync.Mutex
+	dialed := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"conversations":[]}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			dialed++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	const n = 50
+	cs := make([]*client, n)
+	for i := range cs {
+		c, err := newClient(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs[i] = c
+	}
+	defer keepAlive(cs).CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for round := range 2 {
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for _, c := range cs {
+			wg.Go(func() {
+				var out struct{}
+				if err := c.get(ctx, "/api/conversations", &out); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dialed > n {
+		t.Fatalf("%d clients dialed %d connections for two GETs each; want at most %d (one each)", n, dialed, n)
 	}
 }
