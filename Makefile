@@ -40,7 +40,7 @@ bench:
 # unpinned (both share every core).
 # Run it on a quiet machine: figures taken under other load mean nothing.
 # Writes docs/perf/{pinned,unpinned}.{json,md}.
-PERF_CURVE ?= 1000:20000:1000
+PERF_CURVE ?= 1000:30000:1000
 PERF_P99_MAX ?= 50ms
 PERF_DURATION ?= 20s
 PERF_PAIRS ?= 100
