@@ -248,3 +248,46 @@ func TestMarkRoundTrips(t *testing.T) {
 		t.Fatalf("MarkRead(3) after another store's append = %d, %v, %v; want 3", ptr, moved, err)
 	}
 }
+
+// A one-sided conversation (alice wrote, bob never answered) is asked
+// about on every contact check; that alice has sent is remembered, so a
+// check after the first reads only whether bob has (one find on messages,
+// not two). Once bob answers they are contacts and a check reads no
+// message at all.
+func TestContactIDsRemembersSenders(t *testing.T) {
+	m := testserver.StartMongo(t)
+	cmds := &commandCounter{n: map[string]int{}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := mongostore.Open(ctx, m.URI(), m.Database(), mongostore.WithCommandMonitor(mongostore.Options{}, cmds.monitor()))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer func() { _ = s.Close() }()
+	alice, bob := store.NewID(), store.NewID()
+	if _, _, err := s.AppendMessage(ctx, store.Message{From: alice, To: bob, Text: "hi", ClientMsgID: "a1"}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(want []string, finds int) {
+		t.Helper()
+		cmds.take()
+		got, err := s.ContactIDs(ctx, alice)
+		if err != nil {
+			t.Fatalf("ContactIDs: %v", err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("ContactIDs = %v, want %v", got, want)
+		}
+		if n := cmds.take()["find messages"]; n != finds {
+			t.Fatalf("ContactIDs read messages %d times, want %d", n, finds)
+		}
+	}
+	check([]string{}, 2) // alice has sent (read), bob has not (read)
+	check([]string{}, 1) // only bob's side is read again
+	check([]string{}, 1)
+	if _, _, err := s.AppendMessage(ctx, store.Message{From: bob, To: alice, Text: "hello", ClientMsgID: "b1"}); err != nil {
+		t.Fatal(err)
+	}
+	check([]string{bob}, 1) // bob has sent now: contacts
+	check([]string{bob}, 0)
+}

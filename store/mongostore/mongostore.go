@@ -148,6 +148,9 @@ type Store struct {
 
 	seqs     seqCache
 	contacts contactCache
+	// senders holds conv + "\x00" + from for each user known to have a
+	// text message in a conversation (hasSentCached).
+	senders  contactCache
 	w        *writer       // AppendMessageAsync's (writer.go)
 	cleanups chan struct{} // slots of the background deletes (cleanup)
 	bg       sync.WaitGroup

@@ -22,7 +22,10 @@ import (
 // removed), so the conversations found to be contacts are remembered and
 // only the others are looked up again.
 
-// contactCache is the set of conversation ids known to be contacts.
+// contactCache is a set of keys that, once true, stay true: the
+// conversation ids known to be between contacts (contacts), and the users
+// known to have sent in a conversation (senders). Bounded: when full it
+// starts again empty, which costs a read more, never a wrong answer.
 type contactCache struct {
 	mu sync.Mutex
 	m  map[string]struct{}
@@ -80,7 +83,7 @@ func (s *Store) ContactIDs(ctx context.Context, userID string) ([]string, error)
 		if !s.contacts.has(d.ID) {
 			both := true
 			for _, from := range []string{userID, peer} {
-				ok, err := s.hasSent(ctx, d.ID, from)
+				ok, err := s.hasSentCached(ctx, d.ID, from)
 				if err != nil {
 					return nil, fmt.Errorf("mongostore: contact ids: %w", err)
 				}
@@ -98,6 +101,27 @@ func (s *Store) ContactIDs(ctx context.Context, userID string) ([]string, error)
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
+}
+
+// hasSentCached is hasSent, remembered once true: a one-sided
+// conversation (one user wrote, the other never answered) is asked about
+// on every contact check (chat's, after each oneSidedTTL), and the side
+// that wrote is the costly answer where the server does not stop at the
+// first match (FerretDB v1 reads every message of from in conv for it: the
+// split deployment's curve stalled for seconds whenever a wave of such
+// checks came, TestContactIDsRemembersSenders). The answer never turns
+// false: no message document is ever removed (EraseMessagesFrom blanks
+// them and keeps their kind), so every replica may keep it.
+func (s *Store) hasSentCached(ctx context.Context, conv, from string) (bool, error) {
+	key := conv + "\x00" + from
+	if s.senders.has(key) {
+		return true, nil
+	}
+	ok, err := s.hasSent(ctx, conv, from)
+	if ok {
+		s.senders.add(key)
+	}
+	return ok, err
 }
 
 // hasSent reports whether from has a text message in conv (an event, a
