@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -19,20 +20,28 @@ import (
 // conversation at a time, and a change sends the presence. Known contacts
 // cost a map lookup; a one-sided conversation costs those two checks per
 // send (bounded by the send limit) until a check finds it one-sided: then,
-// for oneSidedTTL, sends from the side that has sent skip both checks (only
-// the other side's first send, or an unblock, can make them contacts; the
-// other side's sends are still checked, and a change on another node is
-// published by that node).
+// for up to oneSidedTTL, sends from the side that has sent skip both
+// checks (only the other side's first send, or an unblock, can make them
+// contacts; the other side's sends are still checked, and a change on
+// another node is published by that node).
 
 // maxContactPairs bounds the conversations remembered as between contacts
 // (the set is cleared when full: forgetting costs one check more), and
 // those remembered as one-sided.
 const maxContactPairs = 1 << 16
 
-// oneSidedTTL is how long a conversation found one-sided is believed so for
-// sends from its side that has sent; it bounds how late an unblock made on
-// another node is noticed.
+// oneSidedTTL is how long, at most, a conversation found one-sided is
+// believed so for sends from its side that has sent; it bounds how late an
+// unblock made on another node is noticed. Each conversation's belief lasts
+// a random time between half of it and all of it (oneSidedFor), so that
+// conversations found one-sided together (every socket of a restarted node
+// or a reconnect storm starts at once) are not all checked again in the
+// same instant: such a wave of checks, each reading the store before its
+// send, stalled the split deployment's appends for a second every 30 s.
 const oneSidedTTL = 30 * time.Second
+
+// oneSidedFor is how long one conversation's one-sided belief lasts.
+func oneSidedFor() time.Duration { return oneSidedTTL/2 + rand.N(oneSidedTTL/2) }
 
 // oneSided is a conversation a check found not between contacts after a
 // send: silent had not sent in it (or a block was in the way).
@@ -66,7 +75,7 @@ func (p *contactPairs) oneSidedAfter(conv, silent string, now time.Time) {
 	if p.notYet == nil || len(p.notYet) >= maxContactPairs {
 		p.notYet = make(map[string]oneSided)
 	}
-	p.notYet[conv] = oneSided{silent: silent, until: now.Add(oneSidedTTL)}
+	p.notYet[conv] = oneSided{silent: silent, until: now.Add(oneSidedFor())}
 }
 
 // forgetOneSided drops what is remembered of a and b's conversation (a

@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -178,5 +179,27 @@ func TestFirstContactMessageBeforeItsPresence(t *testing.T) {
 	}
 	if p, _ := m.nextOf("presence"); p.str("user_id") != alice.id || p.obj("presence")["online"] != true {
 		t.Fatalf("mallory's presence frame = %v, want alice online", p)
+	}
+}
+
+// Conversations found one-sided at the same moment are not all believed so
+// until the same moment: each belief lasts between half of oneSidedTTL and
+// all of it, so their checks again come spread out, not as one wave (a
+// wave stalled the split deployment's appends every 30 s).
+func TestOneSidedBeliefsExpireSpread(t *testing.T) {
+	var p contactPairs
+	now := time.Now()
+	lo, hi := oneSidedTTL, time.Duration(0)
+	for i := range 1000 {
+		conv := fmt.Sprint("conv", i)
+		p.oneSidedAfter(conv, "silent", now)
+		d := p.notYet[conv].until.Sub(now)
+		if d < oneSidedTTL/2 || d > oneSidedTTL {
+			t.Fatalf("a belief lasts %s; want between %s and %s", d, oneSidedTTL/2, oneSidedTTL)
+		}
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if hi-lo < oneSidedTTL/4 {
+		t.Fatalf("1,000 beliefs taken at once expire within %s of each other; want them spread over at least %s", hi-lo, oneSidedTTL/4)
 	}
 }
