@@ -146,10 +146,10 @@ type Store struct {
 	// concern majority when writes are majority (see "Read concern" above).
 	shown *mongo.Collection
 
-	seqs     seqCache
-	contacts contactCache
+	seqs seqCache
 	// senders holds conv + "\x00" + from for each user known to have a
-	// text message in a conversation (hasSentCached).
+	// text message in a conversation (hasSentCached); two of them make a
+	// contact (ContactIDs).
 	senders  contactCache
 	w        *writer       // AppendMessageAsync's (writer.go)
 	cleanups chan struct{} // slots of the background deletes (cleanup)

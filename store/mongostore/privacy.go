@@ -19,13 +19,12 @@ import (
 // Contacts: a conversation is a contact once each member has a message in
 // it, which the (conversation_id, from, seq) index answers with one short
 // lookup per member. Once true it stays true (messages are erased, never
-// removed), so the conversations found to be contacts are remembered and
+// removed), so the members found to have sent are remembered (senders) and
 // only the others are looked up again.
 
-// contactCache is a set of keys that, once true, stay true: the
-// conversation ids known to be between contacts (contacts), and the users
-// known to have sent in a conversation (senders). Bounded: when full it
-// starts again empty, which costs a read more, never a wrong answer.
+// contactCache is a set of keys that, once true, stay true: the users
+// known to have sent in a conversation (Store.senders). Bounded: when full
+// it starts again empty, which costs a read more, never a wrong answer.
 type contactCache struct {
 	mu sync.Mutex
 	m  map[string]struct{}
@@ -80,24 +79,20 @@ func (s *Store) ContactIDs(ctx context.Context, userID string) ([]string, error)
 	ids := []string{}
 	for _, d := range docs {
 		peer := d.peerOf(userID)
-		if !s.contacts.has(d.ID) {
-			both := true
-			for _, from := range []string{userID, peer} {
-				ok, err := s.hasSentCached(ctx, d.ID, from)
-				if err != nil {
-					return nil, fmt.Errorf("mongostore: contact ids: %w", err)
-				}
-				if !ok {
-					both = false
-					break
-				}
+		both := true
+		for _, from := range []string{userID, peer} {
+			ok, err := s.hasSentCached(ctx, d.ID, from)
+			if err != nil {
+				return nil, fmt.Errorf("mongostore: contact ids: %w", err)
 			}
-			if !both {
-				continue
+			if !ok {
+				both = false
+				break
 			}
-			s.contacts.add(d.ID)
 		}
-		ids = append(ids, peer)
+		if both {
+			ids = append(ids, peer)
+		}
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
