@@ -2,6 +2,7 @@ package mongostore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -76,11 +77,7 @@ func TestAppendAsyncBatchRoundTrips(t *testing.T) {
 	opts = mongostore.WithBatchHook(opts, func() { once.Do(func() { close(entered); <-hold }) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := mongostore.Open(ctx, m.URI(), m.Database(), opts)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer func() { _ = s.Close() }()
+	s := openStoreWith(t, m, opts)
 
 	const convs, per = 6, 10
 	alice := store.NewID()
@@ -259,11 +256,7 @@ func TestContactIDsRemembersSenders(t *testing.T) {
 	cmds := &commandCounter{n: map[string]int{}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := mongostore.Open(ctx, m.URI(), m.Database(), mongostore.WithCommandMonitor(mongostore.Options{}, cmds.monitor()))
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer func() { _ = s.Close() }()
+	s := openStoreWith(t, m, mongostore.WithCommandMonitor(mongostore.Options{}, cmds.monitor()))
 	alice, bob := store.NewID(), store.NewID()
 	if _, _, err := s.AppendMessage(ctx, store.Message{From: alice, To: bob, Text: "hi", ClientMsgID: "a1"}); err != nil {
 		t.Fatal(err)
@@ -290,4 +283,97 @@ func TestContactIDsRemembersSenders(t *testing.T) {
 	}
 	check([]string{bob}, 1) // bob has sent now: contacts
 	check([]string{bob}, 0)
+}
+
+// Concurrent IsBlocked calls share their finds: 64 lookups queued while
+// the workers are held take at most two finds per worker (the held ones
+// and one round after), not one each, and each answer is its own pair's.
+func TestIsBlockedSharesFinds(t *testing.T) {
+	m := testserver.StartMongo(t)
+	cmds := &commandCounter{n: map[string]int{}}
+	var (
+		mu      sync.Mutex
+		held    int // lookups in held finds
+		release = make(chan struct{})
+	)
+	opts := mongostore.WithCommandMonitor(mongostore.Options{}, cmds.monitor())
+	opts = mongostore.WithLookupHook(opts, func(n int) {
+		mu.Lock()
+		held += n
+		mu.Unlock()
+		<-release
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := openStoreWith(t, m, opts)
+
+	const n = 64
+	users := make([]string, n+1)
+	for i := range users {
+		users[i] = store.NewID()
+	}
+	// users[0] blocks the even ones among the others.
+	for i := 2; i <= n; i += 2 {
+		if err := s.Block(ctx, users[0], users[i], time.Now()); err != nil {
+			t.Fatalf("Block: %v", err)
+		}
+	}
+	cmds.take()
+	got := make([]bool, n+1)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := 1; i <= n; i++ {
+		wg.Go(func() {
+			b, err := s.IsBlocked(ctx, users[0], users[i])
+			got[i] = b
+			errs <- err
+		})
+	}
+	// Every lookup is in a held find or queued behind them.
+	for {
+		mu.Lock()
+		all := held+s.LookupsQueued() == n
+		mu.Unlock()
+		if all {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("lookups never queued")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("IsBlocked: %v", err)
+		}
+	}
+	for i := 1; i <= n; i++ {
+		if want := i%2 == 0; got[i] != want {
+			t.Errorf("IsBlocked(users[0], users[%d]) = %v, want %v", i, got[i], want)
+		}
+	}
+	if finds := cmds.take()["find blocks"]; finds > 2*mongostore.LookupWorkers {
+		t.Fatalf("%d lookups took %d finds, want at most %d", n, finds, 2*mongostore.LookupWorkers)
+	}
+
+	// A caller that has gone gets its context's error, and the store
+	// still answers the others.
+	gone, stop := context.WithCancel(ctx)
+	stop()
+	if _, err := s.IsBlocked(gone, users[0], users[2]); !errors.Is(err, context.Canceled) {
+		t.Fatalf("IsBlocked with a cancelled context: %v, want context.Canceled", err)
+	}
+	if b, err := s.IsBlocked(ctx, users[0], users[2]); err != nil || !b {
+		t.Fatalf("IsBlocked after = %v, %v, want true", b, err)
+	}
+	// After Close, IsBlocked fails instead of waiting.
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := s.IsBlocked(ctx, users[0], users[2]); err == nil {
+		t.Fatal("IsBlocked after Close: no error")
+	}
 }

@@ -23,3 +23,17 @@ func WithFoldAfter(o Options, n int) Options {
 	o.foldAfter = n
 	return o
 }
+
+// WithLookupHook returns o with a function IsBlocked's workers call before
+// each find with the number of lookups it answers, so that a test can hold
+// them while lookups queue.
+func WithLookupHook(o Options, hook func(n int)) Options {
+	o.lookupHook = hook
+	return o
+}
+
+// LookupWorkers is how many finds IsBlocked has in flight at most.
+const LookupWorkers = lookupWorkers
+
+// LookupsQueued is how many IsBlocked calls wait for a worker.
+func (s *Store) LookupsQueued() int { return len(s.lookups.queue) }

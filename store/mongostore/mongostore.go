@@ -90,8 +90,9 @@ type Options struct {
 	QueueSize int
 	BatchMax  int
 
-	monitor   *event.CommandMonitor // tests only (export_test.go)
-	batchHook func()                // tests only: runs before each batch of the writer
+	monitor    *event.CommandMonitor // tests only (export_test.go)
+	batchHook  func()                // tests only: runs before each batch of the writer
+	lookupHook func(n int)           // tests only: runs before each find of IsBlocked's, with its batch's size (lookups.go)
 	// foldAfter, when set (tests only), replaces foldThreshold: how many
 	// events read make a read fold them.
 	foldAfter int
@@ -151,8 +152,9 @@ type Store struct {
 	// text message in a conversation (hasSentCached); two of them make a
 	// contact (ContactIDs).
 	senders  contactCache
-	w        *writer       // AppendMessageAsync's (writer.go)
-	cleanups chan struct{} // slots of the background deletes (cleanup)
+	w        *batchQueue[*appendReq]   // AppendMessageAsync's (writer.go)
+	lookups  *batchQueue[*blockLookup] // IsBlocked's (lookups.go)
+	cleanups chan struct{}             // slots of the background deletes (cleanup)
 	bg       sync.WaitGroup
 
 	closeOnce sync.Once
@@ -246,6 +248,7 @@ func Open(ctx context.Context, uri, database string, opts Options) (*Store, erro
 		return fail(fmt.Errorf("mongostore: open: %w", err))
 	}
 	s.startWriter()
+	s.startLookups()
 	return s, nil
 }
 
@@ -339,6 +342,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopWriter() // answers what is queued first
+		s.lookups.close()
 		s.bg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 		defer cancel()

@@ -192,18 +192,6 @@ func (s *Store) BlockedEither(ctx context.Context, userID string) ([]string, err
 	return slices.Compact(ids), nil
 }
 
-// IsBlocked reports whether userID blocks otherID.
-func (s *Store) IsBlocked(ctx context.Context, userID, otherID string) (bool, error) {
-	err := s.blocks().FindOne(ctx, bson.D{{Key: "_id", Value: userID + "/" + otherID}}).Err()
-	switch {
-	case errors.Is(err, mongo.ErrNoDocuments):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("mongostore: is blocked: %w", wrapCtx(ctx, err))
-	}
-	return true, nil
-}
-
 func (s *Store) findBlocks(ctx context.Context, filter bson.D) ([]blockDoc, error) {
 	cur, err := s.blocks().Find(ctx, filter)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -51,34 +50,15 @@ type appendReq struct {
 	err     error
 }
 
-type writer struct {
-	queue chan *appendReq
-	mu    sync.RWMutex // held for reading while enqueueing
-	shut  bool
-	stop  chan struct{}
-	idle  chan struct{} // closed when the writer goroutine returned
-}
-
 var errClosed = errors.New("store closed")
 
 func (s *Store) startWriter() {
-	s.w = &writer{
-		queue: make(chan *appendReq, s.opts.QueueSize),
-		stop:  make(chan struct{}),
-		idle:  make(chan struct{}),
-	}
-	go s.writeLoop()
+	s.w = startBatchQueue(s.opts.QueueSize, s.opts.BatchMax, 1, s.writeBatch)
 }
 
 // stopWriter answers what is queued and stops the writer; enqueues after
 // it fail with errClosed.
-func (s *Store) stopWriter() {
-	s.w.mu.Lock()
-	s.w.shut = true
-	s.w.mu.Unlock()
-	close(s.w.stop)
-	<-s.w.idle
-}
+func (s *Store) stopWriter() { s.w.close() }
 
 // AppendMessageAsync queues m like AppendMessage and calls done once its
 // batch is acknowledged (see store.AsyncAppender); done runs on the writer
@@ -94,60 +74,8 @@ func (s *Store) AppendMessageAsync(ctx context.Context, m store.Message, done fu
 		fail(err)
 		return
 	}
-	req := &appendReq{ctx: ctx, m: m, done: done}
-	s.w.mu.RLock()
-	if s.w.shut {
-		s.w.mu.RUnlock()
-		fail(errClosed)
-		return
-	}
-	select {
-	case s.w.queue <- req:
-		s.w.mu.RUnlock()
-	case <-ctx.Done():
-		s.w.mu.RUnlock()
-		fail(ctx.Err())
-	}
-}
-
-func (s *Store) writeLoop() {
-	defer close(s.w.idle)
-	batch := make([]*appendReq, 0, s.opts.BatchMax)
-	for {
-		var first *appendReq
-		select {
-		case first = <-s.w.queue:
-		case <-s.w.stop:
-			// No enqueue can start any more (shut is set): drain.
-			for {
-				select {
-				case r := <-s.w.queue:
-					batch = append(batch, r)
-					if len(batch) == cap(batch) {
-						s.writeBatch(batch)
-						batch = batch[:0]
-					}
-				default:
-					if len(batch) > 0 {
-						s.writeBatch(batch)
-					}
-					return
-				}
-			}
-		}
-		batch = append(batch[:0], first)
-	gather:
-		for len(batch) < cap(batch) {
-			select {
-			case r := <-s.w.queue:
-				batch = append(batch, r)
-			default:
-				break gather
-			}
-		}
-		s.writeBatch(batch)
-		clear(batch)
-		batch = batch[:0]
+	if err := s.w.put(ctx, &appendReq{ctx: ctx, m: m, done: done}); err != nil {
+		fail(err)
 	}
 }
 
