@@ -16,8 +16,13 @@ import (
 // lookups in batches (batchQueue) and answer each batch with one find on
 // _id $in. A lookup's find always starts after the lookup was queued, so
 // it sees every block acknowledged before IsBlocked was called, as a find
-// of its own would. With nothing else queued a lookup is one find, as
-// before; under load the finds per send fall as the rate rises.
+// of its own would. While a worker is free a lookup is a find of its own,
+// as before, and waits for nothing; once the server falls behind and all
+// lookupWorkers finds are in flight, what queues meanwhile shares the next
+// ones, so the finds stop growing with the sends instead of piling up on
+// a slow server. (Measured on FerretDB at 1,000-2,000 msg/s over two
+// replicas, where finds take well under a millisecond, lookups seldom
+// overlap: even with one worker 1.24 lookups a find.)
 //
 // On MongoDB the $in is one probe of the _id index per key; FerretDB v1
 // pushes no $in down and reads the blocks collection, which is small
