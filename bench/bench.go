@@ -63,6 +63,9 @@ type Options struct {
 	ServerArgs []string      // extra arguments of the started `chatd serve`
 	Curve      string        // start:end:step rates
 	P99Max     time.Duration // curve bound on delivery p99
+	// Warmup (optional) is how long to send at the first rate before the
+	// measured run or curve, uncounted (see runCommand).
+	Warmup time.Duration
 }
 
 // Command is the cobra command `chatd bench`.
@@ -111,6 +114,7 @@ it or --server-pid names it).`,
 	f.StringVar(&o.ServerLog, "server-log", "", "with --serve: write the server's log here (default: discarded)")
 	f.StringVar(&o.Curve, "curve", "", "step the rate start:end:step (msg/s) until delivery p99 passes --p99-max")
 	f.DurationVar(&o.P99Max, "p99-max", 50*time.Millisecond, "with --curve: stop after the first step whose delivery p99 exceeds this")
+	f.DurationVar(&o.Warmup, "warmup", 0, "first send at the (first) rate for this long, to the same users, and count none of it: every conversation's first messages, the caches' first misses and the processes' own start are then behind the measured window")
 	return cmd
 }
 

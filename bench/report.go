@@ -69,7 +69,9 @@ type Report struct {
 	P99MaxMS   float64   `json:"p99_max_ms,omitempty"` // curve bound on delivery p99
 	TextSize   int       `json:"text_size"`
 	Window     int       `json:"window,omitempty"`
-	Steps      []Step    `json:"steps"`
+	// Warmup is the uncounted run before the steps (--warmup), when there was one.
+	Warmup *Step  `json:"warmup,omitempty"`
+	Steps  []Step `json:"steps"`
 	// MaxRateWithinBound is the highest asked rate whose delivery p99 held
 	// the bound (curve mode), 0 when none did.
 	MaxRateWithinBound float64 `json:"max_rate_within_bound,omitempty"`

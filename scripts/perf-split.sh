@@ -7,7 +7,8 @@
 # with chatd bench's limits lifted, and runs chatd bench against the gateway:
 #
 #   1. the comparison at PERF_RATE msg/s (default 2000), PERF_PAIRS pairs,
-#      PERF_DURATION each, one run per deployment, fresh users each:
+#      PERF_DURATION each after PERF_WARMUP (10s) at the same rate that is
+#      not counted, one run per deployment, fresh users each:
 #        all      chatd serve --role=all: SQLite, in-process broker, no gateway
 #        all-redis the same on redis-server's broker: the Redis hop without a gateway
 #        gw-mem   gateway -> one --role=auth,chat node, SQLite, in-process broker
@@ -20,7 +21,8 @@
 #      (the gateway's least-connections alternates a pair's two sockets),
 #      whose store is the FerretDB test server;
 #   2. the curve on split: PERF_SPLIT_CURVE (200:4000:200) until delivery
-#      p99 passes PERF_P99_MAX (50ms), as make perf-curve does for --role=all;
+#      p99 passes PERF_P99_MAX (50ms), as make perf-curve does for --role=all,
+#      after PERF_WARMUP at the first rate;
 #   3. the reconnect storm on split: PERF_STORM clients (5000) x PERF_MISSED
 #      (10) through the gateway, and whether the gateway took a replica out
 #      of rotation meanwhile (its "upstream unhealthy" log lines and
@@ -52,6 +54,7 @@ root=$(pwd)
 rate=${PERF_RATE:-2000}
 pairs=${PERF_PAIRS:-100}
 duration=${PERF_DURATION:-20s}
+warmup=${PERF_WARMUP:-10s} # bench --warmup: each conversation's first sends (cold caches, all at once) uncounted
 curve=${PERF_SPLIT_CURVE:-200:4000:200}
 p99max=${PERF_P99_MAX:-50ms}
 storm=${PERF_STORM:-5000}
@@ -326,7 +329,7 @@ measured() {
   cpu_delta "$tmp/$name.before" "$tmp/$name.after" >"$tmp/$name.cpu.json"
 }
 
-common=(--pairs "$pairs" --duration "$duration")
+common=(--pairs "$pairs" --duration "$duration" --warmup "$warmup")
 has() { [[ ",$phases," == *",$1,"* ]]; }
 
 if has compare; then
@@ -438,7 +441,7 @@ log "load average $load_end at the end"
 j() { [ -s "$tmp/$1" ] && cat "$tmp/$1" || echo null; }
 jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$commit" \
   --arg load_start "$load_start" --arg load_end "$load_end" --argjson cpus "$(nproc)" \
-  --arg rate "$rate" --arg pairs "$pairs" --arg duration "$duration" --arg storm "$storm" --arg idle "$idle" \
+  --arg rate "$rate" --arg pairs "$pairs" --arg duration "$duration" --arg warmup "$warmup" --arg storm "$storm" --arg idle "$idle" \
   --argjson all "$(j all.json)" --argjson all_redis "$(j all-redis.json)" --argjson gw_mem "$(j gw-mem.json)" --argjson gw_redis "$(j gw-redis.json)" \
   --argjson split "$(j split.json)" --argjson curve "$(j curve.json)" --argjson storm_r "$(j storm.json)" \
   --argjson idle_r "$(j idle.json)" --argjson health "$(j storm.health.json)" \
@@ -447,7 +450,7 @@ jq -n --arg started "$(date -u -r "$tmp/ferret.out" +%FT%TZ)" --arg commit "$com
   --argjson storm_node "$(j storm-node.json)" --argjson health_node "$(j storm-node.health.json)" --argjson cpu_storm_node "$(j storm-node.cpu.json)" \
   --argjson failed "$(printf '%s\n' "${failed[@]}" | jq -R . | jq -sc 'map(select(. != ""))')" \
   '{started: $started, commit: $commit, failed_phases: $failed, cpus: $cpus, load_average_start: $load_start, load_average_end: $load_end,
-    params: {rate: ($rate | tonumber), pairs: ($pairs | tonumber), duration: $duration, storm: ($storm | tonumber), idle: ($idle | tonumber)},
+    params: {rate: ($rate | tonumber), pairs: ($pairs | tonumber), duration: $duration, warmup: $warmup, storm: ($storm | tonumber), idle: ($idle | tonumber)},
     compare: {all: $all, "all-redis": $all_redis, "gw-mem": $gw_mem, "gw-redis": $gw_redis, split: $split},
     curve: $curve, storm: $storm_r, storm_health: $health, "storm-node": $storm_node, "storm-node_health": $health_node, idle: $idle_r,
     process_cpu_s: {all: $cpu_all, "all-redis": $cpu_all_redis, "gw-mem": $cpu_gw_mem, "gw-redis": $cpu_gw_redis, split: $cpu_split, curve: $cpu_curve, storm: $cpu_storm, "storm-node": $cpu_storm_node}}' \
@@ -467,24 +470,24 @@ storm_md() {
   echo "# make perf-split ($(jq -r .commit "$out/split.json"), $(jq -r .started "$out/split.json"), $(nproc) CPUs, load average $load_start at the start, $load_end at the end)"
   echo
   if has compare; then
-    echo "## $rate msg/s, $pairs pairs, $duration each"
+    echo "## $rate msg/s, $pairs pairs, $duration each after a $warmup warm-up"
     echo
     echo "| deployment | pairs across nodes | delivered/s | ack p50 | ack p99 | delivery p50 | p99 | p99.9 | max | errors | CPU ms per 1,000 msgs (processes) |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for name in all all-redis gw-mem gw-redis split; do
       [ -s "$tmp/$name.json" ] || continue
-      jq -r --arg name "$name" --argjson cpu "$(j "$name.cpu.json")" '.steps[0] as $s |
+      jq -r --arg name "$name" --argjson cpu "$(j "$name.cpu.json")" '.steps[0] as $s | ($s.delivered + (.warmup.delivered // 0)) as $msgs |
         ["gateway", "all", "allredis", "node", "auth", "chat1", "chat2", "redis", "ferretdb", "postgres"] as $order |
         ($cpu | with_entries(select(.value > 0))) as $c |
         ([$order[] as $k | select($c[$k] != null) | {key: $k, value: $c[$k]}] + [{key: "total", value: ([$c[]] | add)}] | from_entries) as $c |
         "| \($name) | \($s.cross_pairs)/\($s.pairs) | \($s.delivered_per_s | round) | \($s.ack.p50_ms) ms | \($s.ack.p99_ms) ms | \($s.delivery.p50_ms) ms | \($s.delivery.p99_ms) ms | \($s.delivery.p999_ms) ms | \($s.delivery.max_ms) ms | \($s.errors) | " +
-        ([$c | to_entries[] | "\(.key) \((1e6 * .value / ($s.delivered | if . == 0 then 1 else . end)) | round)"] | join(", ")) + " |"' "$tmp/$name.json"
+        ([$c | to_entries[] | "\(.key) \((1e6 * .value / ($msgs | if . == 0 then 1 else . end)) | round)"] | join(", ")) + " |"' "$tmp/$name.json"
     done
     echo
     echo "all: chatd serve --role=all (SQLite, in-process broker), no gateway; all-redis: the same on Redis. gw-mem / gw-redis: gateway -> one --role=auth,chat node on"
     echo "SQLite, in-process / Redis broker. split: gateway -> auth + chat1 + chat2 on the mongo store (FerretDB on PostgreSQL), Redis."
-    echo "CPU: each process's user+system CPU over the whole bench command (sign-up and connects included, and FerretDB's PostgreSQL backends"
-    echo "as postgres), in ms per 1,000 delivered messages."
+    echo "CPU: each process's user+system CPU over the whole bench command (sign-up, connects and the warm-up included, and FerretDB's"
+    echo "PostgreSQL backends as postgres), in ms per 1,000 messages delivered in the warm-up and the run."
     echo
   fi
   if has curve && [ -s "$tmp/curve.json" ]; then
