@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,8 +92,75 @@ func TestPresenceAndTypingOnlyForContacts(t *testing.T) {
 	}
 }
 
-func TestBlock(t *testing.T) {
-	e := newTestEnv(t, nil)
+func TestBlock(t *testing.T) { testBlock(t, newTestEnv(t, nil)) }
+
+// With a store whose appends refuse blocked senders themselves
+// (store.BlockCheckingAppender, as mongostore's), the service spares its
+// own block read on a send, and the refusals are the same 403 blocked;
+// a send with attachments still reads first (it references them before
+// the append).
+func TestBlockRefusedByTheStore(t *testing.T) {
+	var st *blockRefusingStore
+	e := newTestEnvWith(t, nil, func(e *testEnv) {
+		e.wrapStore = func(s store.Store) store.Store {
+			st = &blockRefusingStore{Store: s, async: s.(store.AsyncAppender)}
+			return st
+		}
+	})
+	testBlock(t, e)
+	if n := st.isBlocked.Load(); n != 0 {
+		t.Fatalf("the service asked IsBlocked %d times for plain sends, want 0: the store refuses", n)
+	}
+	alice, bob := e.user("dora"), e.user("erin")
+	att := e.uploadOK(alice, "a.txt", "text/plain", "hello")
+	if st, _, ae := e.sendWith(alice, bob, "file", cmid(), att.str("id")); st != http.StatusCreated {
+		t.Fatalf("send with an attachment: %d %+v", st, ae)
+	}
+	if n := st.isBlocked.Load(); n != 1 {
+		t.Fatalf("a send with an attachment asked IsBlocked %d times, want 1", n)
+	}
+}
+
+// blockRefusingStore gives the SQLite store the appends of a
+// store.BlockCheckingAppender: they read the block themselves and refuse
+// with store.ErrBlocked. isBlocked counts the service's own IsBlocked calls.
+type blockRefusingStore struct {
+	store.Store
+	async     store.AsyncAppender
+	isBlocked atomic.Int64
+}
+
+func (s *blockRefusingStore) AppendRefusesBlocked() bool { return true }
+
+func (s *blockRefusingStore) IsBlocked(ctx context.Context, userID, otherID string) (bool, error) {
+	s.isBlocked.Add(1)
+	return s.Store.IsBlocked(ctx, userID, otherID)
+}
+
+func (s *blockRefusingStore) refuse(ctx context.Context, m store.Message) error {
+	blocked, err := s.Store.IsBlocked(ctx, m.To, m.From)
+	if err == nil && blocked {
+		err = store.ErrBlocked
+	}
+	return err
+}
+
+func (s *blockRefusingStore) AppendMessage(ctx context.Context, m store.Message) (store.Message, bool, error) {
+	if err := s.refuse(ctx, m); err != nil {
+		return store.Message{}, false, err
+	}
+	return s.Store.AppendMessage(ctx, m)
+}
+
+func (s *blockRefusingStore) AppendMessageAsync(ctx context.Context, m store.Message, done func(store.Message, bool, error)) {
+	if err := s.refuse(ctx, m); err != nil {
+		done(store.Message{}, false, err)
+		return
+	}
+	s.async.AppendMessageAsync(ctx, m, done)
+}
+
+func testBlock(t *testing.T, e *testEnv) {
 	alice, bob := e.user("alice"), e.user("bob")
 	e.contacts(alice, bob)
 	if st := e.call(alice.token, "PUT", "/api/users/"+bob.id+"/block", nil, nil); st != http.StatusNoContent {

@@ -62,6 +62,10 @@ type Service struct {
 	m        *metrics
 	notifier Notifier     // nil: no Web Push
 	tracer   trace.Tracer // nil when tracing is off
+	// appendRefusesBlocked: the store's appends refuse a sender the
+	// recipient blocks (store.BlockCheckingAppender), so validateSend
+	// need not ask IsBlocked.
+	appendRefusesBlocked bool
 
 	hub      *hub
 	sessions *sessionCache
@@ -135,6 +139,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 		epoch: time.Now(), ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
 	}
 	s.appendErrLog.every = appendErrorLogEvery
+	if b, ok := d.Store.(store.BlockCheckingAppender); ok {
+		s.appendRefusesBlocked = b.AppendRefusesBlocked()
+	}
 	if d.Tracer != nil {
 		s.tracer = d.Tracer.Tracer(tracerName)
 	}

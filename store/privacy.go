@@ -27,3 +27,21 @@ type Privacy interface {
 	// IsBlocked reports whether userID blocks otherID.
 	IsBlocked(ctx context.Context, userID, otherID string) (bool, error)
 }
+
+// ErrBlocked: the recipient blocks the sender, so a BlockCheckingAppender
+// stored nothing.
+var ErrBlocked = &Error{kind: KindConflict, msg: "store: the recipient blocks the sender"}
+
+// BlockCheckingAppender is implemented by a Store whose AppendMessage (and
+// AppendMessageAsync, if it has it) refuses a message of any kind whose
+// recipient blocks its sender: nothing is stored and the error is
+// ErrBlocked (this error, unlike others, says the message was not
+// stored). The block is read after the message was handed over, so every
+// block acknowledged before the call refuses it, as an IsBlocked of the
+// caller's just before it would; the caller need not ask IsBlocked first.
+// mongostore does this so that the blocks of a whole batch of its writer
+// take one find instead of one per message.
+type BlockCheckingAppender interface {
+	// AppendRefusesBlocked is true when the appends refuse as above.
+	AppendRefusesBlocked() bool
+}

@@ -67,7 +67,9 @@ func (a *asyncAnswers) queue(ctx context.Context, s *mongostore.Store, tag strin
 
 // Messages queued while the writer is busy are stored together: a batch of
 // 6 conversations × 10 messages (and a retry among them) takes 10 insert
-// commands, one per round, and no read; AppendMessage takes 60.
+// commands, one per round, and one read, of the blocks of the whole batch
+// (a message from a blocked sender among them is refused and not stored);
+// AppendMessage takes 60 inserts and 60 reads.
 func TestAppendAsyncBatchRoundTrips(t *testing.T) {
 	m := testserver.StartMongo(t)
 	cmds := &commandCounter{n: map[string]int{}}
@@ -89,6 +91,10 @@ func TestAppendAsyncBatchRoundTrips(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	mallory := store.NewID()
+	if err := s.Block(ctx, peers[0], mallory, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	ans := newAsyncAnswers()
 	ans.queue(ctx, s, "held", store.Message{From: peers[0], To: alice, Text: "held", ClientMsgID: "held"})
 	<-entered // the writer holds the first batch: the rest forms the next
@@ -102,6 +108,8 @@ func TestAppendAsyncBatchRoundTrips(t *testing.T) {
 			if c == 2 && i == 4 {
 				order = append(order, "retry")
 				ans.queue(ctx, s, "retry", store.Message{From: alice, To: peers[1], Text: "again", ClientMsgID: "m1-0"})
+				order = append(order, "blocked")
+				ans.queue(ctx, s, "blocked", store.Message{From: mallory, To: peers[0], Text: "let me in", ClientMsgID: "b"})
 			}
 		}
 	}
@@ -109,8 +117,14 @@ func TestAppendAsyncBatchRoundTrips(t *testing.T) {
 	ans.wg.Wait()
 
 	got := cmds.take()
-	if got["insert messages"] != 1+per || len(got) != 1 {
-		t.Errorf("commands %v, want %d inserts into messages and nothing else", got, 1+per)
+	if got["insert messages"] != 1+per || got["find blocks"] != 2 || len(got) != 2 {
+		t.Errorf("commands %v, want %d inserts into messages, a find on blocks per batch (2) and nothing else", got, 1+per)
+	}
+	if g := ans.got["blocked"]; !errors.Is(g.err, store.ErrBlocked) {
+		t.Errorf("a blocked sender's message: %+v, %v, want store.ErrBlocked", g.msg, g.err)
+	}
+	if msgs, _, err := s.MessagesAfter(ctx, store.ConversationID(mallory, peers[0]), 0, 10); err != nil || len(msgs) != 0 {
+		t.Errorf("the blocked sender's conversation holds %v (%v), want nothing", msgs, err)
 	}
 	if want := append([]string{"held"}, order...); fmt.Sprint(ans.tags) != fmt.Sprint(want) {
 		t.Errorf("answered in order %v, want %v", ans.tags, want)

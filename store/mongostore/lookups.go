@@ -50,7 +50,7 @@ func (s *Store) startLookups() {
 
 // IsBlocked reports whether userID blocks otherID.
 func (s *Store) IsBlocked(ctx context.Context, userID, otherID string) (bool, error) {
-	l := &blockLookup{ctx: ctx, id: userID + "/" + otherID, answer: make(chan blockAnswer, 1)}
+	l := &blockLookup{ctx: ctx, id: blockID(userID, otherID), answer: make(chan blockAnswer, 1)}
 	if err := s.lookups.put(ctx, l); err != nil {
 		return false, fmt.Errorf("mongostore: is blocked: %w", err)
 	}
@@ -98,6 +98,9 @@ func (s *Store) lookupBlocks(batch []*blockLookup) {
 		l.answer <- blockAnswer{blocked: found[l.id], err: err}
 	}
 }
+
+// blockID is the _id of the document of userID's block of otherID.
+func blockID(userID, otherID string) string { return userID + "/" + otherID }
 
 // blockIDsIn returns which of the block document ids exist (at most
 // lookupBatchMax, below ids' limit of pruneChunk).

@@ -124,12 +124,24 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 	if err := ctx.Err(); err != nil {
 		return store.Message{}, false, fmt.Errorf("mongostore: append message: %w", err)
 	}
+	switch blocked, err := s.IsBlocked(ctx, m.To, m.From); {
+	case err != nil:
+		return store.Message{}, false, fmt.Errorf("mongostore: append message: %w", err)
+	case blocked:
+		return store.Message{}, false, fmt.Errorf("mongostore: append message: %w", store.ErrBlocked)
+	}
 	stored, created, err := s.appendMessage(ctx, m)
 	if err != nil {
 		return store.Message{}, false, fmt.Errorf("mongostore: append message: %w", err)
 	}
 	return stored, created, nil
 }
+
+var _ store.BlockCheckingAppender = (*Store)(nil)
+
+// AppendRefusesBlocked is true: AppendMessage and AppendMessageAsync read
+// the blocks themselves (the writer one find per batch: writer.go).
+func (*Store) AppendRefusesBlocked() bool { return true }
 
 func (s *Store) appendMessage(ctx context.Context, m store.Message) (store.Message, bool, error) {
 	m, err := store.PrepareMessage(m)

@@ -138,7 +138,7 @@ func (s *Store) Block(ctx context.Context, userID, otherID string, at time.Time)
 	if userID == "" || otherID == "" || userID == otherID {
 		return fmt.Errorf("mongostore: block: %w", store.ErrInvalid)
 	}
-	_, err := s.blocks().InsertOne(ctx, blockDoc{ID: userID + "/" + otherID, UserID: userID, BlockedID: otherID, CreatedAt: at.UTC().Truncate(time.Millisecond)})
+	_, err := s.blocks().InsertOne(ctx, blockDoc{ID: blockID(userID, otherID), UserID: userID, BlockedID: otherID, CreatedAt: at.UTC().Truncate(time.Millisecond)})
 	if err != nil && !isDuplicate(err) {
 		return fmt.Errorf("mongostore: block: %w", wrapCtx(ctx, err))
 	}
@@ -147,7 +147,7 @@ func (s *Store) Block(ctx context.Context, userID, otherID string, at time.Time)
 
 // Unblock removes userID's block of otherID.
 func (s *Store) Unblock(ctx context.Context, userID, otherID string) error {
-	if _, err := s.blocks().DeleteOne(ctx, bson.D{{Key: "_id", Value: userID + "/" + otherID}}); err != nil {
+	if _, err := s.blocks().DeleteOne(ctx, bson.D{{Key: "_id", Value: blockID(userID, otherID)}}); err != nil {
 		return fmt.Errorf("mongostore: unblock: %w", wrapCtx(ctx, err))
 	}
 	return nil

@@ -84,13 +84,18 @@ func (s *Store) writeBatch(batch []*appendReq) {
 	if s.opts.batchHook != nil {
 		s.opts.batchHook()
 	}
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err // never sent: not stored
+		}
+	}
+	s.refuseBlocked(batch)
 	type key struct{ from, dedup string }
 	seen := make(map[key]*appendReq, len(batch))
 	var run []*appendReq // consecutive fast-path requests
 	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.err = err // never sent: not stored
-			continue
+		if r.err != nil {
+			continue // refused, or its caller has gone: not stored
 		}
 		k := key{r.m.From, dedupKey(r.m)}
 		if first, ok := seen[k]; ok {
@@ -117,6 +122,34 @@ func (s *Store) writeBatch(batch []*appendReq) {
 			r.done(store.Message{}, false, r.err)
 		default:
 			r.done(r.stored, r.created, nil)
+		}
+	}
+}
+
+// refuseBlocked answers ErrBlocked to the requests of the batch whose
+// recipient blocks their sender (store.BlockCheckingAppender), reading the
+// blocks of the whole batch with one find; when that find fails, every
+// request fails with it (nothing was stored).
+func (s *Store) refuseBlocked(batch []*appendReq) {
+	ids := make([]string, 0, len(batch))
+	for _, r := range batch {
+		if r.err == nil {
+			ids = append(ids, blockID(r.m.To, r.m.From))
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	blocked, err := s.blockIDsIn(ctx, ids)
+	for _, r := range batch {
+		switch {
+		case r.err != nil:
+		case err != nil:
+			r.err = fmt.Errorf("mongostore: append message: blocks: %w", err)
+		case blocked[blockID(r.m.To, r.m.From)]:
+			r.err = fmt.Errorf("mongostore: append message: %w", store.ErrBlocked)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -11,6 +12,7 @@ var privacyTests = []contractTest{
 	{"ContactIDs", testContactIDs},
 	{"Blocks", testBlocks},
 	{"BlockInvalid", testBlockInvalid},
+	{"AppendRefusesBlocked", testAppendRefusesBlocked},
 	{"SetDisplayName", testSetDisplayName},
 }
 
@@ -164,4 +166,57 @@ func testSetDisplayName(t *testing.T, s store.Store) {
 		t.Fatalf("SearchUsers(Alic) = %+v, %v", users, err)
 	}
 	wantErr(t, "SetDisplayName(unknown)", s.SetDisplayName(ctx, "nobody", "X", "x"), store.ErrNotFound)
+}
+
+// testAppendRefusesBlocked checks store.BlockCheckingAppender on a store
+// that says it refuses blocked senders: every kind of append, sync and
+// queued, a retry of a stored message too, is ErrBlocked and stores
+// nothing while the block holds, and goes through once it is lifted.
+func testAppendRefusesBlocked(t *testing.T, s store.Store) {
+	if b, ok := s.(store.BlockCheckingAppender); !ok || !b.AppendRefusesBlocked() {
+		t.Skip("the store's appends do not refuse blocked senders")
+	}
+	ctx := ctxFor(t)
+	alice, bob := newUser(t, s, "alice", "Alice"), newUser(t, s, "bob", "Bob")
+	first := send(t, s, bob, alice, "before", 1)
+	if err := s.Block(ctx, alice.ID, bob.ID, at(2)); err != nil {
+		t.Fatalf("Block: %v", err)
+	}
+	msg := func(kind string, target int64, clientMsgID string) store.Message {
+		return store.Message{ID: store.NewID(), From: bob.ID, To: alice.ID, Text: "let me in", Kind: kind, Target: target,
+			ClientMsgID: clientMsgID, CreatedAt: at(3)}
+	}
+	appends := []struct {
+		what string
+		m    store.Message
+	}{
+		{"a text", msg("", 0, store.NewID())},
+		{"a retry of a stored text", msg("", 0, first.ClientMsgID)},
+		{"an edit", msg(store.KindEdit, first.Seq, store.NewID())},
+	}
+	for _, a := range appends {
+		if _, _, err := s.AppendMessage(ctx, a.m); !errors.Is(err, store.ErrBlocked) {
+			t.Errorf("AppendMessage of %s from a blocked sender: %v, want store.ErrBlocked", a.what, err)
+		}
+		if as, ok := s.(store.AsyncAppender); ok {
+			done := make(chan error, 1)
+			as.AppendMessageAsync(ctx, a.m, func(_ store.Message, _ bool, err error) { done <- err })
+			if err := <-done; !errors.Is(err, store.ErrBlocked) {
+				t.Errorf("AppendMessageAsync of %s from a blocked sender: %v, want store.ErrBlocked", a.what, err)
+			}
+		}
+	}
+	// The other way round is not blocked.
+	send(t, s, alice, bob, "you are blocked", 4)
+	msgs, _, err := s.MessagesAfter(ctx, first.ConversationID, 0, 10)
+	if err != nil {
+		t.Fatalf("MessagesAfter: %v", err)
+	}
+	if len(msgs) != 2 || msgs[0].Text != "before" || msgs[1].Text != "you are blocked" || !msgs[0].EditedAt.IsZero() {
+		t.Fatalf("the conversation holds %+v, want bob's first message untouched and alice's", msgs)
+	}
+	if err := s.Unblock(ctx, alice.ID, bob.ID); err != nil {
+		t.Fatalf("Unblock: %v", err)
+	}
+	send(t, s, bob, alice, "thanks", 5)
 }
