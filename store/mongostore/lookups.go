@@ -8,21 +8,20 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// IsBlocked runs before every send (chat refuses a message to a user who
-// blocks its sender), so at a replica's rate it was one find per message:
-// as many round trips to the server as inserts, and on FerretDB more of
-// its CPU than the inserts themselves. Concurrent IsBlocked calls are
-// therefore answered together: lookupWorkers goroutines take the queued
-// lookups in batches (batchQueue) and answer each batch with one find on
-// _id $in. A lookup's find always starts after the lookup was queued, so
-// it sees every block acknowledged before IsBlocked was called, as a find
-// of its own would. While a worker is free a lookup is a find of its own,
-// as before, and waits for nothing; once the server falls behind and all
-// lookupWorkers finds are in flight, what queues meanwhile shares the next
-// ones, so the finds stop growing with the sends instead of piling up on
-// a slow server. (Measured on FerretDB at 1,000-2,000 msg/s over two
-// replicas, where finds take well under a millisecond, lookups seldom
-// overlap: even with one worker 1.24 lookups a find.)
+// Blocks are read on the send path: the writer reads those of a whole
+// batch with one find (refuseBlocked, writer.go), and IsBlocked serves
+// AppendMessage, chat's check of a send with attachments (which it makes
+// before the append) and whoever else asks. Concurrent IsBlocked calls are
+// answered together: lookupWorkers goroutines take the queued lookups in
+// batches (batchQueue) and answer each batch with one find on _id $in. A
+// lookup's find always starts after the lookup was queued, so it sees
+// every block acknowledged before IsBlocked was called, as a find of its
+// own would. While a worker is free a lookup is a find of its own and
+// waits for nothing; once the server falls behind and all lookupWorkers
+// finds are in flight, what queues meanwhile shares the next ones, so the
+// finds stop growing with the calls instead of piling up on a slow server.
+// (On FerretDB at 1,000-2,000 msg/s over two replicas, when every send
+// still asked, lookups seldom overlapped: 1.24 a find with one worker.)
 //
 // On MongoDB the $in is one probe of the _id index per key; FerretDB v1
 // pushes no $in down and reads the blocks collection, which is small
