@@ -357,8 +357,8 @@ type Messages interface {
 }
 
 // AsyncAppender is implemented by a Store that can queue a message without
-// the caller waiting for its commit (sqlitestore, whose writer commits in
-// groups). chat uses it to keep several sends of one WebSocket connection in
+// the caller waiting for its commit (sqlitestore and mongostore, whose
+// writers commit in groups). chat uses it to keep several sends of one WebSocket connection in
 // flight; with a Store that lacks it, every send waits in AppendMessage.
 // storetest.Run checks these promises for a store that implements it.
 type AsyncAppender interface {
