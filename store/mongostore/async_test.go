@@ -391,3 +391,29 @@ func TestIsBlockedSharesFinds(t *testing.T) {
 		t.Fatal("IsBlocked after Close: no error")
 	}
 }
+
+// The blocks of more ids than one find returns (a writer batch larger
+// than the default) are all found: 600 blocks asked at once, each twice.
+func TestBlockIDsInFindsAll(t *testing.T) {
+	m := testserver.StartMongo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := openStoreWith(t, m, mongostore.Options{})
+	alice := store.NewID()
+	var ids []string
+	for range 600 {
+		other := store.NewID()
+		if err := s.Block(ctx, alice, other, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, alice+"/"+other, alice+"/"+other)
+	}
+	ids = append(ids, alice+"/nobody")
+	found, err := s.BlockIDsIn(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 600 || found[alice+"/nobody"] {
+		t.Fatalf("found %d blocks, want the 600 that exist", len(found))
+	}
+}

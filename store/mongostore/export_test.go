@@ -1,6 +1,10 @@
 package mongostore
 
-import "go.mongodb.org/mongo-driver/v2/event"
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/event"
+)
 
 // WithCommandMonitor returns o with a driver command monitor, so that a test
 // can see the commands the store sends.
@@ -37,3 +41,8 @@ const LookupWorkers = lookupWorkers
 
 // LookupsQueued is how many IsBlocked calls wait for a worker.
 func (s *Store) LookupsQueued() int { return len(s.lookups.queue) }
+
+// BlockIDsIn is blockIDsIn: which block documents of ids exist.
+func (s *Store) BlockIDsIn(ctx context.Context, ids []string) (map[string]bool, error) {
+	return s.blockIDsIn(ctx, ids)
+}

@@ -76,8 +76,6 @@ func (s *Store) lookupBlocks(batch []*blockLookup) {
 			ids = append(ids, l.id)
 		}
 	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
 	var (
 		found map[string]bool
 		err   error
@@ -101,16 +99,20 @@ func (s *Store) lookupBlocks(batch []*blockLookup) {
 // blockID is the _id of the document of userID's block of otherID.
 func blockID(userID, otherID string) string { return userID + "/" + otherID }
 
-// blockIDsIn returns which of the block document ids exist (at most
-// lookupBatchMax, below ids' limit of pruneChunk).
+// blockIDsIn returns which of the block document ids exist: one find per
+// pruneChunk distinct ids (ids' limit), so one for any batch of the
+// writer's default size or of the lookups.
 func (s *Store) blockIDsIn(ctx context.Context, ids []string) (map[string]bool, error) {
-	have, err := s.ids(ctx, s.blocks(), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-	if err != nil {
-		return nil, err
-	}
-	found := make(map[string]bool, len(have))
-	for _, id := range have {
-		found[id] = true
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	found := map[string]bool{}
+	for chunk := range slices.Chunk(ids, pruneChunk) {
+		have, err := s.ids(ctx, s.blocks(), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}})
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range have {
+			found[id] = true
+		}
 	}
 	return found, nil
 }
