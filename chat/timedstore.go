@@ -32,6 +32,7 @@ type storeObservers struct {
 	createSession, sessionByID, rotateRefresh, revokeSession      prometheus.Observer
 	conversations, conversation, peerIDs, markRead, markDelivered prometheus.Observer
 	appendMessage, messagesBefore, messagesAfter                  prometheus.Observer
+	contactIDs, isBlocked                                         prometheus.Observer // the sends' privacy reads (timedstore_privacy.go)
 }
 
 func newTimedStore(st Store, lat *prometheus.HistogramVec) *timedStore {
@@ -44,6 +45,7 @@ func newTimedStore(st Store, lat *prometheus.HistogramVec) *timedStore {
 		conversations: o("conversations"), conversation: o("conversation"), peerIDs: o("peer_ids"),
 		markRead: o("mark_read"), markDelivered: o("mark_delivered"),
 		appendMessage: o("append_message"), messagesBefore: o("messages_before"), messagesAfter: o("messages_after"),
+		contactIDs: o("contact_ids"), isBlocked: o("is_blocked"),
 	}}
 	if a, ok := st.(store.AsyncAppender); ok {
 		t.async = a

@@ -90,6 +90,10 @@ func TestTimedStoreObservesEachOp(t *testing.T) {
 		must("mark_delivered", err)
 		_, _, err = ts.MarkRead(ctx, a.ID, b.ID, 2)
 		must("mark_read", err)
+		_, err = ts.ContactIDs(ctx, a.ID)
+		must("contact_ids", err)
+		_, err = ts.IsBlocked(ctx, b.ID, a.ID)
+		must("is_blocked", err)
 		must("ping", ts.Ping(ctx))
 
 		want := map[string]uint64{
@@ -97,6 +101,7 @@ func TestTimedStoreObservesEachOp(t *testing.T) {
 			"create_session": 1, "session_by_id": 1, "rotate_refresh": 1, "revoke_session": 1,
 			"append_message": 2, "messages_before": 1, "messages_after": 1,
 			"conversations": 1, "conversation": 1, "peer_ids": 1, "mark_delivered": 1, "mark_read": 1,
+			"contact_ids": 1, "is_blocked": 1,
 		}
 		got := map[string]uint64{}
 		mfs, err := reg.Gather()
