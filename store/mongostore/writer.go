@@ -17,6 +17,9 @@ var _ store.AsyncAppender = (*Store)(nil)
 // message; one writer goroutine per Store takes what is queued (up to
 // BatchMax) and stores it in as few round trips as the seq rule allows:
 //
+//   - First one find reads the blocks of the whole batch, and a message
+//     whose recipient blocks its sender is answered store.ErrBlocked and
+//     not stored (store.BlockCheckingAppender; refuseBlocked).
 //   - A plain text message (no reply_to) of a conversation whose highest
 //     seq this process knows (seqCache) needs no read before its insert.
 //     Consecutive ones are inserted by one ordered insertMany, each with the
