@@ -177,7 +177,7 @@ func (s *Store) conversations(ctx context.Context, userID string) ([]store.Conve
 	for i, d := range docs {
 		ids[i] = d.ID
 	}
-	ptrs, err := s.loadPointers(ctx, bson.D{{Key: "conversation_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	ptrs, err := s.loadPointers(ctx, bson.D{{Key: "conversation_id", Value: in(ids)}})
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,7 @@ func (s *Store) withState(ctx context.Context, coll *mongo.Collection, conv stri
 	}
 	cur, err := coll.Find(ctx, bson.D{
 		{Key: "conversation_id", Value: conv},
-		{Key: "target", Value: bson.D{{Key: "$in", Value: seqs}}},
+		{Key: "target", Value: in(seqs)},
 		{Key: "seq", Value: bson.D{{Key: "$gt", Value: from}}},
 	}, options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
 	if err != nil {

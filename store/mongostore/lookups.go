@@ -106,7 +106,7 @@ func (s *Store) blockIDsIn(ctx context.Context, ids []string) (map[string]bool, 
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	found := map[string]bool{}
 	for chunk := range slices.Chunk(ids, pruneChunk) {
-		have, err := s.ids(ctx, s.blocks(), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}})
+		have, err := s.ids(ctx, s.blocks(), bson.D{{Key: "_id", Value: in(chunk)}})
 		if err != nil {
 			return nil, err
 		}

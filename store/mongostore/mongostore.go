@@ -384,6 +384,18 @@ func (c *seqCache) put(conv string, seq int64) {
 	c.m[conv] = seq
 }
 
+// in is the filter value "one of vs": vs's only value itself when it has
+// one, else {$in: vs}. MongoDB plans both alike; FerretDB v1 pushes an
+// equality down to PostgreSQL (an index read) but no $in, which reads the
+// whole collection, and the common case on the send and catch-up paths is
+// one value (a user's one peer, one conversation, a writer batch of one).
+func in[T any](vs []T) any {
+	if len(vs) == 1 {
+		return vs[0]
+	}
+	return bson.D{{Key: "$in", Value: vs}}
+}
+
 // toDate converts t to a BSON date (milliseconds).
 func toDate(t time.Time) bson.DateTime { return bson.NewDateTimeFromTime(t) }
 

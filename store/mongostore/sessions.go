@@ -127,7 +127,7 @@ func (s *Store) SessionsByUser(ctx context.Context, userID string) ([]store.Sess
 	for i, d := range docs {
 		ids[i] = d.ID
 	}
-	rcur, err := s.revocations.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	rcur, err := s.revocations.Find(ctx, bson.D{{Key: "_id", Value: in(ids)}})
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: sessions by user: %w", wrapCtx(ctx, err))
 	}

@@ -89,7 +89,7 @@ func (s *Store) cachedStates(ctx context.Context, conv string, seqs []int64) (ma
 	for i, seq := range seqs {
 		ids[i] = stateID(conv, seq)
 	}
-	cur, err := s.states.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	cur, err := s.states.Find(ctx, bson.D{{Key: "_id", Value: in(ids)}})
 	if err != nil {
 		return nil, wrapCtx(ctx, err)
 	}
@@ -136,7 +136,7 @@ func (s *Store) refold(ctx context.Context, conv string, msgs []store.Message, s
 	}
 	cur, err := s.shown.Find(ctx, bson.D{
 		{Key: "conversation_id", Value: conv},
-		{Key: "target", Value: bson.D{{Key: "$in", Value: seqs}}},
+		{Key: "target", Value: in(seqs)},
 		{Key: "seq", Value: bson.D{{Key: "$gt", Value: from}, {Key: "$lte", Value: upto}}},
 	}, options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
 	if err != nil {

@@ -31,7 +31,7 @@ func (r *eventReads) monitor() *event.CommandMonitor {
 				return
 			}
 			filter, _ := e.Command.Lookup("filter").DocumentOK()
-			_, byTarget := filter.Lookup("target").DocumentOK()
+			byTarget := filter.Lookup("target").Type != 0 // {$in: seqs}, or one seq itself
 			_, byOr := filter.Lookup("$or").ArrayOK()
 			r.mu.Lock()
 			defer r.mu.Unlock()

@@ -119,7 +119,7 @@ func (s *Store) UsersByIDs(ctx context.Context, ids []string) ([]store.User, err
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	users, err := s.findUsers(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find())
+	users, err := s.findUsers(ctx, bson.D{{Key: "_id", Value: in(ids)}}, options.Find())
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: users by ids: %w", err)
 	}
