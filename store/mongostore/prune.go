@@ -52,15 +52,15 @@ func (s *Store) pruneStep(ctx context.Context, cutoff bson.DateTime) (deleted in
 	if len(ids) == 0 {
 		return 0, false, nil
 	}
-	in := bson.D{{Key: "$in", Value: ids}}
-	res, err := s.sessions.DeleteMany(ctx, bson.D{{Key: "_id", Value: in}})
+	anyOf := in(ids)
+	res, err := s.sessions.DeleteMany(ctx, bson.D{{Key: "_id", Value: anyOf}})
 	if err != nil {
 		return 0, false, err
 	}
-	if _, err := s.revocations.DeleteMany(ctx, bson.D{{Key: "_id", Value: in}}); err != nil {
+	if _, err := s.revocations.DeleteMany(ctx, bson.D{{Key: "_id", Value: anyOf}}); err != nil {
 		return res.DeletedCount, false, err
 	}
-	if _, err := s.claims.DeleteMany(ctx, bson.D{{Key: "session_id", Value: in}}); err != nil {
+	if _, err := s.claims.DeleteMany(ctx, bson.D{{Key: "session_id", Value: anyOf}}); err != nil {
 		return res.DeletedCount, false, err
 	}
 	return res.DeletedCount, len(expired) == pruneChunk || len(revoked) == pruneChunk, nil
