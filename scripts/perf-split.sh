@@ -251,7 +251,8 @@ redis_url=redis://127.0.0.1:$redis_port/0
 # PostgreSQL database when this script ends, even by SIGKILL.
 mkfifo "$tmp/ferret.in"
 exec 9<>"$tmp/ferret.in"
-"$ferret_bin" -postgresql "$pg_url" -pg-max-conns "$pg_conns" <"$tmp/ferret.in" >"$tmp/ferret.out" 2>"$tmp/ferretdb.log" &
+# PERF_FERRET_SQL=1: FerretDB logs every SQL statement to split-logs/ferretdb.log
+"$ferret_bin" -postgresql "$pg_url" -pg-max-conns "$pg_conns" ${PERF_FERRET_SQL:+-log-sql} <"$tmp/ferret.in" >"$tmp/ferret.out" 2>"$tmp/ferretdb.log" &
 ferret_pid=$!
 procs+=("ferretdb $ferret_pid")
 for ((i = 0; i < 600; i++)); do grep -qs '^MONGODB_URI=' "$tmp/ferret.out" && break; sleep 0.1; done

@@ -59,11 +59,15 @@ func run() error {
 	dir := flag.String("dir", "", "directory for the SQLite backend's databases (default: a new temporary directory, removed on exit)")
 	addr := flag.String("addr", "127.0.0.1:0", "TCP address to listen on")
 	verbose := flag.Bool("v", false, "log FerretDB's messages to standard error")
+	logSQL := flag.Bool("log-sql", false, "with -v implied: log at debug level too, which includes every SQL statement FerretDB sends to PostgreSQL (to see which filters it pushes down)")
 	watchStdin := flag.Bool("watch-stdin", true, "stop when standard input is closed (turn off to run it in the background with no input)")
 	flag.Parse()
 
 	logger := slog.New(slog.DiscardHandler)
-	if *verbose {
+	switch {
+	case *logSQL:
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case *verbose:
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 
