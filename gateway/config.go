@@ -31,6 +31,12 @@ type Config struct {
 	HealthInterval time.Duration `mapstructure:"health_interval"`
 	// HealthTimeout bounds one active check.
 	HealthTimeout time.Duration `mapstructure:"health_timeout"`
+	// TimeoutsToUnhealthy is the number of consecutive active checks whose
+	// /readyz gives no answer within HealthTimeout before an upstream
+	// leaves rotation: a replica busy with a reconnect storm answers one
+	// check late and is not unready. A /readyz that answers anything but
+	// 200, or a connection that fails, takes it out at the first check.
+	TimeoutsToUnhealthy int `mapstructure:"timeouts_to_unhealthy"`
 	// TunnelDropAfter is how long an upstream may give no answer at all
 	// (to /readyz nor /healthz) before the gateway closes its WebSocket
 	// tunnels with 1001 (going away: reconnect elsewhere), so their clients reconnect to a
@@ -65,19 +71,21 @@ type Config struct {
 
 // DefaultConfig returns the defaults: no upstreams (they must be
 // configured), DNS lookups of gateway.chat_dns every 5 s, checks every 2 s
-// with a 1 s timeout, tunnels of an upstream silent for 10 s closed, ejection after 3
+// with a 1 s timeout (two in a row take an upstream out), tunnels of an
+// upstream silent for 10 s closed, ejection after 3
 // consecutive failures, 1 login attempt per second with a burst of 10, and
 // no trusted proxies.
 func DefaultConfig() Config {
 	return Config{
-		DNSInterval:     5 * time.Second,
-		HealthInterval:  2 * time.Second,
-		HealthTimeout:   time.Second,
-		TunnelDropAfter: 10 * time.Second,
-		WSWriteTimeout:  5 * time.Second,
-		EjectAfter:      3,
-		LoginRateLimit:  20,
-		LoginBurst:      100,
+		DNSInterval:         5 * time.Second,
+		HealthInterval:      2 * time.Second,
+		HealthTimeout:       time.Second,
+		TimeoutsToUnhealthy: 2,
+		TunnelDropAfter:     10 * time.Second,
+		WSWriteTimeout:      5 * time.Second,
+		EjectAfter:          3,
+		LoginRateLimit:      20,
+		LoginBurst:          100,
 	}
 }
 
@@ -114,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.HealthTimeout <= 0 {
 		return errors.New("gateway.health_timeout: must be > 0 (for example 1s)")
+	}
+	if c.TimeoutsToUnhealthy < 1 {
+		return errors.New("gateway.timeouts_to_unhealthy: must be >= 1 (1: the first check without an answer in time takes an upstream out)")
 	}
 	if c.TunnelDropAfter <= 0 {
 		return errors.New("gateway.tunnel_drop_after: must be > 0 (for example 10s)")

@@ -70,3 +70,57 @@ func TestFrozenUpstreamTunnelsClosed(t *testing.T) {
 		t.Fatalf("reconnected to %s, want %s", n, other)
 	}
 }
+
+// One active check that times out does not take a replica out of rotation:
+// under a reconnect storm a node's cores and run queue are full for
+// seconds and its /readyz answers late although it serves (issue 13,
+// point 6: one slow check in about five storm runs marked the node
+// unhealthy, which with two replicas moves the storm onto the other).
+// gateway.timeouts_to_unhealthy (2) in a row do; an answer other than 200
+// and a refused connection do at once.
+func TestOneSlowCheckKeepsTheReplica(t *testing.T) {
+	a := newTestUpstream(t, "auth-1")
+	c1, c2 := newTestUpstream(t, "chat-1"), newTestUpstream(t, "chat-2")
+	cfg := testConfig([]string{a.URL()}, []string{c1.URL(), c2.URL()})
+	cfg.HealthTimeout = 100 * time.Millisecond
+	tg := newTestGateway(t, cfg, false)
+	up1, up2 := tg.g.chat.list()[0], tg.g.chat.list()[1]
+	ctx := context.Background()
+
+	c1.slowReady.Store(true)
+	tg.g.checkAll(ctx)
+	if !up1.available() {
+		t.Fatal("one check without an answer in time took the replica out of rotation")
+	}
+	tg.g.checkAll(ctx)
+	if up1.available() {
+		t.Fatal("two checks in a row without an answer in time left the replica in rotation")
+	}
+	c1.slowReady.Store(false)
+	tg.g.checkAll(ctx)
+	if !up1.available() {
+		t.Fatal("a check answered in time did not bring the replica back")
+	}
+	// The count starts again after a good answer.
+	c1.slowReady.Store(true)
+	tg.g.checkAll(ctx)
+	if !up1.available() {
+		t.Fatal("a slow check after a good one took the replica out")
+	}
+	c1.slowReady.Store(false)
+
+	// Not ready is a verdict: out at the first check.
+	c2.ready.Store(false)
+	tg.g.checkAll(ctx)
+	if up2.available() {
+		t.Fatal("a 503 from /readyz left the replica in rotation")
+	}
+	c2.ready.Store(true)
+	tg.g.checkAll(ctx)
+	// A refused connection (the process is gone) too.
+	c2.srv.Close()
+	tg.g.checkAll(ctx)
+	if up2.available() {
+		t.Fatal("a replica refusing connections stayed in rotation")
+	}
+}

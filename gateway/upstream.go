@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -34,8 +35,11 @@ type upstream struct {
 	// ejected is set by passive ejection and cleared by a good active check.
 	ejected atomic.Bool
 	fails   atomic.Int32 // consecutive proxy failures
-	active  atomic.Int64 // in-flight requests and open WebSockets
-	drop    tunnelDrop   // closes the tunnels of an upstream that stopped answering
+	// slowChecks counts consecutive active checks whose /readyz gave no
+	// answer within health_timeout (gateway.timeouts_to_unhealthy).
+	slowChecks atomic.Int32
+	active     atomic.Int64 // in-flight requests and open WebSockets
+	drop       tunnelDrop   // closes the tunnels of an upstream that stopped answering
 }
 
 func newUpstream(kind, raw string) (*upstream, error) {
@@ -188,11 +192,13 @@ func (g *Gateway) checkAll(ctx context.Context) {
 func (g *Gateway) check(parent context.Context, u *upstream) {
 	status, err := g.probe(parent, u.readyz)
 	ok, reason := status == http.StatusOK, ""
+	slow := false // /readyz gave no answer in time
 	if err != nil {
 		if parent.Err() != nil {
 			return // the gateway is stopping; this says nothing about u
 		}
 		reason = err.Error()
+		slow = errors.Is(err, context.DeadlineExceeded)
 		if _, herr := g.probe(parent, u.healthz); herr == nil {
 			err = nil // not ready in time, but alive
 		} else if parent.Err() != nil {
@@ -203,6 +209,18 @@ func (g *Gateway) check(parent context.Context, u *upstream) {
 	}
 	u.answering.Store(err == nil)
 	g.noteAnswering(u, err == nil)
+	if !slow {
+		u.slowChecks.Store(0)
+	} else if n := u.slowChecks.Add(1); int(n) < g.cfg.TimeoutsToUnhealthy {
+		// A replica that answers late once is busy, not unready: a
+		// reconnect storm keeps every core of a node and its run queue
+		// full for seconds, and a check is one request among thousands.
+		// Taking it out of rotation then would move its load onto the
+		// others (issue 13, point 6). An answer that says not ready, a
+		// refused connection, or timeouts in a row still take it out.
+		g.log.Info("upstream slow to answer its check", "kind", u.kind, "upstream", u.name, "timeouts", n, "reason", reason)
+		return
+	}
 	if ok {
 		u.fails.Store(0)
 		wasEjected := u.ejected.Swap(false)
