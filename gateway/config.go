@@ -72,9 +72,9 @@ type Config struct {
 // DefaultConfig returns the defaults: no upstreams (they must be
 // configured), DNS lookups of gateway.chat_dns every 5 s, checks every 2 s
 // with a 1 s timeout (two in a row take an upstream out), tunnels of an
-// upstream silent for 10 s closed, ejection after 3
-// consecutive failures, 1 login attempt per second with a burst of 10, and
-// no trusted proxies.
+// upstream silent for 10 s closed, ejection after 3 consecutive failures,
+// 20 login attempts per second per address with a burst of 100, and no
+// trusted proxies.
 func DefaultConfig() Config {
 	return Config{
 		DNSInterval:         5 * time.Second,
