@@ -117,6 +117,9 @@ func TestOneSlowCheckKeepsTheReplica(t *testing.T) {
 	}
 	c2.ready.Store(true)
 	tg.g.checkAll(ctx)
+	if !up2.available() {
+		t.Fatal("a ready answer did not bring the replica back")
+	}
 	// A refused connection (the process is gone) too.
 	c2.srv.Close()
 	tg.g.checkAll(ctx)
