@@ -85,45 +85,31 @@ func TestOneSlowCheckKeepsTheReplica(t *testing.T) {
 	cfg.HealthTimeout = 100 * time.Millisecond
 	tg := newTestGateway(t, cfg, false)
 	up1, up2 := tg.g.chat.list()[0], tg.g.chat.list()[1]
-	ctx := context.Background()
+	// check runs a round of checks and wants u in rotation or not.
+	check := func(u *upstream, inRotation bool, failure string) {
+		t.Helper()
+		tg.g.checkAll(context.Background())
+		if u.available() != inRotation {
+			t.Fatal(failure)
+		}
+	}
 
 	c1.slowReady.Store(true)
-	tg.g.checkAll(ctx)
-	if !up1.available() {
-		t.Fatal("one check without an answer in time took the replica out of rotation")
-	}
-	tg.g.checkAll(ctx)
-	if up1.available() {
-		t.Fatal("two checks in a row without an answer in time left the replica in rotation")
-	}
+	check(up1, true, "one check without an answer in time took the replica out of rotation")
+	check(up1, false, "two checks in a row without an answer in time left the replica in rotation")
 	c1.slowReady.Store(false)
-	tg.g.checkAll(ctx)
-	if !up1.available() {
-		t.Fatal("a check answered in time did not bring the replica back")
-	}
+	check(up1, true, "a check answered in time did not bring the replica back")
 	// The count starts again after a good answer.
 	c1.slowReady.Store(true)
-	tg.g.checkAll(ctx)
-	if !up1.available() {
-		t.Fatal("a slow check after a good one took the replica out")
-	}
+	check(up1, true, "a slow check after a good one took the replica out")
 	c1.slowReady.Store(false)
 
 	// Not ready is a verdict: out at the first check.
 	c2.ready.Store(false)
-	tg.g.checkAll(ctx)
-	if up2.available() {
-		t.Fatal("a 503 from /readyz left the replica in rotation")
-	}
+	check(up2, false, "a 503 from /readyz left the replica in rotation")
 	c2.ready.Store(true)
-	tg.g.checkAll(ctx)
-	if !up2.available() {
-		t.Fatal("a ready answer did not bring the replica back")
-	}
+	check(up2, true, "a ready answer did not bring the replica back")
 	// A refused connection (the process is gone) too.
 	c2.srv.Close()
-	tg.g.checkAll(ctx)
-	if up2.available() {
-		t.Fatal("a replica refusing connections stayed in rotation")
-	}
+	check(up2, false, "a replica refusing connections stayed in rotation")
 }
