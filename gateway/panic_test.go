@@ -82,7 +82,9 @@ func TestOneSlowCheckKeepsTheReplica(t *testing.T) {
 	a := newTestUpstream(t, "auth-1")
 	c1, c2 := newTestUpstream(t, "chat-1"), newTestUpstream(t, "chat-2")
 	cfg := testConfig([]string{a.URL()}, []string{c1.URL(), c2.URL()})
-	cfg.HealthTimeout = 100 * time.Millisecond
+	// Long enough that a good answer on a loaded CI machine is never late:
+	// the slow checks wait it out, three of them.
+	cfg.HealthTimeout = 500 * time.Millisecond
 	tg := newTestGateway(t, cfg, false)
 	up1, up2 := tg.g.chat.list()[0], tg.g.chat.list()[1]
 	// check runs a round of checks and wants u in rotation or not.
