@@ -20,15 +20,17 @@ import (
 // append runs on the reader, which waits for each commit as a synchronous
 // send would. Either way the store's callback only pushes the send on a
 // completion queue. A few completion goroutines per node (not per message)
-// answer: they encode the frames, put the answers of each connection in
+// answer: they encode the frames and put the answers of each connection in
 // ticket order (a refused send is a ticket answered at once, so its error
-// frame cannot overtake earlier acks), queue the ack and release the slot;
-// once every answer of the batch it took is queued, it publishes their
-// messages together (one round trip to Redis, delivery.go's pubBatch) and
-// ends their in-flight counts.
+// frame cannot overtake earlier acks); they publish the messages of the
+// batch they took together (one round trip to Redis, delivery.go's
+// pubBatch), then queue the answers, release the slots and end the
+// in-flight counts.
 //
 // Guarantees: the ack is queued only after the store reported the message
-// durable; a connection's answers come in the order its frames were read;
+// durable and the broker took it (a node killed in between answers
+// nothing, so its sender sends again; see reply.send); a connection's
+// answers come in the order its frames were read;
 // the store commits in queue order, so one connection's messages to one peer
 // get increasing seqs, and they are published in that order (a batch keeps
 // its order, and one goroutine publishes a connection's batches). Shutdown waits
@@ -109,6 +111,7 @@ func (s *Service) completer(q *completionQueue) {
 	defer s.completers.Done()
 	var spare []*sendOp
 	var pubs pubBatch
+	var replies []reply
 	for {
 		stop := false
 		select {
@@ -120,23 +123,23 @@ func (s *Service) completer(q *completionQueue) {
 		ops := q.ops
 		q.ops = spare[:0]
 		q.mu.Unlock()
-		work := 0
 		for _, op := range ops {
-			work += s.complete(op, &pubs)
+			s.complete(op, &pubs, &replies)
 		}
 		if len(pubs.ps) > 0 {
 			ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 			s.flush(ctx, &pubs)
 			cancel()
 		}
-		for range work {
-			s.endWork() // after the publications: Shutdown closes the broker then
+		for _, r := range replies {
+			r.send(s)
 		}
+		clear(replies)
 		clear(ops)
 		if cap(ops) <= 1024 {
-			spare = ops[:0]
+			spare, replies = ops[:0], replies[:0]
 		} else {
-			spare = nil // let a burst's buffer go
+			spare, replies = nil, nil // let a burst's buffers go
 		}
 		if stop {
 			return
@@ -231,10 +234,9 @@ func (op *sendOp) stored(msg store.Message, created bool, err error) {
 }
 
 // complete files op in its connection's ring and answers every ticket that
-// is next in line (completion goroutine), their publications gathered in
-// pubs. It returns how many in-flight counts the caller ends once pubs is
-// published.
-func (s *Service) complete(op *sendOp, pubs *pubBatch) (work int) {
+// is next in line (completion goroutine): their publications are gathered
+// in pubs and their answers in replies, queued once pubs is published.
+func (s *Service) complete(op *sendOp, pubs *pubBatch, replies *[]reply) {
 	p := op.p
 	w := uint64(len(p.ring))
 	p.ring[op.ticket%w] = op
@@ -242,44 +244,63 @@ func (s *Service) complete(op *sendOp, pubs *pubBatch) (work int) {
 		i := p.next % w
 		op := p.ring[i]
 		if op == nil || op.ticket != p.next {
-			return work
+			return
 		}
 		p.ring[i] = nil
 		p.next++
-		s.answer(op, pubs)
-		if op.work {
-			work++
-		}
+		*replies = append(*replies, s.answer(op, pubs))
 	}
 }
 
-// answer queues op's answer on its connection and, for a new message,
-// gathers its publications in pubs; then it frees op's slot. The caller
-// ends op's in-flight count after publishing pubs.
-func (s *Service) answer(op *sendOp, pubs *pubBatch) {
-	c := op.c
+// reply is a ticket's answer, held until its batch is published.
+type reply struct {
+	op    *sendOp
+	frame []byte
+	start int64      // mono ns the frame was read (send latency); 0 for none
+	span  trace.Span // the ws.write span of a traced ack, or nil
+}
+
+// answer makes op's answer and, for a stored message, gathers its
+// publications in pubs (a traced send is published at once, in its span).
+func (s *Service) answer(op *sendOp, pubs *pubBatch) reply {
 	if op.frame != nil {
-		c.enqueue(op.frame, 0)
-	} else {
-		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
-		res, herr := s.sendResultOf(op.req, op.msg, op.created, op.err)
-		if herr != nil {
-			c.enqueue(errorFrameBytes(op.ref, herr), 0)
-			op.req.tr.end(nil, herr)
-		} else if res.tr == nil {
-			c.enqueue(res.ack, op.start) // the ack does not wait for the broker
-			s.fanOutInto(ctx, res, pubs)
-		} else {
-			ws := res.tr.start("ws.write", trace.SpanKindInternal)
-			if !c.enqueueSpan(res.ack, op.start, ws) {
-				endWrite(ws, "connection closing")
-			}
-			s.fanOut(ctx, res)
-			res.tr.end(&res, nil)
-		}
-		cancel()
+		return reply{op: op, frame: op.frame}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+	defer cancel()
+	res, herr := s.sendResultOf(op.req, op.msg, op.created, op.err)
+	switch {
+	case herr != nil:
+		op.req.tr.end(nil, herr)
+		return reply{op: op, frame: errorFrameBytes(op.ref, herr)}
+	case res.tr == nil:
+		s.fanOutInto(ctx, res, pubs)
+		return reply{op: op, frame: res.ack, start: op.start}
+	default:
+		s.fanOut(ctx, res)
+		ws := res.tr.start("ws.write", trace.SpanKindInternal)
+		res.tr.end(&res, nil)
+		return reply{op: op, frame: res.ack, start: op.start, span: ws}
+	}
+}
+
+// send queues r's answer on its connection, then frees its slot and ends
+// its in-flight count. It runs after the answer's publications: an ack
+// never reaches a sender before the broker took its message, so a node
+// killed between the two leaves no gap that nobody reports (the sender,
+// without its ack, sends again: stored once, published again).
+func (r reply) send(s *Service) {
+	op := r.op
+	c := op.c
+	if r.span == nil {
+		c.enqueue(r.frame, r.start)
+	} else if !c.enqueueSpan(r.frame, r.start, r.span) {
+		endWrite(r.span, "connection closing")
 	}
 	p := op.p
 	p.pending.Add(-1) // after the enqueue: see answerInOrder
 	<-p.slots
+	if op.work {
+		s.endWork() // after the publications: Shutdown closes the broker then
+	}
 }
