@@ -253,6 +253,7 @@ func (s *Service) flush(ctx context.Context, b *pubBatch) {
 // publishFailed is the answer to a lost publication to userID's topic.
 func (s *Service) publishFailed(ctx context.Context, userID string, err error) {
 	s.hub.conns.resyncUser(userID)
+	s.owed.add(userID) // and, through the broker, on other nodes (owedresync.go)
 	if now := time.Now().UnixNano(); ctx.Err() == nil && now-s.lastPublishWarn.Load() >= int64(publishFailureLogEvery) {
 		s.lastPublishWarn.Store(now)
 		s.log.Warn("publish failed; the user's local connections get resync", "topic_kind", "user", "err", err)

@@ -53,6 +53,12 @@ func (l *connList) deliver(m *metrics, tr trace.Tracer, payload []byte) {
 	if !ok {
 		return
 	}
+	if kind == envResync { // another node failed to publish to this user (owedresync.go)
+		for _, c := range l.load() {
+			c.enqueueResync()
+		}
+		return
+	}
 	ctx, span := traceDeliver(tr, payload) // nil unless a traced message (tracing.go)
 	n := 0
 	for _, c := range l.load() {

@@ -14,7 +14,9 @@ var resyncFrame = []byte(`{"type":"resync"}`)
 //   - to each of its connections once its broker link is back (the broker
 //     lost what was published meanwhile): Service.onBrokerReconnect;
 //   - to a user's connections on this node when an event for that user
-//     could not be published (Service.publishTo).
+//     could not be published (Service.publishTo), and through the broker
+//     to that user's connections on other nodes once it takes a
+//     publication again (owedresync.go).
 //
 // Delivery to a local connection drops an event only when the connection
 // is closing (a slow consumer is closed with 1013), so nothing else needs one.
@@ -63,6 +65,7 @@ func (r *registry) resyncAll() {
 func (s *Service) onBrokerReconnect() {
 	s.log.Info("broker link restored: sending resync to every connection")
 	s.hub.conns.resyncAll()
+	s.owed.wake() // the resyncs owed to other nodes' connections
 	go func() {
 		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 		defer cancel()

@@ -62,17 +62,25 @@ func TestResyncWhenPublishFails(t *testing.T) {
 	if st != http.StatusCreated {
 		t.Fatalf("send: %d, want 201 (the store is the record)", st)
 	}
+	wantResyncThenCatchUp(t, n, b, bob, alice, m.num("seq"))
+}
+
+// wantResyncThenCatchUp reads b (reader's socket) up to a resync, none of
+// the frames before it a live message, then pages reader's conversation
+// with peer on e: it must hold the one message, seq.
+func wantResyncThenCatchUp(t *testing.T, e *testEnv, b *wsClient, reader, peer *testUser, seq int64) {
+	t.Helper()
 	skipped := b.until(func(f frame) bool { return f.typ() == "resync" })
 	for _, f := range skipped {
 		if f.typ() == "message" {
-			t.Fatalf("bob got %v live although its publish failed", f)
+			t.Fatalf("%s got %v live although its publish failed", reader.name, f)
 		}
 	}
 	var page struct {
 		Messages []frame `json:"messages"`
 	}
-	if code := n.call(bob.token, "GET", "/api/conversations/"+alice.id+"/messages?after=0", nil, &page); code != http.StatusOK ||
-		len(page.Messages) != 1 || page.Messages[0].num("seq") != m.num("seq") {
+	if code := e.call(reader.token, "GET", "/api/conversations/"+peer.id+"/messages?after=0", nil, &page); code != http.StatusOK ||
+		len(page.Messages) != 1 || page.Messages[0].num("seq") != seq {
 		t.Fatalf("catch-up: %d %v, want the message", code, page.Messages)
 	}
 }
@@ -140,4 +148,26 @@ func TestResyncOnBrokerReconnect(t *testing.T) {
 	for _, w := range []*wsClient{a1, a2, b} {
 		w.until(func(f frame) bool { return f.typ() == "resync" })
 	}
+}
+
+// A publish that fails on one node while the broker works for the others
+// (its PUBLISH timed out, or only its own link broke): the recipient's
+// socket on another node gets resync once the failing node's broker takes
+// publications again, and its catch-up has the message. Before, only the
+// failing node's own sockets got one and the other node's stayed open with
+// a silent gap (api.md 1.1, resync).
+func TestResyncReachesOtherNodesWhenPublishFails(t *testing.T) {
+	e := newTestEnv(t, nil) // node-1: bob, its broker link fine
+	fb := &flakyBroker{}
+	e.wrapBroker = func(b pubsub.Broker) pubsub.Broker { fb.Broker = b; return fb }
+	n := e.node("node-2", nil) // node-2: alice, whose publishes fail for a while
+	alice, bob := e.user("alice"), e.user("bob")
+	a, b := n.dial(alice), e.dial(bob)
+
+	fb.failing.Store(true)
+	m := a.sendOK(bob, "lost on the way", cmid()) // alice's own resync came before the ack
+	// The broker takes publications again: the owed resync goes out on its
+	// next try, to bob's socket on node-1.
+	fb.failing.Store(false)
+	wantResyncThenCatchUp(t, e, b, bob, alice, m.num("seq"))
 }

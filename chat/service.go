@@ -87,6 +87,7 @@ type Service struct {
 	epoch time.Time // origin of mono
 
 	lastPublishWarn atomic.Int64 // unix ns of the last "publish failed" WARN
+	owed            *owedResyncs // users owed a resync through the broker (owedresync.go)
 	appendErrLog    logEvery     // failed appends: one line per appendErrorLogEvery
 
 	// ctx lives from New to the end of Shutdown; background work derives from it.
@@ -136,6 +137,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		cfg: cfg, store: newTimedStore(withBreaker(d.Store, newBreaker(cfg, d.Store.Ping, log, ctx.Done())), m.storeLat), broker: d.Broker, presence: d.Presence, verifier: d.Verifier,
 		node: d.NodeID, log: log, m: m, notifier: d.Notifier,
 		sessions: newSessionCache(), users: newUserCache(), completions: newCompletionQueues(),
+		owed:  newOwedResyncs(),
 		epoch: time.Now(), ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
 	}
 	s.appendErrLog.every = appendErrorLogEvery
@@ -320,6 +322,7 @@ func (s *Service) loop() {
 	defer close(s.loopDone)
 	var wg sync.WaitGroup
 	wg.Go(s.sweepLoop)
+	wg.Go(s.owedResyncLoop)
 	wg.Go(func() { s.every(s.cfg.PresenceTTL/3, s.refreshPresence) })
 	wg.Go(func() { s.every(s.cfg.RevocationRecheck, s.recheckSessions) })
 	wg.Go(func() { s.every(s.cfg.AttachmentPruneInterval, s.pruneAttachments) })

@@ -174,7 +174,8 @@ type errorFrame struct {
 
 // Broker envelope: every payload chat publishes on a user topic is
 //
-//	[0]    kind (envMessage for a `message` frame, envEvent for any other frame)
+//	[0]    kind (envMessage for a `message` frame, envEvent for any other
+//	       frame, envResync for none: each connection gets a resync, owedresync.go)
 //	[1:9]  id of the connection that must not get the frame (big endian; 0 = none)
 //	[9:]   the WebSocket frame, encoded once, handed as is to every local connection
 //
@@ -183,6 +184,7 @@ type errorFrame struct {
 const (
 	envMessage byte = 'm'
 	envEvent   byte = 'e'
+	envResync  byte = 'r'
 	envHeader       = 9
 )
 
@@ -200,6 +202,9 @@ func parseEnvelope(p []byte) (kind byte, except uint64, frame []byte, ok bool) {
 	if len(p) > 0 && p[0] == envTraced { // tracing.go
 		except, frame, ok = parseTracedEnvelope(p)
 		return envMessage, except, frame, ok
+	}
+	if len(p) == envHeader && p[0] == envResync {
+		return envResync, binary.BigEndian.Uint64(p[1:envHeader]), nil, true
 	}
 	if len(p) <= envHeader || (p[0] != envMessage && p[0] != envEvent) {
 		return 0, 0, nil, false
