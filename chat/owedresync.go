@@ -92,8 +92,9 @@ func (s *Service) owedResyncLoop() {
 	}
 }
 
-// publishOwed publishes a resync on the topic of each owed user. At the
-// first refusal it stops: that user and the ones not tried yet stay owed
+// publishOwed publishes a resync on the topic of each owed user, in one
+// batch when the broker takes batches. One at a time, it stops at the
+// first refusal: that user and the ones not tried yet stay owed
 // for the next round (a broker that is down refuses them all, each after
 // up to opTimeout). It does not call publishFailed: the user's local
 // connections had their resync when the gap began.
@@ -104,6 +105,21 @@ func (s *Service) publishOwed() {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 	defer cancel()
+	if bp, ok := s.broker.(pubsub.BatchPublisher); ok && len(ids) > 1 {
+		// One round trip (Redis) for all: after an outage they may be many.
+		ps := make([]pubsub.Publication, len(ids))
+		for i, id := range ids {
+			ps[i] = pubsub.Publication{Topic: pubsub.UserTopic(id), Payload: resyncEnvelope}
+		}
+		var again []string
+		for i, err := range bp.PublishBatch(ctx, ps) {
+			if err != nil {
+				again = append(again, ids[i])
+			}
+		}
+		s.owed.addAll(again)
+		return
+	}
 	for i, id := range ids {
 		if err := s.broker.Publish(ctx, pubsub.UserTopic(id), resyncEnvelope); err != nil {
 			s.owed.addAll(ids[i:])

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -157,17 +158,27 @@ func TestResyncOnBrokerReconnect(t *testing.T) {
 // failing node's own sockets got one and the other node's stayed open with
 // a silent gap (api.md 1.1, resync).
 func TestResyncReachesOtherNodesWhenPublishFails(t *testing.T) {
-	e := newTestEnv(t, nil) // node-1: bob, its broker link fine
-	fb := &flakyBroker{}
-	e.wrapBroker = func(b pubsub.Broker) pubsub.Broker { fb.Broker = b; return fb }
-	n := e.node("node-2", nil) // node-2: alice, whose publishes fail for a while
-	alice, bob := e.user("alice"), e.user("bob")
-	a, b := n.dial(alice), e.dial(bob)
+	for _, batching := range []bool{false, true} { // batching: as Redis, one round trip for the owed
+		t.Run(fmt.Sprintf("batching=%v", batching), func(t *testing.T) {
+			e := newTestEnv(t, nil) // node-1: bob, its broker link fine
+			fb := &flakyBroker{}
+			e.wrapBroker = func(b pubsub.Broker) pubsub.Broker {
+				fb.Broker = b
+				if batching {
+					return &batchingFlakyBroker{flakyBroker: fb}
+				}
+				return fb
+			}
+			n := e.node("node-2", nil) // node-2: alice, whose publishes fail for a while
+			alice, bob := e.user("alice"), e.user("bob")
+			a, b := n.dial(alice), e.dial(bob)
 
-	fb.failing.Store(true)
-	m := a.sendOK(bob, "lost on the way", cmid()) // alice's own resync came before the ack
-	// The broker takes publications again: the owed resync goes out on its
-	// next try, to bob's socket on node-1.
-	fb.failing.Store(false)
-	wantResyncThenCatchUp(t, e, b, bob, alice, m.num("seq"))
+			fb.failing.Store(true)
+			m := a.sendOK(bob, "lost on the way", cmid()) // alice's own resync came before the ack
+			// The broker takes publications again: the owed resyncs (alice's
+			// and bob's topics) go out on the next try, to bob's socket on node-1.
+			fb.failing.Store(false)
+			wantResyncThenCatchUp(t, e, b, bob, alice, m.num("seq"))
+		})
+	}
 }
