@@ -250,13 +250,15 @@ func (s *Service) flush(ctx context.Context, b *pubBatch) {
 	b.ps, b.users, b.firsts = b.ps[:0], b.users[:0], b.firsts[:0]
 }
 
-// publishFailed is the answer to a lost publication to userID's topic.
+// publishFailed is the answer to a lost publication to userID's topic:
+// a resync on the user's connections here at once, and owed through the
+// broker to its connections elsewhere.
 func (s *Service) publishFailed(ctx context.Context, userID string, err error) {
 	s.hub.conns.resyncUser(userID)
 	s.owed.add(userID) // and, through the broker, on other nodes (owedresync.go)
 	if now := time.Now().UnixNano(); ctx.Err() == nil && now-s.lastPublishWarn.Load() >= int64(publishFailureLogEvery) {
 		s.lastPublishWarn.Store(now)
-		s.log.Warn("publish failed; the user's local connections get resync", "topic_kind", "user", "err", err)
+		s.log.Warn("publish failed; the user's connections get resync (other nodes' once the broker takes it)", "topic_kind", "user", "err", err)
 	}
 }
 
