@@ -77,18 +77,22 @@ func (o *owedResyncs) take() []string {
 }
 
 // owedResyncLoop publishes the owed resyncs until the service's context
-// ends: on a wake-up, and again every owedRetry while some are refused.
+// ends: on a wake-up, and again owedRetry later while some are refused (no
+// timer runs while nothing is owed).
 func (s *Service) owedResyncLoop() {
-	t := time.NewTicker(owedRetry)
-	defer t.Stop()
+	retry := time.NewTimer(owedRetry)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-s.owed.kick:
-		case <-t.C:
+		case <-retry.C:
 		}
-		s.publishOwed()
+		if s.publishOwed() {
+			retry.Reset(owedRetry)
+		}
 	}
 }
 
@@ -97,11 +101,12 @@ func (s *Service) owedResyncLoop() {
 // first refusal: that user and the ones not tried yet stay owed
 // for the next round (a broker that is down refuses them all, each after
 // up to opTimeout). It does not call publishFailed: the user's local
-// connections had their resync when the gap began.
-func (s *Service) publishOwed() {
+// connections had their resync when the gap began. It reports whether
+// some stay owed.
+func (s *Service) publishOwed() (left bool) {
 	ids := s.owed.take()
 	if len(ids) == 0 {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
 	defer cancel()
@@ -118,12 +123,13 @@ func (s *Service) publishOwed() {
 			}
 		}
 		s.owed.addAll(again)
-		return
+		return len(again) > 0
 	}
 	for i, id := range ids {
 		if err := s.broker.Publish(ctx, pubsub.UserTopic(id), resyncEnvelope); err != nil {
 			s.owed.addAll(ids[i:])
-			return
+			return true
 		}
 	}
+	return false
 }
