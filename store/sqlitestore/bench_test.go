@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"modernc.org/sqlite"
+
 	"github.com/chatd/chatd/store"
 )
 
@@ -43,6 +45,32 @@ func BenchmarkAppendMessage(b *testing.B) {
 		} {
 			b.Run(fmt.Sprintf("sync=%s/%s", sync, c.name), func(b *testing.B) {
 				benchAppend(b, Options{Synchronous: sync}, c.conversations, c.senders, c.rate, 0)
+			})
+		}
+	}
+}
+
+// BenchmarkAppendSyncCall compares the system call that commits a
+// transaction (synchronous FULL): fsync(2), this driver's default, against
+// fdatasync(2), which SQLite's own Linux builds use and modernc.org/sqlite
+// offers process-wide (sqlite.Fdatasync). Run it with the data directory on
+// a real disk (-count runs each variant that many times in a row):
+//
+//	TMPDIR=/var/tmp go test -run xxx -bench AppendSyncCall -benchtime 5000x -count 3 ./store/sqlitestore
+func BenchmarkAppendSyncCall(b *testing.B) {
+	for _, c := range []struct {
+		name                   string
+		conversations, senders int
+		rate                   float64
+	}{{"serial", 1, 1, 0}, {"paced2000", 1000, 128, 2000}} {
+		for _, call := range []string{"fsync", "fdatasync"} {
+			b.Run(c.name+"/"+call, func(b *testing.B) {
+				prev, err := sqlite.Fdatasync(call == "fdatasync")
+				if err != nil {
+					b.Skip(err)
+				}
+				defer func() { _, _ = sqlite.Fdatasync(prev) }()
+				benchAppend(b, Options{}, c.conversations, c.senders, c.rate, 0)
 			})
 		}
 	}
