@@ -157,12 +157,16 @@ type StormReport struct {
 	ServerCPU  float64   `json:"server_cpu_s,omitempty"` // the --server-pid processes' CPU during the storm
 	// ServerCPUPerClientUS is ServerCPU per client, in microseconds.
 	ServerCPUPerClientUS float64 `json:"server_cpu_per_client_us,omitempty"`
+	// ServerCPUByPID is ServerCPU per process, in server_pids' order, when
+	// there are several.
+	ServerCPUByPID []float64 `json:"server_cpu_s_by_pid,omitempty"`
 }
 
 func (r StormResult) report(o Options) StormReport {
 	rep := StormReport{Started: r.Started, URL: o.URL, ServerPIDs: o.ServerPIDs, Clients: r.Clients, Missed: r.Missed, Fanout: r.Fanout,
 		CaughtUp: r.CaughtUp, Duplicates: r.Duplicates, Missing: r.Missing, Failed: r.Failed, Retried503: r.Retries503, FirstError: r.FirstErr,
-		SetupS: r.Setup.Seconds(), AllMS: ms(r.All), P50MS: ms(r.P50), P99MS: ms(r.P99), ServerCPU: r.ServerCPU}
+		SetupS: r.Setup.Seconds(), AllMS: ms(r.All), P50MS: ms(r.P50), P99MS: ms(r.P99), ServerCPU: r.ServerCPU,
+		ServerCPUByPID: r.ServerCPUByPID}
 	if r.Clients > 0 {
 		rep.ServerCPUPerClientUS = 1e6 * r.ServerCPU / float64(r.Clients)
 	}

@@ -228,17 +228,28 @@ const clockTicks = 100
 // readProcs sums readProc over pids (the processes of a split
 // deployment); VmHWM is summed too, so HWMBytes bounds the peaks from above.
 func readProcs(pids []int) (procStats, error) {
+	each, err := readEach(pids)
 	var sum procStats
-	for _, pid := range pids {
-		st, err := readProc(pid)
-		if err != nil {
-			return sum, err
-		}
+	for _, st := range each {
 		sum.CPUSeconds += st.CPUSeconds
 		sum.RSSBytes += st.RSSBytes
 		sum.HWMBytes += st.HWMBytes
 	}
-	return sum, nil
+	return sum, err
+}
+
+// readEach reads each of pids, in their order; on an error it returns
+// what it read before.
+func readEach(pids []int) ([]procStats, error) {
+	out := make([]procStats, 0, len(pids))
+	for _, pid := range pids {
+		st, err := readProc(pid)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }
 
 func readProc(pid int) (procStats, error) {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -79,10 +80,16 @@ func TestIdleReport(t *testing.T) {
 }
 
 func TestStormReport(t *testing.T) {
-	r := StormResult{Clients: 2000, Missed: 10, Fanout: 10, CaughtUp: 2000, All: 1500 * time.Millisecond, ServerCPU: 3}
-	rep := r.report(Options{ServerPIDs: []int{1, 2}})
-	if rep.ServerCPUPerClientUS != 1500 || rep.AllMS != 1500 || rep.Fanout != 10 || len(rep.ServerPIDs) != 2 {
+	r := StormResult{Clients: 2000, Missed: 10, Fanout: 10, CaughtUp: 2000, All: 1500 * time.Millisecond, ServerCPU: 3,
+		ServerCPUByPID: []float64{1, 2}, ServerPIDs: []int{11, 12}}
+	rep := r.report(Options{ServerPIDs: []int{11, 12}})
+	if rep.ServerCPUPerClientUS != 1500 || rep.AllMS != 1500 || rep.Fanout != 10 || len(rep.ServerPIDs) != 2 ||
+		!slices.Equal(rep.ServerCPUByPID, []float64{1, 2}) {
 		t.Fatalf("report %+v", rep)
+	}
+	want := "server: 3.00 CPU s during the storm, 1500 µs per client; by process: pid 11 1.00 s (500 µs per client), pid 12 2.00 s (1000 µs per client)"
+	if s := r.String(); !strings.Contains(s, want) {
+		t.Fatalf("String %q, want it to hold %q", s, want)
 	}
 }
 

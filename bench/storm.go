@@ -46,8 +46,12 @@ type StormResult struct {
 	P50, P99        time.Duration // per-client time to caught up
 	Setup           time.Duration // sign-ups, tokens and the missed messages
 	ServerCPU       float64       // the server's CPU seconds during the storm (--server-pid or --serve)
-	ClientCPU       float64       // bench's own CPU seconds during the storm
-	Profiles        []string      // the server's CPU profiles of the storm (--storm-profile)
+	// ServerCPUByPID is ServerCPU per process, in --server-pid's order,
+	// when there are several (a gateway, its replicas, Redis).
+	ServerCPUByPID []float64
+	ServerPIDs     []int    // the processes of ServerCPUByPID
+	ClientCPU      float64  // bench's own CPU seconds during the storm
+	Profiles       []string // the server's CPU profiles of the storm (--storm-profile)
 	// StoreOps counts the chat service's timed store operations during the
 	// storm, by op (chatd_store_latency_seconds_count on --metrics-url).
 	StoreOps map[string]float64
@@ -60,6 +64,13 @@ func (r StormResult) String() string {
 		r.All.Round(time.Millisecond), r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond))
 	if r.ServerCPU > 0 {
 		s += fmt.Sprintf("\nserver: %.2f CPU s during the storm, %.0f µs per client", r.ServerCPU, 1e6*r.ServerCPU/float64(r.Clients))
+		if len(r.ServerCPUByPID) > 1 && len(r.ServerPIDs) == len(r.ServerCPUByPID) {
+			parts := make([]string, len(r.ServerPIDs))
+			for i, pid := range r.ServerPIDs {
+				parts[i] = fmt.Sprintf("pid %d %.2f s (%.0f µs per client)", pid, r.ServerCPUByPID[i], 1e6*r.ServerCPUByPID[i]/float64(r.Clients))
+			}
+			s += "; by process: " + strings.Join(parts, ", ")
+		}
 	}
 	if r.ClientCPU > 0 {
 		s += fmt.Sprintf("\nbench: %.2f CPU s during the storm, %.0f µs per client", r.ClientCPU, 1e6*r.ClientCPU/float64(r.Clients))
@@ -148,9 +159,9 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 			res.Missing += miss
 		})
 	}
-	var before procStats
+	var before []procStats
 	if len(o.ServerPIDs) > 0 {
-		before, _ = readProcs(o.ServerPIDs)
+		before, _ = readEach(o.ServerPIDs)
 	}
 	self, _ := readProc(os.Getpid())
 	ops0, opsErr := storeOps(ctx, o.MetricsURL)
@@ -165,8 +176,15 @@ func Storm(ctx context.Context, o Options) (StormResult, error) {
 	close(start)
 	wg.Wait()
 	if len(o.ServerPIDs) > 0 {
-		if after, err := readProcs(o.ServerPIDs); err == nil && before.CPUSeconds > 0 {
-			res.ServerCPU = after.CPUSeconds - before.CPUSeconds
+		if after, err := readEach(o.ServerPIDs); err == nil && len(before) == len(after) {
+			by := make([]float64, len(after))
+			for i := range after {
+				by[i] = after[i].CPUSeconds - before[i].CPUSeconds
+				res.ServerCPU += by[i]
+			}
+			if len(by) > 1 {
+				res.ServerCPUByPID, res.ServerPIDs = by, o.ServerPIDs
+			}
 		}
 	}
 	for _, c := range recipients {

@@ -398,6 +398,10 @@ storm_run() {
   measured "$name" "$bench" bench --url "$url_gateway" --storm "$storm" --missed "$missed" --storm-fanout "$fanout" "${prof[@]}" \
     --server-pid "$(pids_of "$@")" --json "$tmp/$name.json"
   curl -s "$ops_gateway/metrics" >"$tmp/$name.metrics.after"
+  # bench's per-process CPU of the storm (in --server-pid's order), named
+  jq -r '(.server_cpu_s_by_pid // []) as $c | [range(0; $c | length) | "\($ARGS.positional[.]) \($c[.] * 100 | round / 100) s (\($c[.] * 1e6 / $clients | round) µs per client)"] | join(", ")' \
+    --argjson clients "$storm" --args "$@" <"$tmp/$name.json" >"$tmp/$name.cpu_by_process.txt"
+  log "$name: server CPU during the storm by process: $(cat "$tmp/$name.cpu_by_process.txt")"
   ejections() { awk '/^chatd_gateway_upstream_ejections_total/ { s += $2 } END { print s + 0 }' "$1"; }
   unhealthy=$(tail -n +"$((gw_log_from + 1))" "$tmp/gateway.log" | grep -c 'upstream unhealthy' || true)
   not_ready=0
@@ -463,6 +467,8 @@ storm_md() {
   echo "## $2"
   echo
   sed -n '/^storm:/,$p' "$tmp/$1.txt"
+  echo
+  echo "server CPU during the storm by process: $(cat "$tmp/$1.cpu_by_process.txt")"
   echo
   jq -r '"gateway during the storm: \(.upstream_unhealthy) upstream unhealthy, \(.ejections) ejections; the nodes logged not ready \(.replica_not_ready_lines) times (whole run)"' "$tmp/$1.health.json"
   echo
