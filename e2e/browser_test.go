@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -793,9 +794,23 @@ func TestBrowserReloadAndLogout(t *testing.T) {
 }
 
 // freeAddr picks a loopback port that is free now, for a node that must
-// come back on the same address.
+// come back on the same address. It picks below the kernel's ephemeral
+// range (from 10000 up), where no bind to port 0 (another test's server, a
+// node's own ops listener) can take it between now and the node's bind
+// (TestFreeAddrOutsideEphemeralRange); only where that range leaves no
+// room below it does it take a port from the kernel.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	const floor = 10000
+	if lo, _, ok := ephemeralRange(); ok && lo > floor+1000 {
+		for range 1000 {
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(floor+rand.IntN(lo-floor)))
+			if l, err := net.Listen("tcp", addr); err == nil {
+				l.Close()
+				return addr
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -9,11 +9,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -160,4 +163,42 @@ func waitReady(t testing.TB, base string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s not ready within 30s", base)
+}
+
+// A node started on freeAddr's port must get it. A port of the kernel's
+// ephemeral range, free when picked and given back, can meanwhile be handed
+// to any listener on port 0, such as the node's own ops listener: in a
+// fresh-clone CI run the auth node of TestChaos/StoreFreeze logged its ops
+// listener on 127.0.0.1:34833 and then "listen on 127.0.0.1:34833
+// (http.addr): bind: address already in use". freeAddr's ports come from
+// below that range, where no bind to port 0 lands.
+func TestFreeAddrOutsideEphemeralRange(t *testing.T) {
+	lo, _, ok := ephemeralRange()
+	if !ok {
+		t.Skip("no /proc/sys/net/ipv4/ip_local_port_range")
+	}
+	for range 50 {
+		_, p, err := net.SplitHostPort(freeAddr(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port, _ := strconv.Atoi(p); port >= lo {
+			t.Fatalf("freeAddr gave port %d, inside the ephemeral range from %d", port, lo)
+		}
+	}
+}
+
+// ephemeralRange is the kernel's range of ports for binds to port 0.
+func ephemeralRange() (lo, hi int, ok bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, false
+	}
+	lo, err1 := strconv.Atoi(f[0])
+	hi, err2 := strconv.Atoi(f[1])
+	return lo, hi, err1 == nil && err2 == nil
 }
