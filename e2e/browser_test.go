@@ -802,7 +802,7 @@ func TestBrowserReloadAndLogout(t *testing.T) {
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	const floor = 10000
-	if lo, _, ok := ephemeralRange(); ok && lo > floor+1000 {
+	if lo, ok := ephemeralLow(); ok && lo > floor+1000 {
 		for range 1000 {
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(floor+rand.IntN(lo-floor)))
 			if l, err := net.Listen("tcp", addr); err == nil {

@@ -173,7 +173,7 @@ func waitReady(t testing.TB, base string) {
 // (http.addr): bind: address already in use". freeAddr's ports come from
 // below that range, where no bind to port 0 lands.
 func TestFreeAddrOutsideEphemeralRange(t *testing.T) {
-	lo, _, ok := ephemeralRange()
+	lo, ok := ephemeralLow()
 	if !ok {
 		t.Skip("no /proc/sys/net/ipv4/ip_local_port_range")
 	}
@@ -188,17 +188,16 @@ func TestFreeAddrOutsideEphemeralRange(t *testing.T) {
 	}
 }
 
-// ephemeralRange is the kernel's range of ports for binds to port 0.
-func ephemeralRange() (lo, hi int, ok bool) {
+// ephemeralLow is the first port of the kernel's range for binds to port 0.
+func ephemeralLow() (int, bool) {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
-		return 0, 0, false
+		return 0, false
 	}
 	f := strings.Fields(string(b))
 	if len(f) != 2 {
-		return 0, 0, false
+		return 0, false
 	}
-	lo, err1 := strconv.Atoi(f[0])
-	hi, err2 := strconv.Atoi(f[1])
-	return lo, hi, err1 == nil && err2 == nil
+	lo, err := strconv.Atoi(f[0])
+	return lo, err == nil
 }
