@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,13 +67,7 @@ func (o *owedResyncs) addAll(ids []string) {
 func (o *owedResyncs) take() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.users) == 0 {
-		return nil
-	}
-	ids := make([]string, 0, len(o.users))
-	for id := range o.users {
-		ids = append(ids, id)
-	}
+	ids := slices.Collect(maps.Keys(o.users))
 	clear(o.users)
 	return ids
 }
